@@ -1,0 +1,95 @@
+# Helpers shared by the rule files: config checks, target lists and input/params functions.
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+PLOTS = ["accuracy", "inference_time", "memory_usage"]
+# The importable code behind each stage: a change to it reruns that stage (and what follows),
+# like a change to the stage's script does.
+CODE_DIR = Path(workflow.basedir) / "scripts" / "glueperf"
+MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.bin", "*.txt", "*.model"]
+
+
+wildcard_constraints:
+    model="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    dataset="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    plot="|".join(PLOTS),
+
+
+def check_references():
+    """Every dataset a model names must be defined under `datasets`."""
+    for model, spec in config["models"].items():
+        for position, dataset in enumerate(spec.get("datasets", [])):
+            if dataset not in config["datasets"]:
+                raise WorkflowError(
+                    f"config key models.{model}.datasets[{position}]: dataset '{dataset}' is "
+                    f"not defined under `datasets` (defined: {sorted(config['datasets'])})"
+                )
+
+
+check_references()
+
+
+def datasets_of(model):
+    return config["models"][model].get("datasets", list(config["datasets"]))
+
+
+def evaluation_pairs():
+    return [(model, dataset) for model in config["models"] for dataset in datasets_of(model)]
+
+
+def metrics_files(wildcards=None):
+    return [f"results/metrics/{model}/{dataset}.csv" for model, dataset in evaluation_pairs()]
+
+
+def final_outputs():
+    return ["results/model_performance.csv"] + expand("results/plots/{plot}.png", plot=PLOTS)
+
+
+def code_files(*modules):
+    return [str(CODE_DIR / module) for module in modules]
+
+
+def is_remote(path):
+    return "://" in path
+
+
+def dataset_path(wildcards):
+    return config["datasets"][wildcards.dataset]["path"]
+
+
+def dataset_file(wildcards):
+    """The local parquet file as an input (so that its changes rerun jobs); none for a URL."""
+    path = dataset_path(wildcards)
+    return [] if is_remote(path) else [path]
+
+
+def dataset_columns(wildcards):
+    spec = config["datasets"][wildcards.dataset]
+    return {"text": spec["text_column"], "label": spec["label_column"]}
+
+
+def dataset_task(wildcards):
+    return config["datasets"][wildcards.dataset]["task"]
+
+
+def model_spec(wildcards):
+    spec = config["models"][wildcards.model]
+    return {"source": spec["source"], "revision": spec["revision"]}
+
+
+def model_files(wildcards):
+    """A local model directory's files as inputs; none for a Hub id (pinned by revision)."""
+    source = Path(config["models"][wildcards.model]["source"])
+    if not source.is_dir():
+        return []
+    return sorted(str(f) for pattern in MODEL_FILE_PATTERNS for f in source.glob(pattern))
+
+
+def evaluation_settings(wildcards):
+    """Top-level `evaluation` with the model's own overrides on top."""
+    overrides = config["models"][wildcards.model].get("evaluation", {})
+    return {**config["evaluation"], **overrides}

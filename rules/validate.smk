@@ -1,0 +1,15 @@
+rule validate_dataset:
+    input:
+        data=dataset_file,
+        code=code_files("validation.py"),
+    output:
+        summary="results/validated/{dataset}.json",
+    params:
+        path=dataset_path,
+        columns=dataset_columns,
+    log:
+        "results/logs/validate_dataset/{dataset}.log",
+    conda:
+        "../envs/validate.yaml"
+    script:
+        "../scripts/validate_dataset.py"

@@ -1,0 +1,13 @@
+"""Rule aggregate_metrics: merge the one-row metrics files into model_performance.csv."""
+
+from glueperf.aggregate import performance_table, read_metrics
+from glueperf.outputs import run_script, write_csv
+
+
+def main(snakemake):
+    table = performance_table(read_metrics(snakemake.input.metrics))
+    write_csv(table, snakemake.output.table)
+
+
+if __name__ == "__main__":
+    run_script(lambda: main(snakemake), snakemake.log[0])  # noqa: F821 (injected by Snakemake)

@@ -1,0 +1,172 @@
+"""One evaluation: a model on a dataset file -> one metrics row and a predictions table.
+
+What the reported figures measure (also in the README):
+- ``inference_time_s`` ("Inference Time (seconds)"): wall-clock seconds from the list of texts to
+  predictions on the host: tokenization plus all forward passes, the device synchronized at both
+  ends. Excludes reading the file, loading the model and one small warm-up batch, each reported
+  on its own (``read_s``, ``model_load_s``, ``warmup_s``). On CUDA, tokenization of the next chunk
+  overlaps the forward passes, so ``tokenize_s`` + ``forward_s`` can exceed it.
+- ``peak_rss_mb`` ("Memory Usage (MB)"): peak resident set size of the evaluation process over
+  its whole life (imports, data, model, inference), in MiB, from the kernel's high-water mark and
+  a 10 ms sampler. GPU memory is reported apart: ``gpu_peak_allocated_mb`` / ``_reserved_mb``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+
+import numpy as np
+import pandas as pd
+
+from glueperf import GlueperfError
+from glueperf.engine import Batching, Engine
+from glueperf.measure import PeakMemory, PhaseTimer, gpu_peaks_mb, reset_gpu_peaks
+from glueperf.metrics import score
+from glueperf.validation import NO_LABEL, load_dataset
+
+log = logging.getLogger(__name__)
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def resolve_device(requested: str = "auto") -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; anything else is used as given."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise GlueperfError(f"evaluation.device is '{requested}' but no CUDA device is visible")
+    return requested
+
+
+def load_model(source: str, revision: str | None, dtype: str, device: str):
+    """Model and tokenizer from a Hub id or a local directory in Hugging Face format."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    if dtype not in DTYPES:
+        raise GlueperfError(f"evaluation.dtype must be one of {DTYPES}, got '{dtype}'")
+    kwargs = {"revision": revision} if revision else {}
+    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source, dtype=getattr(torch, dtype), attn_implementation="sdpa", **kwargs
+    )
+    return model.eval().to(device), tokenizer
+
+
+def warm_up(engine: Engine) -> None:
+    """One tiny batch so that CUDA context, kernels and allocator set-up are not timed."""
+    engine.run(["warm up the kernels", "a second, longer sentence to warm up the kernels"])
+
+
+def evaluate(
+    model_name: str,
+    model_source: str,
+    model_revision: str | None,
+    dataset_name: str,
+    dataset_path: str,
+    task: str,
+    text_column: str = "sentence",
+    label_column: str = "label",
+    device: str = "auto",
+    dtype: str = "float32",
+    batching: Batching | None = None,
+) -> tuple[dict, pd.DataFrame]:
+    """Evaluate and measure; returns (metrics row, predictions table)."""
+    import torch
+    import transformers
+
+    batching = batching or Batching()
+    device = resolve_device(device)
+    timer = PhaseTimer(device)
+    with PeakMemory() as memory:
+        with timer.phase("read_s"):
+            texts, labels, idx = load_dataset(dataset_path, text_column, label_column)
+        reset_gpu_peaks(device)
+        with timer.phase("model_load_s"):
+            model, tokenizer = load_model(model_source, model_revision, dtype, device)
+        n_classes = model.config.num_labels
+        check_labels_fit(labels, n_classes, dataset_path, label_column, model_source)
+        limit = getattr(model.config, "max_position_embeddings", None) or batching.max_length
+        batching = Batching(**{**asdict(batching), "max_length": min(batching.max_length, limit)})
+        engine = Engine(model, tokenizer, device, batching)
+        with timer.phase("warmup_s"):
+            warm_up(engine)
+        with timer.phase("inference_time_s"):
+            result = engine.run(texts)
+        gpu_allocated_mb, gpu_reserved_mb = gpu_peaks_mb(device)
+    seconds = timer.seconds
+    forward_s = seconds["inference_time_s"] - (0.0 if engine.overlap else result.tokenize_s)
+    row = {
+        "model": model_name,
+        "dataset": dataset_name,
+        "task": task,
+        "n_rows": len(texts),
+        **score(labels, result.predictions, n_classes),
+        "inference_time_s": seconds["inference_time_s"],
+        "tokenize_s": result.tokenize_s,
+        "forward_s": forward_s,
+        "model_load_s": seconds["model_load_s"],
+        "read_s": seconds["read_s"],
+        "warmup_s": seconds["warmup_s"],
+        "throughput_eps": len(texts) / seconds["inference_time_s"],
+        "peak_rss_mb": memory.peak_rss_mb,
+        "gpu_peak_allocated_mb": gpu_allocated_mb,
+        "gpu_peak_reserved_mb": gpu_reserved_mb,
+        "n_tokens": int(result.token_counts.sum()),
+        "padded_tokens": result.padded_tokens,
+        "n_truncated": result.n_truncated,
+        "n_batches": result.n_batches,
+        "oom_retries": result.oom_retries,
+        "device": device,
+        "device_name": device_name(device),
+        "dtype": dtype,
+        "batch_tokens": batching.batch_tokens,
+        "batch_tokens_final": result.batch_tokens,
+        "max_batch_size": batching.max_batch_size,
+        "max_length": batching.max_length,
+        "torch_version": torch.__version__,
+        "transformers_version": transformers.__version__,
+        "model_source": model_source,
+        "model_revision": model_revision or "",
+        "dataset_path": str(dataset_path),
+    }
+    predictions = pd.DataFrame(
+        {
+            "idx": idx,
+            "label": labels,
+            "prediction": result.predictions,
+            "probability": result.probabilities,
+            "n_tokens": result.token_counts,
+        }
+    )
+    return row, predictions
+
+
+def check_labels_fit(labels, n_classes: int, path, column: str, model_source: str) -> None:
+    """Every label must be a class the model can predict (or -1)."""
+    labeled = labels != NO_LABEL
+    outside = np.flatnonzero(labeled & (labels >= n_classes))
+    if len(outside):
+        from glueperf.validation import DatasetError
+
+        values = sorted(set(labels[outside].tolist()))
+        raise DatasetError(
+            path,
+            f"labels {values[:10]} are outside the {n_classes} classes of model "
+            f"'{model_source}' (ids 0..{n_classes - 1})",
+            column=column,
+            rows=outside,
+        )
+
+
+def device_name(device: str) -> str:
+    import platform
+
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()

@@ -1,0 +1,74 @@
+"""Writing results safely, and the common frame of the pipeline's scripts.
+
+Every output is written to a temporary file beside its target and renamed into place, so a job
+killed at any moment leaves either the whole file or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from glueperf import GlueperfError
+
+
+@contextmanager
+def atomic_path(target):
+    """Yield a temporary path next to ``target``; on success rename it to ``target``."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_csv(frame, target) -> None:
+    with atomic_path(target) as path:
+        frame.to_csv(path, index=False)
+
+
+def write_parquet(frame, target) -> None:
+    with atomic_path(target) as path:
+        frame.to_parquet(path, index=False)
+
+
+def write_json(data, target) -> None:
+    with atomic_path(target) as path:
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def run_script(main, log_path=None) -> None:
+    """Run a script's ``main()`` with stderr in the rule's log and input errors made clear.
+
+    A GlueperfError (bad data, model or config) becomes one line naming what is wrong, on stderr
+    and in the log, and exit status 1; anything else keeps its traceback.
+    """
+    log_stream = open(log_path, "w") if log_path else None
+    console = sys.stderr
+    if log_stream is not None:
+        sys.stderr = log_stream
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
+    try:
+        main()
+    except GlueperfError as error:
+        message = f"glueperf error: {error}"
+        logging.getLogger("glueperf").error(message)
+        if log_stream is not None:
+            print(message, file=console)
+        sys.exit(1)
+    finally:
+        if log_stream is not None:
+            sys.stderr = console
+            log_stream.close()

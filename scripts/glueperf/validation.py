@@ -1,0 +1,173 @@
+"""Checks that a GLUE-style parquet file can be evaluated, before any model is loaded."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from glueperf import GlueperfError
+
+NO_LABEL = -1
+IDX_COLUMN = "idx"
+# How many offending rows an error message lists before it says "and N more".
+ROWS_SHOWN = 10
+
+
+class DatasetError(GlueperfError):
+    """A dataset file that cannot be evaluated; the message names the file, column and rows."""
+
+    def __init__(self, path, message, column=None, rows=None):
+        where = f"{path}"
+        if column is not None:
+            where += f", column '{column}'"
+        text = f"{where}: {message}"
+        if rows is not None and len(rows):
+            text += f" (rows {describe_rows(rows)})"
+        super().__init__(text)
+        self.path, self.column, self.rows = str(path), column, rows
+
+
+def describe_rows(rows) -> str:
+    """'3, 7, 12' or '3, 7, 12, ... and 40 more' for 0-based row numbers."""
+    rows = [int(r) for r in rows]
+    shown = ", ".join(str(r) for r in rows[:ROWS_SHOWN])
+    if len(rows) > ROWS_SHOWN:
+        shown += f", ... and {len(rows) - ROWS_SHOWN} more"
+    return shown
+
+
+def is_remote(path: str) -> bool:
+    return "://" in str(path)
+
+
+def sha256_of(path) -> str | None:
+    """The file's sha256, or None for a remote path (hashed once fetched, see issue 5)."""
+    if is_remote(path):
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_table(path, columns=None) -> pa.Table:
+    """Read a parquet file (local or any fsspec URL such as hf://) or raise DatasetError."""
+    try:
+        if is_remote(path):
+            import fsspec
+
+            with fsspec.open(path, "rb") as stream:
+                return pq.read_table(stream, columns=columns)
+        if not Path(path).is_file():
+            raise DatasetError(path, "file not found")
+        return pq.read_table(path, columns=columns)
+    except DatasetError:
+        raise
+    except (pa.ArrowException, OSError) as error:
+        raise DatasetError(path, f"not a readable parquet file ({error})") from error
+
+
+def load_dataset(path, text_column="sentence", label_column="label"):
+    """Texts, labels and idx of a dataset file, after every check in ``validate_table``."""
+    table = read_table(path)
+    validate_table(table, path, text_column, label_column)
+    texts = table.column(text_column).to_pylist()
+    labels = table.column(label_column).to_numpy().astype(np.int64)
+    if IDX_COLUMN in table.column_names:
+        idx = table.column(IDX_COLUMN).to_numpy().astype(np.int64)
+    else:
+        idx = np.arange(len(texts), dtype=np.int64)
+    return texts, labels, idx
+
+
+def validate_table(table: pa.Table, path, text_column: str, label_column: str) -> None:
+    """Raise DatasetError for the first problem found; return None when the table is usable."""
+    missing = [c for c in (text_column, label_column) if c not in table.column_names]
+    if missing:
+        raise DatasetError(
+            path,
+            f"required column(s) {missing} missing; the file has {table.column_names}. "
+            "Set text_column / label_column for this dataset in the config.",
+        )
+    if table.num_rows == 0:
+        raise DatasetError(path, "no rows")
+    _check_texts(table.column(text_column), path, text_column)
+    _check_labels(table.column(label_column), path, label_column)
+    if IDX_COLUMN in table.column_names:
+        _check_idx(table.column(IDX_COLUMN), path)
+
+
+def _check_texts(column: pa.ChunkedArray, path, name: str) -> None:
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        raise DatasetError(path, f"text must be strings, found type {column.type}", column=name)
+    values = column.to_pandas()
+    null_rows = np.flatnonzero(values.isna().to_numpy())
+    if len(null_rows):
+        raise DatasetError(path, "text is null", column=name, rows=null_rows)
+    empty_rows = np.flatnonzero((values.str.strip() == "").to_numpy())
+    if len(empty_rows):
+        raise DatasetError(path, "text is empty or only whitespace", column=name, rows=empty_rows)
+
+
+def _check_labels(column: pa.ChunkedArray, path, name: str) -> None:
+    if not pa.types.is_integer(column.type):
+        raise DatasetError(
+            path, f"labels must be integers (-1 = no label), found type {column.type}", column=name
+        )
+    values = column.to_pandas()
+    null_rows = np.flatnonzero(values.isna().to_numpy())
+    if len(null_rows):
+        raise DatasetError(path, "label is null", column=name, rows=null_rows)
+    bad_rows = np.flatnonzero((values < NO_LABEL).to_numpy())
+    if len(bad_rows):
+        values_shown = sorted(set(values.iloc[bad_rows].tolist()))[:ROWS_SHOWN]
+        raise DatasetError(
+            path,
+            f"labels must be class ids >= 0 or -1 for no label, found {values_shown}",
+            column=name,
+            rows=bad_rows,
+        )
+
+
+def _check_idx(column: pa.ChunkedArray, path) -> None:
+    if not pa.types.is_integer(column.type):
+        raise DatasetError(path, f"idx must be integers, found type {column.type}", IDX_COLUMN)
+    values = column.to_pandas()
+    null_rows = np.flatnonzero(values.isna().to_numpy())
+    if len(null_rows):
+        raise DatasetError(path, "idx is null", column=IDX_COLUMN, rows=null_rows)
+    duplicate_rows = np.flatnonzero(values.duplicated(keep=False).to_numpy())
+    if len(duplicate_rows):
+        raise DatasetError(path, "idx values are not unique", column=IDX_COLUMN, rows=duplicate_rows)
+
+
+def summarize(path, text_column="sentence", label_column="label") -> dict:
+    """Validate a dataset file and describe it: the content of ``results/validated/{dataset}.json``."""
+    table = read_table(path)
+    validate_table(table, path, text_column, label_column)
+    labels = pd.Series(table.column(label_column).to_numpy())
+    counts = labels.value_counts().sort_index()
+    return {
+        "path": str(path),
+        "sha256": sha256_of(path),
+        "text_column": text_column,
+        "label_column": label_column,
+        "n_rows": table.num_rows,
+        "n_labeled": int((labels != NO_LABEL).sum()),
+        "label_counts": {str(label): int(n) for label, n in counts.items()},
+        "has_idx": IDX_COLUMN in table.column_names,
+        "checks_passed": [
+            "readable parquet",
+            "required columns present",
+            "at least one row",
+            "text: non-null, non-empty strings",
+            "labels: integers, -1 = no label",
+            "idx: unique integers (when present)",
+        ],
+    }

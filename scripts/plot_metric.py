@@ -1,0 +1,15 @@
+"""Rule plot_metric: one bar chart (accuracy, inference time or memory usage)."""
+
+import pandas as pd
+
+from glueperf.outputs import run_script
+from glueperf.plotting import plot_one
+
+
+def main(snakemake):
+    table = pd.read_csv(snakemake.input.table)
+    plot_one(table, snakemake.wildcards.plot, snakemake.output.plot)
+
+
+if __name__ == "__main__":
+    run_script(lambda: main(snakemake), snakemake.log[0])  # noqa: F821 (injected by Snakemake)
