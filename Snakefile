@@ -9,6 +9,14 @@ configfile: "config.yaml"
 
 
 include: "rules/common.smk"
+
+
+wildcard_constraints:
+    model=NAME_PATTERN,
+    dataset=NAME_PATTERN,
+    plot="|".join(PLOTS),
+
+
 include: "rules/validate.smk"
 include: "rules/evaluate.smk"
 include: "rules/aggregate.smk"
@@ -16,6 +24,6 @@ include: "rules/plot.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
-    default_target: True

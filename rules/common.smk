@@ -1,4 +1,4 @@
-# Helpers shared by the rule files: config checks, target lists and input/params functions.
+# Helpers for the stage files: config checks, target lists and input/params functions.
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -12,11 +12,8 @@ PLOTS = ["accuracy", "inference_time", "memory_usage"]
 CODE_DIR = Path(workflow.basedir) / "scripts" / "glueperf"
 MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.bin", "*.txt", "*.model"]
 
-
-wildcard_constraints:
-    model="[A-Za-z0-9][A-Za-z0-9_.-]*",
-    dataset="[A-Za-z0-9][A-Za-z0-9_.-]*",
-    plot="|".join(PLOTS),
+# Names as the schema allows them: no '/' so that a name is one path component.
+NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]*"
 
 
 def check_references():
@@ -38,15 +35,22 @@ def datasets_of(model):
 
 
 def evaluation_pairs():
-    return [(model, dataset) for model in config["models"] for dataset in datasets_of(model)]
+    return [
+        (model, dataset) for model in config["models"] for dataset in datasets_of(model)
+    ]
 
 
 def metrics_files(wildcards=None):
-    return [f"results/metrics/{model}/{dataset}.csv" for model, dataset in evaluation_pairs()]
+    return [
+        f"results/metrics/{model}/{dataset}.csv"
+        for model, dataset in evaluation_pairs()
+    ]
 
 
 def final_outputs():
-    return ["results/model_performance.csv"] + expand("results/plots/{plot}.png", plot=PLOTS)
+    return ["results/model_performance.csv"] + expand(
+        "results/plots/{plot}.png", plot=PLOTS
+    )
 
 
 def code_files(*modules):
@@ -86,7 +90,9 @@ def model_files(wildcards):
     source = Path(config["models"][wildcards.model]["source"])
     if not source.is_dir():
         return []
-    return sorted(str(f) for pattern in MODEL_FILE_PATTERNS for f in source.glob(pattern))
+    return sorted(
+        str(f) for pattern in MODEL_FILE_PATTERNS for f in source.glob(pattern)
+    )
 
 
 def evaluation_settings(wildcards):

@@ -7,20 +7,20 @@ rule evaluate_model:
     output:
         metrics="results/metrics/{model}/{dataset}.csv",
         predictions="results/predictions/{model}/{dataset}.parquet",
+    log:
+        "results/logs/evaluate_model/{model}/{dataset}.log",
+    benchmark:
+        "results/benchmarks/evaluate_model/{model}/{dataset}.tsv"
+    conda:
+        "../envs/evaluate.yaml"
+    threads: 8
+    resources:
+        gpu=1,
     params:
         model=model_spec,
         path=dataset_path,
         columns=dataset_columns,
         task=dataset_task,
         settings=evaluation_settings,
-    log:
-        "results/logs/evaluate_model/{model}/{dataset}.log",
-    benchmark:
-        "results/benchmarks/evaluate_model/{model}/{dataset}.tsv"
-    threads: 8
-    resources:
-        gpu=1,
-    conda:
-        "../envs/evaluate.yaml"
     script:
         "../scripts/evaluate_model.py"

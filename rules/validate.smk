@@ -4,12 +4,12 @@ rule validate_dataset:
         code=code_files("validation.py"),
     output:
         summary="results/validated/{dataset}.json",
-    params:
-        path=dataset_path,
-        columns=dataset_columns,
     log:
         "results/logs/validate_dataset/{dataset}.log",
     conda:
         "../envs/validate.yaml"
+    params:
+        path=dataset_path,
+        columns=dataset_columns,
     script:
         "../scripts/validate_dataset.py"

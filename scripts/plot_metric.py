@@ -1,7 +1,6 @@
 """Rule plot_metric: one bar chart (accuracy, inference time or memory usage)."""
 
 import pandas as pd
-
 from glueperf.outputs import run_script
 from glueperf.plotting import plot_one
 

@@ -22,7 +22,9 @@ def read_metrics(paths) -> pd.DataFrame:
     for path in paths:
         frame = pd.read_csv(path)
         if len(frame) != 1:
-            raise GlueperfError(f"{path}: a metrics file must hold exactly one row, found {len(frame)}")
+            raise GlueperfError(
+                f"{path}: a metrics file must hold exactly one row, found {len(frame)}"
+            )
         frames.append(frame)
     if not frames:
         raise GlueperfError("no metrics files to aggregate")

@@ -36,7 +36,7 @@ MIN_LENGTH_RATIO = 0.75
 
 @dataclass
 class Batching:
-    """How sentences are grouped: padded tokens per batch, sentences per batch, tokens per sentence."""
+    """How sentences are grouped: padded tokens and sentences per batch, tokens per sentence."""
 
     batch_tokens: int = 16384
     max_batch_size: int = 1024
@@ -84,7 +84,8 @@ class ChunkTokenizer:
             return ids, n_truncated
         ids = self._tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
         full_lengths = self._tokenizer(
-            [t for t, i in zip(texts, ids) if len(i) == self.max_length], truncation=False
+            [t for t, i in zip(texts, ids, strict=True) if len(i) == self.max_length],
+            truncation=False,
         )["input_ids"]
         return ids, sum(1 for i in full_lengths if len(i) > self.max_length)
 
@@ -231,7 +232,9 @@ class Engine:
             if done_positions:
                 positions = np.concatenate(done_positions)
                 result.predictions[positions] = torch.cat(device_predictions).cpu().numpy()
-                result.probabilities[positions] = torch.cat(device_probabilities).float().cpu().numpy()
+                result.probabilities[positions] = (
+                    torch.cat(device_probabilities).float().cpu().numpy()
+                )
         result.tokenize_s = timing["tokenize_s"]
         return result
 
@@ -257,11 +260,17 @@ class Engine:
             result.notes.append(message)
             lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
             for piece in plan_batches(
-                lengths, result.batch_tokens, max(1, min(len(ids) // 2, self.batching.max_batch_size))
+                lengths,
+                result.batch_tokens,
+                max(1, min(len(ids) // 2, self.batching.max_batch_size)),
             ):
                 self._run_batch(
-                    [ids[i] for i in piece], positions[piece], result, done_positions,
-                    predictions, probabilities,
+                    [ids[i] for i in piece],
+                    positions[piece],
+                    result,
+                    done_positions,
+                    predictions,
+                    probabilities,
                 )
             return
         result.n_batches += 1

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
 
 from glueperf import GlueperfError
@@ -22,7 +22,9 @@ def atomic_path(target):
     """Yield a temporary path next to ``target``; on success rename it to ``target``."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    handle, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
     os.close(handle)
     try:
         yield Path(temporary)
@@ -47,28 +49,24 @@ def write_json(data, target) -> None:
         path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def run_script(main, log_path=None) -> None:
+def run_script(main, log_path) -> None:
     """Run a script's ``main()`` with stderr in the rule's log and input errors made clear.
 
-    A GlueperfError (bad data, model or config) becomes one line naming what is wrong, on stderr
-    and in the log, and exit status 1; anything else keeps its traceback.
+    A GlueperfError (bad data, model or config) becomes one line naming what is wrong, in the log
+    and on the console, and exit status 1; anything else keeps its traceback (in the log).
     """
-    log_stream = open(log_path, "w") if log_path else None
     console = sys.stderr
-    if log_stream is not None:
-        sys.stderr = log_stream
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )
-    try:
-        main()
-    except GlueperfError as error:
-        message = f"glueperf error: {error}"
-        logging.getLogger("glueperf").error(message)
-        if log_stream is not None:
+    with open(log_path, "w") as log_stream, redirect_stderr(log_stream):
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=log_stream,
+            force=True,
+        )
+        try:
+            main()
+        except GlueperfError as error:
+            message = f"glueperf error: {error}"
+            logging.getLogger("glueperf").error(message)
             print(message, file=console)
-        sys.exit(1)
-    finally:
-        if log_stream is not None:
-            sys.stderr = console
-            log_stream.close()
+            sys.exit(1)

@@ -40,13 +40,16 @@ PLOTS = {
 LOG_SCALE_RATIO = 100
 
 
-def grouped_bars(table: pd.DataFrame, column: str, ylabel: str, title: str, value_format: str,
-                 interval=None):
+def grouped_bars(
+    table: pd.DataFrame, column: str, ylabel: str, title: str, value_format: str, interval=None
+):
     """A figure with one group of bars per dataset and one bar per model, values written on top."""
     datasets = list(dict.fromkeys(table["Dataset"]))
     models = list(dict.fromkeys(table["Model"]))
     width = 0.8 / len(models)
-    figure, axes = plt.subplots(figsize=(max(6.0, 1.2 * len(datasets) * max(1, len(models)) + 2), 5))
+    figure, axes = plt.subplots(
+        figsize=(max(6.0, 1.2 * len(datasets) * max(1, len(models)) + 2), 5)
+    )
     positions = np.arange(len(datasets))
     for number, model in enumerate(models):
         rows = table[table["Model"] == model].set_index("Dataset").reindex(datasets)
@@ -63,8 +66,12 @@ def grouped_bars(table: pd.DataFrame, column: str, ylabel: str, title: str, valu
     finite = finite[finite > 0]
     if len(finite) and finite.max() / finite.min() >= LOG_SCALE_RATIO:
         axes.set_yscale("log")
-    axes.set_xticks(positions, datasets, rotation=30 if len(datasets) > 3 else 0, ha="right"
-                    if len(datasets) > 3 else "center")
+    axes.set_xticks(
+        positions,
+        datasets,
+        rotation=30 if len(datasets) > 3 else 0,
+        ha="right" if len(datasets) > 3 else "center",
+    )
     axes.set_xlabel("Dataset")
     axes.set_ylabel(ylabel)
     axes.set_title(title)

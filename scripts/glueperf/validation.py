@@ -144,11 +144,13 @@ def _check_idx(column: pa.ChunkedArray, path) -> None:
         raise DatasetError(path, "idx is null", column=IDX_COLUMN, rows=null_rows)
     duplicate_rows = np.flatnonzero(values.duplicated(keep=False).to_numpy())
     if len(duplicate_rows):
-        raise DatasetError(path, "idx values are not unique", column=IDX_COLUMN, rows=duplicate_rows)
+        raise DatasetError(
+            path, "idx values are not unique", column=IDX_COLUMN, rows=duplicate_rows
+        )
 
 
 def summarize(path, text_column="sentence", label_column="label") -> dict:
-    """Validate a dataset file and describe it: the content of ``results/validated/{dataset}.json``."""
+    """Validate a dataset file and describe it (the content of results/validated/{dataset}.json)."""
     table = read_table(path)
     validate_table(table, path, text_column, label_column)
     labels = pd.Series(table.column(label_column).to_numpy())

@@ -1,0 +1,141 @@
+"""Shared fixtures: paths to ../shared, a tiny model built on the spot, and a workflow runner."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+sys.path.insert(0, str(REPO / "scripts"))
+
+# What a workflow copy needs from the repository (results/ and caches are left behind).
+WORKFLOW_PARTS = ["Snakefile", "rules", "scripts", "schemas", "envs", "profiles", "config.yaml"]
+
+requires_shared = pytest.mark.skipif(
+    not (SHARED / "data" / "glue").is_dir(),
+    reason=f"needs the shared GLUE data and model at {SHARED} (not present on this machine)",
+)
+
+WORDS = (
+    "good great fine nice happy love bad awful poor sad hate terrible movie film plot actors "
+    "the a was is very not it this and of story"
+).split()
+
+
+def build_tiny_model(directory: Path, num_labels: int = 2, max_position_embeddings: int = 64):
+    """A random-weight BERT classifier with a real WordPiece tokenizer, saved in HF format."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = {token: i for i, token in enumerate(specials + WORDS + ["##s", "##ed", "##ing"])}
+    backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=max_position_embeddings,
+    )
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=max_position_embeddings,
+        num_labels=num_labels,
+    )
+    model = BertForSequenceClassification(config).eval()
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def make_sentences(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=rng.integers(1, 20))) for _ in range(n)]
+
+
+def write_dataset(path: Path, n: int = 40, seed: int = 0, labeled: bool = True, **columns):
+    """A GLUE-style parquet file: sentence (string), label (int64), idx (int32)."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "sentence": make_sentences(n, seed),
+            "label": rng.integers(0, 2, n) if labeled else np.full(n, -1),
+            "idx": np.arange(n, dtype=np.int32),
+        }
+    )
+    for name, values in columns.items():
+        frame[name] = values
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+class Workflow:
+    """A copy of the pipeline in a temporary directory, with its own config.yaml."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        for part in WORKFLOW_PARTS:
+            source = REPO / part
+            if source.is_dir():
+                shutil.copytree(source, root / part, ignore=shutil.ignore_patterns("__pycache__"))
+            elif source.exists():
+                shutil.copy2(source, root / part)
+
+    def write_config(self, config: dict) -> None:
+        (self.root / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def snakemake(self, *args, check=True, timeout=900) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "snakemake", "--cores", "1", *args]
+        result = subprocess.run(
+            command, cwd=self.root, capture_output=True, text=True, timeout=timeout
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(command)} failed ({result.returncode}):\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def planned_jobs(self) -> dict[str, int]:
+        """Rule name -> number of jobs a dry run would execute (``all`` left out)."""
+        out = self.snakemake("-n", "--quiet", "rules").stdout
+        jobs = {}
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("all", "total", "job"):
+                jobs[parts[0]] = int(parts[1])
+        return jobs
+
+
+@pytest.fixture
+def workflow(tmp_path) -> Workflow:
+    return Workflow(tmp_path / "workflow")
