@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# All GPU work of one benchmarking session (see BENCHMARKS.md). Run from the repository root on
+# the GPU machine, with .carry/ holding: wheels/ (snakemake for the machine's Python),
+# models/minilm-sst2/, data/{sst2,cola}/*.parquet. PART selects what runs: loops | pipeline.
+set -u
+PART=${1:-loops}
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=true
+C=.carry
+step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
+
+step environment
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c 'import torch, transformers, tokenizers, sys; print(sys.version.split()[0], torch.__version__, transformers.__version__, tokenizers.__version__, torch.cuda.get_device_name())'
+nproc
+
+if [ "$PART" = loops ]; then
+  step smoke: all loops on 2000 validation+train texts
+  python3 bench/compare_loops.py --model $C/models/minilm-sst2 --data $C/data/sst2/validation.parquet \
+    --repeats 1 --limit 2000 || echo "SMOKE FAILED"
+
+  step twin on SST-2 train, all loops, 3 repeats
+  python3 bench/compare_loops.py --model $C/models/minilm-sst2 --twin --data $C/data/sst2/train.parquet \
+    --repeats 3 --json "$OUT/twin_train.json"
+
+  for budget in 8192 32768 65536; do
+    step twin, engine only, batch_tokens=$budget
+    python3 bench/compare_loops.py --model $C/models/minilm-sst2 --twin --data $C/data/sst2/train.parquet \
+      --repeats 3 --skip a b tokenizer --batch-tokens $budget --max-batch-size 4096
+  done
+fi
+
+if [ "$PART" = pipeline ]; then
+  step minilm-sst2 on SST-2 validation and train: agreement and bf16 flips
+  python3 bench/compare_loops.py --model $C/models/minilm-sst2 --repeats 1 --skip tokenizer forward \
+    --data $C/data/sst2/validation.parquet $C/data/sst2/train.parquet --json "$OUT/minilm.json"
+
+  step pipeline: default experiment with the twin, from an empty results/
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $C/wheels/*.whl || exit 1
+  export PYTHONPATH=/tmp/site
+  python3 bench/save_twin.py $C/models/minilm-sst2 /tmp/twin
+  sed -e "s#distilbert/distilbert-base-uncased-finetuned-sst-2-english#/tmp/twin#" \
+      -e "s#hf://datasets/nyu-mll/glue/\(sst2\|cola\)/\([a-z]*\)-00000-of-00001.parquet#$C/data/\1/\2.parquet#" \
+      config.yaml > /tmp/gpu_config.yaml
+  grep -E "source|path" /tmp/gpu_config.yaml
+  rm -rf results .snakemake
+  start=$(date +%s.%N)
+  python3 -m snakemake --cores 1 --configfile /tmp/gpu_config.yaml --scheduler greedy -q || echo "PIPELINE FAILED"
+  end=$(date +%s.%N)
+  echo "full run wall seconds: $(echo "$end - $start" | bc)"
+  for f in results/benchmarks/evaluate_model/*/*.tsv; do echo "$f"; cat "$f"; done
+  cat results/logs/evaluate_model/*/*.log | tail -n 30
+  start=$(date +%s.%N)
+  python3 -m snakemake --cores 1 --configfile /tmp/gpu_config.yaml --scheduler greedy -q
+  end=$(date +%s.%N)
+  echo "no-op rerun wall seconds: $(echo "$end - $start" | bc)"
+  cp results/model_performance.csv "$OUT/" 2>/dev/null
+  cp results/plots/*.png "$OUT/" 2>/dev/null
+fi
