@@ -8,6 +8,7 @@ OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=true
 C=.carry
+now() { python3 -c "import time; print(time.time())"; }
 step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
 
 step environment
@@ -45,16 +46,16 @@ if [ "$PART" = pipeline ]; then
       config.yaml > /tmp/gpu_config.yaml
   grep -E "source|path" /tmp/gpu_config.yaml
   rm -rf results .snakemake
-  start=$(date +%s.%N)
+  start=$(now)
   python3 -m snakemake --cores 1 --configfile /tmp/gpu_config.yaml --scheduler greedy -q || echo "PIPELINE FAILED"
-  end=$(date +%s.%N)
-  echo "full run wall seconds: $(echo "$end - $start" | bc)"
+  end=$(now)
+  echo "full run wall seconds: $(python3 -c "print(round($end - $start, 2))")"
   for f in results/benchmarks/evaluate_model/*/*.tsv; do echo "$f"; cat "$f"; done
   cat results/logs/evaluate_model/*/*.log | tail -n 30
-  start=$(date +%s.%N)
+  start=$(now)
   python3 -m snakemake --cores 1 --configfile /tmp/gpu_config.yaml --scheduler greedy -q
-  end=$(date +%s.%N)
-  echo "no-op rerun wall seconds: $(echo "$end - $start" | bc)"
+  end=$(now)
+  echo "no-op rerun wall seconds: $(python3 -c "print(round($end - $start, 2))")"
   cp results/model_performance.csv "$OUT/" 2>/dev/null
   cp results/plots/*.png "$OUT/" 2>/dev/null
 fi
