@@ -48,7 +48,10 @@ def load_model(source: str, revision: str | None, dtype: str, device: str):
 
     if dtype not in DTYPES:
         raise GlueperfError(f"evaluation.dtype must be one of {DTYPES}, got '{dtype}'")
-    kwargs = {"revision": revision} if revision else {}
+    from pathlib import Path
+
+    # A revision names a Hub commit; a local directory is used as it is.
+    kwargs = {"revision": revision} if revision and not Path(source).is_dir() else {}
     tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     model = AutoModelForSequenceClassification.from_pretrained(
         source, dtype=getattr(torch, dtype), attn_implementation="sdpa", **kwargs
