@@ -23,7 +23,19 @@ include: "rules/aggregate.smk"
 include: "rules/plot.smk"
 
 
+# Rules that run where Snakemake runs, never on a cluster node (seconds of work each; see
+# profiles/slurm). A local run is not affected.
+localrules:
+    validate_dataset,
+    aggregate_metrics,
+    plot_metric,
+
+
 rule all:
     default_target: True
     input:
         final_outputs(),
+
+
+onsuccess:
+    print(where_results_are())

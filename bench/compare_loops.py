@@ -121,8 +121,9 @@ def benchmark(args, data_path: str) -> dict:
 
         model_bf16 = copy.deepcopy(model).to(torch.bfloat16)
         runs["d"] = lambda: Engine(model_bf16, tokenizer, device, batching).run(texts).predictions
-    for warm in ("c", "forward"):  # CUDA context, cuBLAS handles, allocator: not what we time
-        runs[warm]()
+    for warm in ("c", "d", "forward"):  # CUDA context, kernels, allocator: not what we time
+        if warm in runs:
+            runs[warm]()
     results = {}
     for name in [n for n in (*LOOPS, "tokenizer", "forward") if n in runs and n not in args.skip]:
         seconds, peaks, predictions = [], [], None

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # All GPU work of one benchmarking session (see BENCHMARKS.md). Run from the repository root on
 # the GPU machine, with .carry/ holding: wheels/ (snakemake for the machine's Python),
-# models/minilm-sst2/, data/{sst2,cola}/*.parquet. PART selects what runs: loops | pipeline.
+# models/minilm-sst2/, data/{sst2,cola}/*.parquet. PART selects what runs: sweep | final.
 set -u
-PART=${1:-loops}
+PART=${1:-final}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=true
@@ -16,27 +16,15 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c 'import torch, transformers, tokenizers, sys; print(sys.version.split()[0], torch.__version__, transformers.__version__, tokenizers.__version__, torch.cuda.get_device_name())'
 nproc
 
-if [ "$PART" = loops ]; then
-  step smoke: all loops on 2000 validation+train texts
-  python3 bench/compare_loops.py --model $C/models/minilm-sst2 --data $C/data/sst2/validation.parquet \
-    --repeats 1 --limit 2000 || echo "SMOKE FAILED"
-
-  step twin on SST-2 train, all loops, 3 repeats
-  python3 bench/compare_loops.py --model $C/models/minilm-sst2 --twin --data $C/data/sst2/train.parquet \
-    --repeats 3 --json "$OUT/twin_train.json"
-
-  for budget in 8192 32768 65536; do
+if [ "$PART" = sweep ]; then
+  for budget in 8192 16384 32768 65536; do
     step twin, engine only, batch_tokens=$budget
     python3 bench/compare_loops.py --model $C/models/minilm-sst2 --twin --data $C/data/sst2/train.parquet \
       --repeats 3 --skip a b tokenizer --batch-tokens $budget --max-batch-size 4096
   done
 fi
 
-if [ "$PART" = pipeline ]; then
-  step minilm-sst2 on SST-2 validation and train: agreement and bf16 flips
-  python3 bench/compare_loops.py --model $C/models/minilm-sst2 --repeats 1 --skip tokenizer forward \
-    --data $C/data/sst2/validation.parquet $C/data/sst2/train.parquet --json "$OUT/minilm.json"
-
+if [ "$PART" = final ]; then
   step pipeline: default experiment with the twin, from an empty results/
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $C/wheels/*.whl || exit 1
   export PYTHONPATH=/tmp/site
@@ -58,4 +46,13 @@ if [ "$PART" = pipeline ]; then
   echo "no-op rerun wall seconds: $(python3 -c "print(round($end - $start, 2))")"
   cp results/model_performance.csv "$OUT/" 2>/dev/null
   cp results/plots/*.png "$OUT/" 2>/dev/null
+  unset PYTHONPATH
+
+  step minilm-sst2 on SST-2 validation and train: agreement and bf16 flips
+  python3 bench/compare_loops.py --model $C/models/minilm-sst2 --repeats 1 --skip tokenizer forward \
+    --data $C/data/sst2/validation.parquet $C/data/sst2/train.parquet --json "$OUT/minilm.json"
+
+  step twin on SST-2 train, all loops, 3 repeats
+  python3 bench/compare_loops.py --model $C/models/minilm-sst2 --twin --data $C/data/sst2/train.parquet \
+    --repeats 3 --json "$OUT/twin_train.json"
 fi

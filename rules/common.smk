@@ -99,3 +99,16 @@ def evaluation_settings(wildcards):
     """Top-level `evaluation` with the model's own overrides on top."""
     overrides = config["models"][wildcards.model].get("evaluation", {})
     return {**config["evaluation"], **overrides}
+
+
+def where_results_are():
+    """The closing message of a successful run."""
+    lines = [
+        "glueperf results:",
+        f"  table:   {Path('results/model_performance.csv').resolve()}",
+    ]
+    lines += [f"  plot:    {Path(path).resolve()}" for path in final_outputs()[1:]]
+    lines.append(
+        f"  per run: {Path('results/metrics').resolve()}/<model>/<dataset>.csv"
+    )
+    return "\n".join(lines)

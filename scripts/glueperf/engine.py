@@ -16,18 +16,22 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from glueperf import GlueperfError
 
 log = logging.getLogger(__name__)
 
-# Texts per tokenizer call: large enough to keep every core busy, small enough that the GPU
-# starts early and the overlap pays.
+# Texts per tokenizer call: the first call is small so that the GPU starts at once, later ones
+# grow to keep every core busy while staying small enough for the overlap to pay.
+FIRST_CHUNK_TEXTS = 1024
 CHUNK_TEXTS = 8192
 # A batch holds sentences of at least this fraction of its longest one's length, which keeps
 # padding under a quarter of the computed tokens.
@@ -143,8 +147,17 @@ def _prefetch(iterator, depth: int = 2):
 class Engine:
     """Classifies texts with a sequence-classification model; see the module docstring."""
 
-    def __init__(self, model, tokenizer, device, batching: Batching, overlap: bool | None = None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        device,
+        batching: Batching,
+        overlap: bool | None = None,
+        progress: bool = False,
+    ):
         self.model = model
+        self.progress = progress
         self.device = torch.device(device)
         self.batching = batching
         self.tokenize = ChunkTokenizer(tokenizer, batching.max_length)
@@ -152,14 +165,14 @@ class Engine:
         self._pin = self.device.type == "cuda"
 
     def _chunks(self, texts: list[str], order: np.ndarray, timing: dict):
-        import time
-
-        for start in range(0, len(order), CHUNK_TEXTS):
-            positions = order[start : start + CHUNK_TEXTS]
+        start, size = 0, FIRST_CHUNK_TEXTS
+        while start < len(order):
+            positions = order[start : start + size]
             began = time.perf_counter()
             ids, n_truncated = self.tokenize([texts[i] for i in positions])
             timing["tokenize_s"] += time.perf_counter() - began
             yield positions, ids, n_truncated
+            start, size = start + size, min(2 * size, CHUNK_TEXTS)
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(array)
@@ -199,7 +212,11 @@ class Engine:
         pending_ids: list[list[int]] = []
         chunks = iter(chunks)
         exhausted = False
-        with torch.inference_mode():
+        # Counts sentences handed to the device (it may still be working on the last ones).
+        self._bar = tqdm(
+            total=n, unit=" sentences", mininterval=1.0, disable=not self.progress, file=sys.stderr
+        )
+        with self._bar, torch.inference_mode():
             while not exhausted or len(pending_ids):
                 chunk = next(chunks, None)
                 exhausted = chunk is None
@@ -273,6 +290,7 @@ class Engine:
                     probabilities,
                 )
             return
+        self._bar.update(len(ids))
         result.n_batches += 1
         result.padded_tokens += padded
         done_positions.append(positions)

@@ -97,6 +97,7 @@ def evaluate(
         engine = Engine(model, tokenizer, device, batching)
         with timer.phase("warmup_s"):
             warm_up(engine)
+        engine.progress = True
         with timer.phase("inference_time_s"):
             result = engine.run(texts)
         gpu_allocated_mb, gpu_reserved_mb = gpu_peaks_mb(device)
