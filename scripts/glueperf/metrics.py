@@ -33,7 +33,10 @@ def matthews_corrcoef(counts: np.ndarray) -> float:
     denominator = math.sqrt(total**2 - predicted_per_class @ predicted_per_class) * math.sqrt(
         total**2 - true_per_class @ true_per_class
     )
-    return float(numerator / denominator) if denominator else 0.0
+    if not denominator:
+        return 0.0
+    # Two square roots can land a perfect (inverse) prediction a rounding step outside [-1, 1].
+    return float(min(1.0, max(-1.0, numerator / denominator)))
 
 
 def macro_f1(counts: np.ndarray) -> float:
