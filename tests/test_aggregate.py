@@ -1,0 +1,114 @@
+"""glueperf.aggregate: one-row metrics files -> the report table model_performance.csv."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from glueperf import GlueperfError
+from glueperf.aggregate import performance_table, read_metrics
+
+REPORT_COLUMNS = [
+    "Dataset",
+    "Task",
+    "Inference Time (seconds)",
+    "Memory Usage (MB)",
+    "Accuracy (%)",
+]
+
+
+def metrics_row(model: str, dataset: str, number: int, labeled: bool = True) -> dict:
+    """A metrics row as evaluate_model writes it (a subset of its fields), distinct values."""
+    return {
+        "model": model,
+        "dataset": dataset,
+        "task": f"task {dataset}",
+        "n_rows": 100 + number,
+        "n_labeled": 100 + number if labeled else 0,
+        "correct": 50 + number if labeled else math.nan,
+        "accuracy_pct": 50.0 + number if labeled else math.nan,
+        "mcc": 0.1 * number if labeled else math.nan,
+        "inference_time_s": 1.5 + number,
+        "peak_rss_mb": 400.0 + number,
+        "device": "cpu",
+    }
+
+
+def write_rows(path, rows) -> str:
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.fixture
+def metrics_files(tmp_path):
+    cases = [
+        ("m1", "sst2", True),
+        ("m1", "test", False),
+        ("m2", "sst2", True),
+        ("m2", "cola", True),
+    ]
+    rows = [metrics_row(m, d, i, labeled) for i, (m, d, labeled) in enumerate(cases)]
+    paths = [
+        write_rows(tmp_path / f"{m}-{d}.csv", [row])
+        for (m, d, _), row in zip(cases, rows, strict=True)
+    ]
+    return paths, rows
+
+
+def test_first_five_columns_are_the_reports(metrics_files):
+    paths, _ = metrics_files
+    table = performance_table(read_metrics(paths))
+    assert list(table.columns[:5]) == REPORT_COLUMNS
+
+
+def test_one_row_per_input_in_input_order_with_values_carried_over(metrics_files):
+    paths, rows = metrics_files
+    table = performance_table(read_metrics(paths))
+    assert len(table) == len(paths)
+    expected = pd.DataFrame(rows)
+    assert table["Model"].tolist() == expected["model"].tolist()
+    assert table["Dataset"].tolist() == expected["dataset"].tolist()
+    assert table["Task"].tolist() == expected["task"].tolist()
+    assert table["Inference Time (seconds)"].tolist() == expected["inference_time_s"].tolist()
+    assert table["Memory Usage (MB)"].tolist() == expected["peak_rss_mb"].tolist()
+    pd.testing.assert_series_equal(
+        table["Accuracy (%)"], expected["accuracy_pct"], check_names=False
+    )
+
+
+def test_no_field_is_lost_or_duplicated(metrics_files):
+    paths, rows = metrics_files
+    table = performance_table(read_metrics(paths))
+    renamed = {"dataset", "task", "inference_time_s", "peak_rss_mb", "accuracy_pct", "model"}
+    assert set(rows[0]) - renamed <= set(table.columns)
+    assert not renamed & set(table.columns)
+    assert len(set(table.columns)) == len(table.columns)
+    assert table["mcc"].tolist()[2:] == pytest.approx([0.2, 0.3])
+
+
+def test_unlabeled_accuracy_stays_empty(metrics_files, tmp_path):
+    paths, _ = metrics_files
+    table = performance_table(read_metrics(paths))
+    assert math.isnan(table.loc[1, "Accuracy (%)"])
+    table.to_csv(tmp_path / "out.csv", index=False)
+    line = (tmp_path / "out.csv").read_text().splitlines()[2]  # header, m1/sst2, m1/test
+    assert line.split(",")[4] == ""  # empty, not 0
+
+
+@pytest.mark.parametrize("n_rows", [0, 2])
+def test_a_metrics_file_must_hold_exactly_one_row(metrics_files, tmp_path, n_rows):
+    paths, _ = metrics_files
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame([metrics_row("m3", "x", i) for i in range(2)]).head(n_rows).to_csv(
+        bad, index=False
+    )
+    with pytest.raises(GlueperfError) as caught:
+        read_metrics([*paths, str(bad)])
+    assert str(bad) in str(caught.value)
+    assert f"found {n_rows}" in str(caught.value)
+
+
+def test_no_metrics_files_is_an_error():
+    with pytest.raises(GlueperfError, match="no metrics files"):
+        read_metrics([])

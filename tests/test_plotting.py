@@ -1,0 +1,142 @@
+"""glueperf.plotting: one PNG per plot, with title, y-label with units, value labels and one bar
+series per model; a dataset without labels shows 'n/a' instead of a made-up accuracy."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import matplotlib.image
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from glueperf.plotting import PLOTS, grouped_bars, plot_one
+from matplotlib.container import BarContainer
+
+MODELS = ["alpha", "beta", "gamma"]
+DATASETS = ["sst2-validation", "sst2-test", "cola-validation"]
+UNLABELED = "sst2-test"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# The unit each plot's y-label must state, in parentheses.
+UNITS = {"accuracy": "%", "inference_time": "s", "memory_usage": "MiB"}
+
+
+@pytest.fixture
+def table(tmp_path) -> pd.DataFrame:
+    """A performance table as plot_metric.py reads it: through a CSV, so NaN is an empty cell."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for model in MODELS:
+        for dataset in DATASETS:
+            labeled = dataset != UNLABELED
+            accuracy = float(rng.uniform(55, 95)) if labeled else math.nan
+            rows.append(
+                {
+                    "Dataset": dataset,
+                    "Task": "Sentiment analysis",
+                    "Inference Time (seconds)": float(rng.uniform(0.5, 3)),
+                    "Memory Usage (MB)": float(rng.uniform(300, 900)),
+                    "Accuracy (%)": accuracy,
+                    "Model": model,
+                    "accuracy_ci_low_pct": accuracy - 3 if labeled else math.nan,
+                    "accuracy_ci_high_pct": accuracy + 2 if labeled else math.nan,
+                }
+            )
+    pd.DataFrame(rows).to_csv(tmp_path / "table.csv", index=False)
+    return pd.read_csv(tmp_path / "table.csv")
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.mark.parametrize("stem", list(PLOTS))
+def test_plot_one_writes_a_png(table, tmp_path, stem):
+    path = tmp_path / "plots" / f"{stem}.png"
+    figures_before = set(plt.get_fignums())
+    plot_one(table, stem, path)
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    assert image.std() > 0  # not a blank canvas
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
+    assert set(plt.get_fignums()) == figures_before  # the figure is closed
+
+
+@pytest.mark.parametrize("stem", list(PLOTS))
+def test_grouped_bars_has_title_units_and_one_bar_series_per_model(table, stem):
+    column, ylabel, title, value_format, interval = PLOTS[stem]
+    figure = grouped_bars(table, column, ylabel, title, value_format, interval)
+    (axes,) = figure.axes
+    assert axes.get_title() == title and title
+    unit = re.search(r"\(([^)]+)\)\s*$", axes.get_ylabel())
+    assert unit and unit.group(1) == UNITS[stem], axes.get_ylabel()
+    assert [label.get_text() for label in axes.get_xticklabels()] == DATASETS
+
+    series = [c for c in axes.containers if isinstance(c, BarContainer)]
+    assert [s.get_label() for s in series] == MODELS
+    legend = axes.get_legend()
+    assert legend is not None
+    assert [t.get_text() for t in legend.get_texts()] == MODELS
+
+    texts = [t.get_text() for t in axes.texts]
+    assert len(texts) == len(MODELS) * len(DATASETS)  # one value label per bar
+    for model, bars in zip(MODELS, series, strict=True):
+        assert len(bars) == len(DATASETS)
+        values = table[table["Model"] == model].set_index("Dataset")[column].reindex(DATASETS)
+        for dataset, bar, value in zip(DATASETS, bars, values, strict=True):
+            if math.isnan(value):
+                assert bar.get_height() == 0
+                assert dataset == UNLABELED
+            else:
+                assert bar.get_height() == pytest.approx(value)
+                assert value_format.format(value) in texts
+
+
+def test_a_dataset_without_labels_is_marked_not_available(table):
+    column, ylabel, title, value_format, interval = PLOTS["accuracy"]
+    axes = grouped_bars(table, column, ylabel, title, value_format, interval).axes[0]
+    texts = [t.get_text() for t in axes.texts]
+    assert texts.count("n/a") == len(MODELS)  # one per model, on the unlabeled dataset
+    assert "0.0" not in texts and "nan" not in texts
+
+
+def test_accuracy_bars_carry_the_interval(table):
+    column, ylabel, title, value_format, interval = PLOTS["accuracy"]
+    axes = grouped_bars(table, column, ylabel, title, value_format, interval).axes[0]
+    series = [c for c in axes.containers if isinstance(c, BarContainer)]
+    assert all(bars.errorbar is not None for bars in series)
+    # The error bar of the first labeled bar spans the interval [low, high].
+    segments = series[0].errorbar.lines[2][0].get_segments()
+    row = table[(table["Model"] == MODELS[0]) & (table["Dataset"] == DATASETS[0])].iloc[0]
+    (_, low), (_, high) = segments[0]
+    assert (low, high) == pytest.approx((row["accuracy_ci_low_pct"], row["accuracy_ci_high_pct"]))
+
+
+def test_a_model_missing_a_dataset_gets_no_made_up_bar(table):
+    narrowed = table[~((table["Model"] == "gamma") & (table["Dataset"] == "cola-validation"))]
+    column, ylabel, title, value_format, _ = PLOTS["memory_usage"]
+    axes = grouped_bars(narrowed, column, ylabel, title, value_format).axes[0]
+    gamma = [c for c in axes.containers if isinstance(c, BarContainer)][2]
+    assert gamma[2].get_height() == 0
+    assert [t.get_text() for t in axes.texts].count("n/a") == 1
+
+
+@pytest.mark.parametrize(("spread", "scale"), [(1000.0, "log"), (10.0, "linear")])
+def test_log_axis_only_for_values_spanning_orders_of_magnitude(table, spread, scale):
+    column = "Inference Time (seconds)"
+    table[column] = np.linspace(1.0, spread, len(table))
+    _, ylabel, title, value_format, _ = PLOTS["inference_time"]
+    axes = grouped_bars(table, column, ylabel, title, value_format).axes[0]
+    assert axes.get_yscale() == scale
+
+
+def test_single_model_needs_no_legend(table):
+    column, ylabel, title, value_format, interval = PLOTS["inference_time"]
+    one = table[table["Model"] == "alpha"]
+    axes = grouped_bars(one, column, ylabel, title, value_format, interval).axes[0]
+    assert len([c for c in axes.containers if isinstance(c, BarContainer)]) == 1
+    assert axes.get_legend() is None
