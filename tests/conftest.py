@@ -30,8 +30,17 @@ WORDS = (
 ).split()
 
 
-def build_tiny_model(directory: Path, num_labels: int = 2, max_position_embeddings: int = 64):
-    """A random-weight BERT classifier with a real WordPiece tokenizer, saved in HF format."""
+def build_tiny_model(
+    directory: Path,
+    num_labels: int = 2,
+    max_position_embeddings: int = 64,
+    initializer_range: float = 0.02,
+):
+    """A random-weight BERT classifier with a real WordPiece tokenizer, saved in HF format.
+
+    With the default ``initializer_range`` the logits are nearly equal and the model predicts
+    one class for every sentence; 0.5 spreads them so that predictions vary between sentences.
+    """
     import torch
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
@@ -63,6 +72,7 @@ def build_tiny_model(directory: Path, num_labels: int = 2, max_position_embeddin
         intermediate_size=64,
         max_position_embeddings=max_position_embeddings,
         num_labels=num_labels,
+        initializer_range=initializer_range,
     )
     model = BertForSequenceClassification(config).eval()
     directory.mkdir(parents=True, exist_ok=True)
@@ -98,11 +108,48 @@ def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 
 
+@pytest.fixture(scope="session")
+def varied_model(tmp_path_factory) -> Path:
+    """A tiny model whose predictions differ between sentences (both classes occur), so that
+    comparing its predictions with a reference catches rows mixed up or padded wrongly."""
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "varied", initializer_range=0.5)
+
+
+def reference_predictions(model_dir, sentences, max_length: int | None = None) -> pd.DataFrame:
+    """Predictions computed independently of glueperf: transformers' own tokenizer and model,
+    one sentence at a time in float32, no padding. Columns: prediction, probability, n_tokens."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32)
+    model.eval()
+    if max_length is None:
+        max_length = model.config.max_position_embeddings
+    rows = []
+    with torch.inference_mode():
+        for sentence in sentences:
+            inputs = tokenizer(
+                sentence, truncation=True, max_length=max_length, padding=False, return_tensors="pt"
+            )
+            assert bool(inputs["attention_mask"].all()), "the reference must not be padded"
+            probabilities = torch.softmax(model(**inputs).logits[0].float(), dim=-1)
+            rows.append(
+                {
+                    "prediction": int(probabilities.argmax()),
+                    "probability": float(probabilities.max()),
+                    "n_tokens": int(inputs["input_ids"].shape[1]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 class Workflow:
     """A copy of the pipeline in a temporary directory, with its own config.yaml."""
 
     def __init__(self, root: Path):
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         for part in WORKFLOW_PARTS:
             source = REPO / part
             if source.is_dir():
@@ -125,15 +172,48 @@ class Workflow:
             )
         return result
 
+    def dry_run(self) -> tuple[dict[str, int], list[tuple[str, dict[str, str]]]]:
+        """One ``snakemake -n``: its job counts (as planned_jobs) and job list (as
+        planned_job_list)."""
+        out = self.snakemake("-n").stdout
+        return _job_counts(out), _job_list(out)
+
     def planned_jobs(self) -> dict[str, int]:
         """Rule name -> number of jobs a dry run would execute (``all`` left out)."""
-        out = self.snakemake("-n", "--quiet", "rules").stdout
-        jobs = {}
-        for line in out.splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("all", "total", "job"):
-                jobs[parts[0]] = int(parts[1])
-        return jobs
+        return _job_counts(self.snakemake("-n", "--quiet", "rules").stdout)
+
+    def planned_job_list(self) -> list[tuple[str, dict[str, str]]]:
+        """(rule, wildcards) of every job a dry run would execute (``all`` left out), sorted."""
+        return _job_list(self.snakemake("-n").stdout)
+
+
+def _job_counts(out: str) -> dict[str, int]:
+    """The "Job stats" table of a dry run's output (printed twice by Snakemake 9: same values)."""
+    jobs = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if (
+            len(parts) == 2
+            and parts[0].isidentifier()  # not "jobid:" in a job's description
+            and parts[1].isdigit()
+            and parts[0] not in ("all", "total", "job")
+        ):
+            jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def _job_list(out: str) -> list[tuple[str, dict[str, str]]]:
+    """The jobs a dry run's output describes, each "rule NAME:" and its "wildcards:" line."""
+    jobs: list[tuple[str, dict[str, str]]] = []
+    for line in out.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] in ("rule", "localrule") and words[1].endswith(":"):
+            jobs.append((words[1][:-1], {}))
+        elif jobs and line.strip().startswith("wildcards:"):
+            for pair in line.split(":", 1)[1].split(","):
+                key, value = pair.strip().split("=", 1)
+                jobs[-1][1][key] = value
+    return sorted((job for job in jobs if job[0] != "all"), key=repr)
 
 
 @pytest.fixture

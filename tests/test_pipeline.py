@@ -1,0 +1,381 @@
+"""The whole pipeline, run by Snakemake in a temporary copy of the workflow on tiny inputs.
+
+One run for the module: two models (one narrowed to one dataset and truncating sentences) on
+three tiny parquet files (one with its own column names and some -1 labels, one unlabeled).
+Its predictions are checked against transformers run one sentence at a time, unpadded.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import Workflow, make_sentences, reference_predictions, write_dataset
+
+DOCUMENTED_FIELDS = (
+    "model dataset task n_rows n_labeled correct accuracy_pct mcc macro_f1 inference_time_s "
+    "model_load_s tokenize_s forward_s throughput_eps peak_rss_mb gpu_peak_allocated_mb "
+    "gpu_peak_reserved_mb device_name dtype batch_tokens max_length torch_version "
+    "transformers_version"
+).split()
+QUALITY_FIELDS = [
+    "correct",
+    "accuracy_pct",
+    "accuracy_ci_low_pct",
+    "accuracy_ci_high_pct",
+    "mcc",
+    "macro_f1",
+]
+PREDICTION_COLUMNS = ["idx", "label", "prediction", "probability", "n_tokens"]
+REPORT_COLUMNS = [
+    "Dataset",
+    "Task",
+    "Inference Time (seconds)",
+    "Memory Usage (MB)",
+    "Accuracy (%)",
+]
+PLOTS = ["accuracy", "inference_time", "memory_usage"]
+
+# model -> datasets it runs on; "narrow" names one dataset and truncates at NARROW_MAX_LENGTH.
+PAIRS = {"wide": ["alpha", "beta", "gamma"], "narrow": ["alpha"]}
+NARROW_MAX_LENGTH = 8
+BATCH_TOKENS = 48  # small, so that batches are many and padded
+
+
+class Run:
+    def __init__(self, workflow: Workflow, config: dict, data: dict, model_dir):
+        self.workflow, self.config, self.data, self.model_dir = workflow, config, data, model_dir
+        self.results = workflow.root / "results"
+
+    def metrics(self, model: str, dataset: str) -> pd.DataFrame:
+        return pd.read_csv(self.results / "metrics" / model / f"{dataset}.csv")
+
+    def raw_metrics(self, model: str, dataset: str) -> list[dict]:
+        with open(self.results / "metrics" / model / f"{dataset}.csv", newline="") as stream:
+            return list(csv.DictReader(stream))
+
+    def predictions(self, model: str, dataset: str) -> pd.DataFrame:
+        return pd.read_parquet(self.results / "predictions" / model / f"{dataset}.parquet")
+
+    def settings(self, model: str) -> dict:
+        return {**self.config["evaluation"], **self.config["models"][model].get("evaluation", {})}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, varied_model) -> Run:
+    base = tmp_path_factory.mktemp("pipeline")
+    n_beta = 30
+    rng = np.random.default_rng(7)
+    beta_labels = rng.integers(0, 2, n_beta)
+    beta_labels[::4] = -1  # partly labeled
+    data = {
+        "alpha": write_dataset(base / "data" / "alpha.parquet", n=40, seed=1),
+        # Own column names; the default columns hold other values, so reading them shows.
+        "beta": write_dataset(
+            base / "data" / "beta.parquet",
+            n=n_beta,
+            seed=2,
+            text=make_sentences(n_beta, seed=22),
+            target=beta_labels,
+        ),
+        "gamma": write_dataset(base / "data" / "gamma.parquet", n=25, seed=3, labeled=False),
+    }
+    config = {
+        "models": {
+            "wide": {"source": str(varied_model)},
+            "narrow": {
+                "source": str(varied_model),
+                "datasets": ["alpha"],
+                "evaluation": {"max_length": NARROW_MAX_LENGTH},
+            },
+        },
+        "datasets": {
+            "alpha": {"path": str(data["alpha"]), "task": "Sentiment analysis"},
+            "beta": {
+                "path": str(data["beta"]),
+                "task": "Other task",
+                "text_column": "text",
+                "label_column": "target",
+            },
+            "gamma": {"path": str(data["gamma"]), "task": "Sentiment analysis"},
+        },
+        "evaluation": {"device": "cpu", "dtype": "float32", "batch_tokens": BATCH_TOKENS},
+    }
+    workflow = Workflow(base / "workflow")
+    workflow.write_config(config)
+    workflow.snakemake()
+    return Run(workflow, config, data, varied_model)
+
+
+def columns_of(run: Run, dataset: str) -> tuple[str, str]:
+    spec = run.config["datasets"][dataset]
+    return spec.get("text_column", "sentence"), spec.get("label_column", "label")
+
+
+def dataset_frame(run: Run, dataset: str) -> pd.DataFrame:
+    return pd.read_parquet(run.data[dataset])
+
+
+@pytest.fixture(scope="module")
+def references(run) -> dict:
+    """(model, dataset) -> reference predictions, one sentence at a time."""
+    found = {}
+    for model, datasets in PAIRS.items():
+        for dataset in datasets:
+            text_column, _ = columns_of(run, dataset)
+            found[model, dataset] = reference_predictions(
+                run.model_dir,
+                dataset_frame(run, dataset)[text_column].tolist(),
+                max_length=run.settings(model).get("max_length"),
+            )
+    return found
+
+
+def all_pairs():
+    return [(model, dataset) for model, datasets in PAIRS.items() for dataset in datasets]
+
+
+def test_validated_summaries(run):
+    for dataset, path in run.data.items():
+        summary = json.loads((run.results / "validated" / f"{dataset}.json").read_text())
+        frame = dataset_frame(run, dataset)
+        _, label_column = columns_of(run, dataset)
+        assert summary["n_rows"] == len(frame)
+        assert summary["n_labeled"] == int((frame[label_column] != -1).sum())
+        assert summary["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert summary["label_column"] == label_column
+
+
+def test_metrics_files_exist_only_for_the_configured_pairs(run):
+    found = {(p.parent.name, p.stem) for p in (run.results / "metrics").rglob("*.csv")}
+    assert found == set(all_pairs())
+    found = {(p.parent.name, p.stem) for p in (run.results / "predictions").rglob("*.parquet")}
+    assert found == set(all_pairs())
+
+
+@pytest.mark.parametrize(("model", "dataset"), all_pairs())
+def test_metrics_file_is_one_row_with_the_documented_fields(run, model, dataset):
+    rows = run.raw_metrics(model, dataset)
+    assert len(rows) == 1
+    row = rows[0]
+    missing = [field for field in DOCUMENTED_FIELDS if field not in row]
+    assert not missing
+    frame = dataset_frame(run, dataset)
+    assert (row["model"], row["dataset"]) == (model, dataset)
+    assert row["task"] == run.config["datasets"][dataset]["task"]
+    assert int(row["n_rows"]) == len(frame)
+
+
+@pytest.mark.parametrize(("model", "dataset"), all_pairs())
+def test_run_settings_and_versions_are_recorded(run, model, dataset):
+    import torch
+    import transformers
+
+    row = run.metrics(model, dataset).iloc[0]
+    settings = run.settings(model)
+    assert row["dtype"] == "float32"
+    assert row["batch_tokens"] == BATCH_TOKENS
+    assert row["max_length"] == min(settings.get("max_length", 512), 64)  # 64: the model's limit
+    assert row["torch_version"] == torch.__version__
+    assert row["transformers_version"] == transformers.__version__
+    assert isinstance(row["device_name"], str) and row["device_name"]
+
+
+@pytest.mark.parametrize(("model", "dataset"), all_pairs())
+def test_time_and_memory_are_measured(run, model, dataset):
+    row = run.metrics(model, dataset).iloc[0]
+    for field in ("inference_time_s", "model_load_s", "forward_s", "peak_rss_mb"):
+        assert math.isfinite(row[field]) and row[field] > 0, field
+    assert 0 <= row["tokenize_s"] <= row["inference_time_s"]
+    assert row["throughput_eps"] == pytest.approx(row["n_rows"] / row["inference_time_s"])
+    # On a CPU there is no GPU memory to report: empty, not 0.
+    raw = run.raw_metrics(model, dataset)[0]
+    assert raw["gpu_peak_allocated_mb"] == raw["gpu_peak_reserved_mb"] == ""
+
+
+@pytest.mark.parametrize(("model", "dataset"), all_pairs())
+def test_predictions_match_a_one_sentence_at_a_time_reference(run, references, model, dataset):
+    predictions = run.predictions(model, dataset)
+    reference = references[model, dataset]
+    frame = dataset_frame(run, dataset)
+    _, label_column = columns_of(run, dataset)
+    assert list(predictions.columns) == PREDICTION_COLUMNS
+    assert predictions["idx"].tolist() == frame["idx"].tolist()
+    assert predictions["label"].tolist() == frame[label_column].tolist()
+    assert predictions["prediction"].tolist() == reference["prediction"].tolist()
+    np.testing.assert_allclose(predictions["probability"], reference["probability"], atol=1e-5)
+    assert predictions["n_tokens"].tolist() == reference["n_tokens"].tolist()
+
+
+def test_the_reference_comparison_is_meaningful(references):
+    # Both classes are predicted and some sentences were cut, so a mix-up of rows, of columns
+    # or of truncation would show in the comparison above.
+    assert set(references["wide", "alpha"]["prediction"]) == {0, 1}
+    assert references["narrow", "alpha"]["n_tokens"].max() == NARROW_MAX_LENGTH
+    assert references["wide", "alpha"]["n_tokens"].max() > NARROW_MAX_LENGTH
+
+
+def test_truncated_sentences_are_counted(run, references):
+    row = run.metrics("narrow", "alpha").iloc[0]
+    untruncated = references["wide", "alpha"]["n_tokens"]
+    assert row["n_truncated"] == int((untruncated > NARROW_MAX_LENGTH).sum()) > 0
+
+
+@pytest.mark.parametrize(("model", "dataset"), [p for p in all_pairs() if p[1] != "gamma"])
+def test_quality_is_scored_on_labeled_rows(run, references, model, dataset):
+    row = run.metrics(model, dataset).iloc[0]
+    labels = run.predictions(model, dataset)["label"].to_numpy()
+    reference = references[model, dataset]["prediction"].to_numpy()
+    labeled = labels != -1
+    correct = int((reference[labeled] == labels[labeled]).sum())
+    assert row["n_labeled"] == labeled.sum()
+    assert row["correct"] == correct
+    assert row["accuracy_pct"] == pytest.approx(100 * correct / labeled.sum())
+    assert row["accuracy_ci_low_pct"] <= row["accuracy_pct"] <= row["accuracy_ci_high_pct"]
+    tp = int(((reference == 1) & (labels == 1)).sum())
+    tn = int(((reference == 0) & (labels == 0)).sum())
+    fp = int(((reference == 1) & (labels == 0)).sum())
+    fn = int(((reference == 0) & (labels == 1)).sum())
+    denominator = math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    assert row["mcc"] == pytest.approx((tp * tn - fp * fn) / denominator if denominator else 0.0)
+    assert 0 <= row["macro_f1"] <= 1
+
+
+def test_partly_labeled_dataset_scores_only_its_labeled_rows(run):
+    row = run.metrics("wide", "beta").iloc[0]
+    assert 0 < row["n_labeled"] < row["n_rows"]
+
+
+def test_unlabeled_dataset_has_empty_quality_fields(run):
+    row = run.raw_metrics("wide", "gamma")[0]
+    assert row["n_labeled"] == "0"
+    for field in QUALITY_FIELDS:
+        assert row[field] == "", field  # empty, not 0
+    assert float(row["inference_time_s"]) > 0  # time and memory are still measured
+
+
+def test_performance_table(run):
+    table = pd.read_csv(run.results / "model_performance.csv")
+    assert list(table.columns[:5]) == REPORT_COLUMNS
+    assert sorted(zip(table["Model"], table["Dataset"], strict=True)) == sorted(all_pairs())
+    for _, line in table.iterrows():
+        row = run.metrics(line["Model"], line["Dataset"]).iloc[0]
+        assert line["Task"] == row["task"]
+        assert line["Inference Time (seconds)"] == pytest.approx(row["inference_time_s"])
+        assert line["Memory Usage (MB)"] == pytest.approx(row["peak_rss_mb"])
+        if row["n_labeled"]:
+            assert line["Accuracy (%)"] == pytest.approx(row["accuracy_pct"])
+        else:
+            assert math.isnan(line["Accuracy (%)"])
+
+
+def test_three_plots_are_written(run):
+    plots = sorted(p.name for p in (run.results / "plots").iterdir())
+    assert plots == sorted(f"{plot}.png" for plot in PLOTS)
+    for name in plots:
+        path = run.results / "plots" / name
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert matplotlib.image.imread(path).ndim == 3
+
+
+def test_every_job_wrote_its_log(run):
+    logs = run.results / "logs"
+    for dataset in run.data:
+        assert (logs / "validate_dataset" / f"{dataset}.log").is_file()
+    for model, dataset in all_pairs():
+        assert (logs / "evaluate_model" / model / f"{dataset}.log").is_file()
+    assert (logs / "aggregate_metrics.log").is_file()
+    for plot in PLOTS:
+        assert (logs / "plot_metric" / f"{plot}.log").is_file()
+
+
+# --- configuration and data errors stop the run with a message that names the culprit --------
+
+
+def small_config(model_dir, data_path) -> dict:
+    return {
+        "models": {"tiny": {"source": str(model_dir)}},
+        "datasets": {"alpha": {"path": str(data_path), "task": "Sentiment analysis"}},
+        "evaluation": {"device": "cpu"},
+    }
+
+
+@pytest.fixture
+def small(tmp_path, tiny_model):
+    return small_config(tiny_model, write_dataset(tmp_path / "alpha.parquet", n=5))
+
+
+def fails_with(workflow: Workflow, config: dict, *expected: str) -> str:
+    workflow.write_config(config)
+    result = workflow.snakemake("-n", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    for text in expected:
+        assert text in output, output
+    assert not (workflow.root / "results").exists()
+    return output
+
+
+def test_undefined_dataset_in_a_models_list(workflow, small):
+    small["models"]["tiny"]["datasets"] = ["sst3"]
+    fails_with(workflow, small, "models.tiny.datasets[0]", "'sst3'", "not defined")
+
+
+def test_undefined_dataset_later_in_the_list(workflow, small):
+    small["models"]["tiny"]["datasets"] = ["alpha", "nope"]
+    fails_with(workflow, small, "models.tiny.datasets[1]", "'nope'")
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda c: c.update(evalution={}), ["'evalution' was unexpected"]),
+        (lambda c: c["evaluation"].update(batchtokens=5), ["'batchtokens' was unexpected"]),
+        (lambda c: c["models"]["tiny"].update(dtype="float16"), ["'dtype' was unexpected"]),
+        (
+            lambda c: c["evaluation"].update(batch_tokens="big"),
+            ["'big' is not of type 'integer'", "['batch_tokens']"],
+        ),
+        (
+            lambda c: c["datasets"]["alpha"].update(task=3),
+            ["3 is not of type 'string'", "['task']"],
+        ),
+        (lambda c: c["datasets"]["alpha"].pop("task"), ["'task' is a required property"]),
+        (
+            lambda c: c["evaluation"].update(dtype="float64"),
+            ["'float64' is not one of", "['dtype']"],
+        ),
+    ],
+    ids=[
+        "unknown-top-level-key",
+        "unknown-evaluation-key",
+        "unknown-model-key",
+        "wrong-type-integer",
+        "wrong-type-string",
+        "missing-required-key",
+        "value-not-allowed",
+    ],
+)
+def test_config_schema_errors_name_the_key(workflow, small, change, expected):
+    change(small)
+    fails_with(workflow, small, "Error validating config file", *expected)
+
+
+def test_a_bad_dataset_stops_the_run_with_one_clear_line(workflow, tiny_model, tmp_path):
+    path = write_dataset(tmp_path / "bad.parquet", n=6)
+    frame = pd.read_parquet(path)
+    frame.loc[[1, 4], "sentence"] = "  "
+    frame.to_parquet(path, index=False)
+    workflow.write_config(small_config(tiny_model, path))
+    result = workflow.snakemake(check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"glueperf error: {path}, column 'sentence': text is empty" in output
+    assert "rows 1, 4" in output
+    assert not (workflow.root / "results" / "metrics").exists()  # no model was run
