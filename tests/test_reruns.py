@@ -1,0 +1,227 @@
+"""What Snakemake reruns after a change, read from dry runs (`snakemake -n`) after one full run.
+
+Models: m1 runs on every dataset, m2 only on alpha and has its own copy of the model files.
+Each test changes one thing, checks the planned jobs, and the fixture puts everything back
+(files, contents and modification times), so every test starts from a finished run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import Workflow, make_sentences, write_dataset
+
+AFTER_EVALUATION = {"aggregate_metrics": 1, "plot_metric": 3}
+MODELS_ON = {"alpha": ["m1", "m2"], "beta": ["m1"]}
+
+
+class Pipeline:
+    def __init__(self, workflow: Workflow, config: dict, base):
+        self.workflow, self.config, self.base = workflow, config, base
+
+    def change_config(self, change) -> None:
+        config = copy.deepcopy(self.config)
+        change(config)
+        self.workflow.write_config(config)
+
+    def jobs(self):
+        """(rule, model, dataset) of every planned job, with the counts as Snakemake sums them."""
+        counted, listed = self.workflow.dry_run()
+        assert sum(counted.values()) == len(listed)
+        return sorted((rule, w.get("model"), w.get("dataset")) for rule, w in listed), counted
+
+
+def evaluations(pairs):
+    return [("evaluate_model", model, dataset) for model, dataset in pairs]
+
+
+def downstream():
+    return [("aggregate_metrics", None, None)] + [("plot_metric", None, None)] * 3
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, tiny_model) -> Pipeline:
+    base = tmp_path_factory.mktemp("reruns")
+    m2_model = shutil.copytree(tiny_model, base / "m2-model")
+    data = {}
+    for number, name in enumerate(["alpha", "beta"]):
+        n = 12 + number
+        data[name] = write_dataset(
+            base / "data" / f"{name}.parquet", n=n, seed=number, text=make_sentences(n, seed=9)
+        )
+    config = {
+        "models": {
+            "m1": {"source": str(tiny_model)},
+            "m2": {"source": str(m2_model), "datasets": ["alpha"]},
+        },
+        "datasets": {
+            name: {"path": str(path), "task": "Sentiment analysis"} for name, path in data.items()
+        },
+        "evaluation": {"device": "cpu"},
+    }
+    workflow = Workflow(base / "workflow")
+    workflow.write_config(config)
+    workflow.snakemake()
+    return Pipeline(workflow, config, base)
+
+
+def snapshot(paths):
+    return {path: (path.read_bytes(), os.stat(path).st_mtime_ns) for path in paths}
+
+
+@pytest.fixture
+def pipeline(finished):
+    """The finished run; whatever a test changes is put back afterwards."""
+    root, base = finished.workflow.root, finished.base
+    kept = snapshot(
+        [root / "config.yaml"]
+        + sorted((root / "scripts").rglob("*.py"))
+        + sorted((base / "m2-model").iterdir())
+        + sorted((base / "data").iterdir())
+    )
+    before = set(base.iterdir())
+    yield finished
+    for path, (content, mtime_ns) in kept.items():
+        path.write_bytes(content)
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+    for path in set(base.iterdir()) - before:  # new data or model folders beside the workflow
+        shutil.rmtree(path)
+
+
+def test_a_finished_run_has_nothing_to_do(pipeline):
+    assert pipeline.jobs() == ([], {})
+    assert "Nothing to be done" in pipeline.workflow.snakemake("-n").stdout
+
+
+@pytest.mark.parametrize("dataset", ["alpha", "beta"])
+def test_moving_a_dataset_file_reruns_that_dataset(pipeline, dataset):
+    moved = pipeline.base / "elsewhere" / f"{dataset}.parquet"
+    moved.parent.mkdir()
+    shutil.copy2(pipeline.config["datasets"][dataset]["path"], moved)  # same content and mtime
+    pipeline.change_config(lambda c: c["datasets"][dataset].update(path=str(moved)))
+    jobs, counted = pipeline.jobs()
+    assert counted == {
+        "validate_dataset": 1,
+        "evaluate_model": len(MODELS_ON[dataset]),
+        **AFTER_EVALUATION,
+    }
+    assert jobs == sorted(
+        [("validate_dataset", None, dataset)]
+        + evaluations((m, dataset) for m in MODELS_ON[dataset])
+        + downstream()
+    )
+
+
+@pytest.mark.parametrize("dataset", ["alpha", "beta"])
+def test_changing_a_text_column_reruns_that_dataset(pipeline, dataset):
+    pipeline.change_config(lambda c: c["datasets"][dataset].update(text_column="text"))
+    jobs, counted = pipeline.jobs()
+    assert counted == {
+        "validate_dataset": 1,
+        "evaluate_model": len(MODELS_ON[dataset]),
+        **AFTER_EVALUATION,
+    }
+    assert jobs == sorted(
+        [("validate_dataset", None, dataset)]
+        + evaluations((m, dataset) for m in MODELS_ON[dataset])
+        + downstream()
+    )
+
+
+def test_rewriting_a_dataset_file_reruns_that_dataset(pipeline):
+    write_dataset(Path(pipeline.config["datasets"]["beta"]["path"]), n=13, seed=5)
+    jobs, _ = pipeline.jobs()
+    assert jobs == sorted(
+        [("validate_dataset", None, "beta")] + evaluations([("m1", "beta")]) + downstream()
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "setting"),
+    [("m1", {"batch_tokens": 999}), ("m2", {"batch_tokens": 999}), ("m1", {"max_length": 16})],
+)
+def test_a_models_own_evaluation_setting_reruns_only_that_model(pipeline, model, setting):
+    pipeline.change_config(lambda c: c["models"][model].update(evaluation=setting))
+    jobs, counted = pipeline.jobs()
+    pairs = [(model, d) for d, models in MODELS_ON.items() if model in models]
+    assert counted == {"evaluate_model": len(pairs), **AFTER_EVALUATION}
+    assert jobs == sorted(evaluations(pairs) + downstream())
+
+
+def test_a_models_setting_equal_to_the_default_changes_nothing(pipeline):
+    pipeline.change_config(lambda c: c["models"]["m1"].update(evaluation={"device": "cpu"}))
+    assert pipeline.jobs() == ([], {})
+
+
+def test_a_top_level_evaluation_setting_reruns_every_evaluation(pipeline):
+    pipeline.change_config(lambda c: c["evaluation"].update(batch_tokens=999))
+    jobs, _ = pipeline.jobs()
+    pairs = [(m, d) for d, models in MODELS_ON.items() for m in models]
+    assert jobs == sorted(evaluations(pairs) + downstream())
+
+
+def test_changing_a_models_files_reruns_that_model(pipeline):
+    config_file = Path(pipeline.config["models"]["m2"]["source"]) / "config.json"
+    model_config = json.loads(config_file.read_text())
+    model_config["id2label"] = {"0": "NEGATIVE", "1": "POSITIVE"}
+    config_file.write_text(json.dumps(model_config))
+    jobs, _ = pipeline.jobs()
+    assert jobs == sorted(evaluations([("m2", "alpha")]) + downstream())
+
+
+def test_adding_a_model_runs_only_its_jobs(pipeline, tiny_model):
+    pipeline.change_config(
+        lambda c: c["models"].update(m3={"source": str(tiny_model), "datasets": ["beta"]})
+    )
+    jobs, counted = pipeline.jobs()
+    assert counted == {"evaluate_model": 1, **AFTER_EVALUATION}
+    assert jobs == sorted(evaluations([("m3", "beta")]) + downstream())
+
+
+def test_adding_a_dataset_runs_only_its_jobs(pipeline):
+    path = write_dataset(pipeline.base / "new" / "gamma.parquet", n=7, seed=4)
+    pipeline.change_config(
+        lambda c: c["datasets"].update(gamma={"path": str(path), "task": "Sentiment analysis"})
+    )
+    jobs, counted = pipeline.jobs()
+    # m2 names its datasets, so only m1 (every dataset) runs on the new one.
+    assert counted == {"validate_dataset": 1, "evaluate_model": 1, **AFTER_EVALUATION}
+    assert jobs == sorted(
+        [("validate_dataset", None, "gamma")] + evaluations([("m1", "gamma")]) + downstream()
+    )
+
+
+def append_comment(path) -> None:
+    with open(path, "a") as stream:
+        stream.write("# edited\n")
+
+
+def test_editing_the_plotting_code_reruns_only_the_plots(pipeline):
+    append_comment(pipeline.workflow.root / "scripts" / "glueperf" / "plotting.py")
+    jobs, counted = pipeline.jobs()
+    assert counted == {"plot_metric": 3}
+    assert jobs == [("plot_metric", None, None)] * 3
+
+
+def test_editing_the_aggregation_code_reruns_aggregate_and_plots(pipeline):
+    append_comment(pipeline.workflow.root / "scripts" / "glueperf" / "aggregate.py")
+    jobs, counted = pipeline.jobs()
+    assert counted == AFTER_EVALUATION
+
+
+@pytest.mark.parametrize("module", ["engine.py", "evaluation.py", "measure.py", "metrics.py"])
+def test_editing_the_evaluation_code_reruns_every_evaluation(pipeline, module):
+    append_comment(pipeline.workflow.root / "scripts" / "glueperf" / module)
+    jobs, counted = pipeline.jobs()
+    assert counted == {"evaluate_model": 3, **AFTER_EVALUATION}
+
+
+def test_editing_the_validation_code_reruns_from_validation(pipeline):
+    append_comment(pipeline.workflow.root / "scripts" / "glueperf" / "validation.py")
+    _, counted = pipeline.jobs()
+    assert counted == {"validate_dataset": 2, "evaluate_model": 3, **AFTER_EVALUATION}
