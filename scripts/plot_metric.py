@@ -1,12 +1,11 @@
 """Rule plot_metric: one bar chart (accuracy, inference time or memory usage)."""
 
-import pandas as pd
 from glueperf.outputs import run_script
-from glueperf.plotting import plot_one
+from glueperf.plotting import plot_one, read_performance_table
 
 
 def main(snakemake):
-    table = pd.read_csv(snakemake.input.table)
+    table = read_performance_table(snakemake.input.table)
     plot_one(table, snakemake.wildcards.plot, snakemake.output.plot)
 
 

@@ -112,3 +112,12 @@ def test_a_metrics_file_must_hold_exactly_one_row(metrics_files, tmp_path, n_row
 def test_no_metrics_files_is_an_error():
     with pytest.raises(GlueperfError, match="no metrics files"):
         read_metrics([])
+
+
+@pytest.mark.parametrize("name", ["NA", "null", "None", "nan", "2e5", "007"])
+def test_names_that_look_like_missing_values_or_numbers_stay_names(tmp_path, name):
+    # The config schema allows these names; pandas' defaults would read them as NaN or numbers.
+    path = write_rows(tmp_path / "m.csv", [metrics_row(name, name, 0) | {"task": "N/A"}])
+    table = performance_table(read_metrics([path]))
+    assert table.loc[0, ["Model", "Dataset", "Task"]].tolist() == [name, name, "N/A"]
+    assert table.loc[0, "Accuracy (%)"] == 50.0  # numbers are still numbers

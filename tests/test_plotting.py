@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from glueperf.plotting import PLOTS, grouped_bars, plot_one
+from glueperf.plotting import PLOTS, grouped_bars, plot_one, read_performance_table
 from matplotlib.container import BarContainer
 
 MODELS = ["alpha", "beta", "gamma"]
@@ -24,7 +24,7 @@ UNITS = {"accuracy": "%", "inference_time": "s", "memory_usage": "MiB"}
 
 @pytest.fixture
 def table(tmp_path) -> pd.DataFrame:
-    """A performance table as plot_metric.py reads it: through a CSV, so NaN is an empty cell."""
+    """A performance table as plot_metric.py reads it: through a CSV, NaN as an empty cell."""
     rng = np.random.default_rng(1)
     rows = []
     for model in MODELS:
@@ -44,7 +44,7 @@ def table(tmp_path) -> pd.DataFrame:
                 }
             )
     pd.DataFrame(rows).to_csv(tmp_path / "table.csv", index=False)
-    return pd.read_csv(tmp_path / "table.csv")
+    return read_performance_table(tmp_path / "table.csv")
 
 
 @pytest.fixture(autouse=True)
@@ -140,3 +140,16 @@ def test_single_model_needs_no_legend(table):
     axes = grouped_bars(one, column, ylabel, title, value_format, interval).axes[0]
     assert len([c for c in axes.containers if isinstance(c, BarContainer)]) == 1
     assert axes.get_legend() is None
+
+
+def test_reading_the_table_keeps_names_that_look_like_missing_values(table, tmp_path):
+    renamed = table.replace({"alpha": "NA", "sst2-test": "None", "cola-validation": "2e5"})
+    renamed.to_csv(tmp_path / "renamed.csv", index=False)
+    again = read_performance_table(tmp_path / "renamed.csv")
+    assert list(dict.fromkeys(again["Model"])) == ["NA", "beta", "gamma"]
+    assert list(dict.fromkeys(again["Dataset"])) == ["sst2-validation", "None", "2e5"]
+    assert again["Accuracy (%)"].isna().sum() == len(MODELS)  # the unlabeled rows only
+    column, ylabel, title, value_format, interval = PLOTS["accuracy"]
+    axes = grouped_bars(again, column, ylabel, title, value_format, interval).axes[0]
+    assert [t.get_text() for t in axes.get_xticklabels()] == ["sst2-validation", "None", "2e5"]
+    assert [c.get_label() for c in axes.containers if isinstance(c, BarContainer)][0] == "NA"

@@ -16,11 +16,23 @@ REPORT_COLUMNS = {
 }
 
 
+# Columns holding names, read as written: pandas would read a model or dataset named 'NA',
+# 'null' or 'None' as missing, and one named '2e5' as a number.
+NAME_COLUMNS = ("model", "dataset", "task")
+
+
+def read_csv(path) -> pd.DataFrame:
+    """A metrics file: only an empty cell is missing, and names stay text."""
+    return pd.read_csv(
+        path, keep_default_na=False, na_values=[""], dtype=dict.fromkeys(NAME_COLUMNS, str)
+    )
+
+
 def read_metrics(paths) -> pd.DataFrame:
     """Concatenate metrics files, each of exactly one row."""
     frames = []
     for path in paths:
-        frame = pd.read_csv(path)
+        frame = read_csv(path)
         if len(frame) != 1:
             raise GlueperfError(
                 f"{path}: a metrics file must hold exactly one row, found {len(frame)}"

@@ -82,6 +82,13 @@ def grouped_bars(
     return figure
 
 
+def read_performance_table(path) -> pd.DataFrame:
+    """model_performance.csv with only empty cells missing and names kept as text (pandas would
+    read a model named 'NA' as missing and a dataset named '2e5' as a number)."""
+    names = dict.fromkeys(("Model", "Dataset", "Task"), str)
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=names)
+
+
 def plot_one(table: pd.DataFrame, stem: str, path) -> None:
     """Write the plot ``stem`` (a key of PLOTS) of the performance table to ``path``."""
     from glueperf.outputs import atomic_path
