@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # All GPU work of one benchmarking session (see BENCHMARKS.md). Run from the repository root on
 # the GPU machine, with .carry/ holding: wheels/ (snakemake for the machine's Python),
-# models/minilm-sst2/, data/{sst2,cola}/*.parquet. PART selects what runs: sweep | final.
+# models/minilm-sst2/, data/{sst2,cola}/*.parquet. PART selects what runs: sweep | pipeline | loops | final (= pipeline and loops).
 set -u
 PART=${1:-final}
 OUT=${OUT:-/tmp/out}
@@ -24,10 +24,11 @@ if [ "$PART" = sweep ]; then
   done
 fi
 
-if [ "$PART" = final ]; then
+if [ "$PART" = pipeline ] || [ "$PART" = final ]; then
   step pipeline: default experiment with the twin, from an empty results/
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $C/wheels/*.whl || exit 1
   export PYTHONPATH=/tmp/site
+  python3 -c "import snakemake.cli" || exit 1
   python3 bench/save_twin.py $C/models/minilm-sst2 /tmp/twin
   sed -e "s#distilbert/distilbert-base-uncased-finetuned-sst-2-english#/tmp/twin#" \
       -e "s#hf://datasets/nyu-mll/glue/\(sst2\|cola\)/\([a-z]*\)-00000-of-00001.parquet#$C/data/\1/\2.parquet#" \
@@ -47,7 +48,9 @@ if [ "$PART" = final ]; then
   cp results/model_performance.csv "$OUT/" 2>/dev/null
   cp results/plots/*.png "$OUT/" 2>/dev/null
   unset PYTHONPATH
+fi
 
+if [ "$PART" = loops ] || [ "$PART" = final ]; then
   step minilm-sst2 on SST-2 validation and train: agreement and bf16 flips
   python3 bench/compare_loops.py --model $C/models/minilm-sst2 --repeats 1 --skip tokenizer forward \
     --data $C/data/sst2/validation.parquet $C/data/sst2/train.parquet --json "$OUT/minilm.json"
