@@ -2,6 +2,7 @@
 
 import pandas as pd
 import torch
+
 from glueperf.engine import Batching
 from glueperf.evaluation import evaluate
 from glueperf.outputs import run_script, write_csv, write_parquet

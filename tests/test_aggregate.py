@@ -6,6 +6,7 @@ import math
 
 import pandas as pd
 import pytest
+
 from glueperf import GlueperfError
 from glueperf.aggregate import performance_table, read_metrics
 

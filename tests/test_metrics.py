@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+
 from glueperf.metrics import confusion_matrix, score, wilson_interval
 
 SEEDS = range(8)

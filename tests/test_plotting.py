@@ -11,8 +11,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from glueperf.plotting import PLOTS, grouped_bars, plot_one, read_performance_table
 from matplotlib.container import BarContainer
+
+from glueperf.plotting import PLOTS, grouped_bars, plot_one, read_performance_table
 
 MODELS = ["alpha", "beta", "gamma"]
 DATASETS = ["sst2-validation", "sst2-test", "cola-validation"]

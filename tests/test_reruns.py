@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from conftest import Workflow, make_sentences, write_dataset
 
 AFTER_EVALUATION = {"aggregate_metrics": 1, "plot_metric": 3}

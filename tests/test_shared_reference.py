@@ -8,6 +8,7 @@ import math
 
 import pandas as pd
 import pytest
+
 from conftest import SHARED, Workflow, reference_predictions, requires_shared
 
 pytestmark = requires_shared

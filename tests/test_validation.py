@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from conftest import make_sentences, write_dataset
 from glueperf import GlueperfError
 from glueperf.validation import DatasetError, load_dataset, summarize

@@ -207,7 +207,7 @@ class Engine:
             batch_tokens=self.batching.batch_tokens,
             tokenize_s=0.0,
         )
-        done_positions, device_predictions, device_probabilities = [], [], []
+        outputs = _DeviceOutputs()
         pending_positions = np.empty(0, dtype=np.int64)
         pending_ids: list[list[int]] = []
         chunks = iter(chunks)
@@ -239,60 +239,64 @@ class Engine:
                         [pending_ids[i] for i in members],
                         pending_positions[members],
                         result,
-                        done_positions,
-                        device_predictions,
-                        device_probabilities,
+                        outputs,
                     )
                 kept = by_length[keep]
                 pending_positions = pending_positions[kept]
                 pending_ids = [pending_ids[i] for i in kept]
-            if done_positions:
-                positions = np.concatenate(done_positions)
-                result.predictions[positions] = torch.cat(device_predictions).cpu().numpy()
-                result.probabilities[positions] = (
-                    torch.cat(device_probabilities).float().cpu().numpy()
-                )
+            outputs.gather(result)
         result.tokenize_s = timing["tokenize_s"]
         return result
 
-    def _run_batch(self, ids, positions, result, done_positions, predictions, probabilities):
-        """Forward one batch; on out-of-memory halve the budget and retry it in smaller pieces."""
+    def _run_batch(self, ids, positions, result: EngineResult, outputs: _DeviceOutputs):
+        """Forward one batch (ids sorted longest first); on out-of-memory halve the budget and
+        retry the batch in pieces. Batches planned before a back-off are split to the new budget."""
+        longest = len(ids[0])
+        if len(ids) > 1 and len(ids) * longest > result.batch_tokens:
+            lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+            for piece in plan_batches(lengths, result.batch_tokens, self.batching.max_batch_size):
+                self._run_batch([ids[i] for i in piece], positions[piece], result, outputs)
+            return
         try:
-            batch_predictions, batch_probabilities, padded = self._forward(ids)
+            predictions, probabilities, padded = self._forward(ids)
         except torch.OutOfMemoryError as error:
             if len(ids) == 1:
                 raise GlueperfError(
-                    f"out of memory on a single sentence of {len(ids[0])} tokens; lower "
+                    f"out of memory on a single sentence of {longest} tokens; lower "
                     "evaluation.max_length or use a device with more memory"
                 ) from error
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             result.oom_retries += 1
-            result.batch_tokens = max(1, result.batch_tokens // 2)
+            result.batch_tokens = max(1, min(result.batch_tokens, len(ids) * longest) // 2)
             message = (
-                f"out of memory on a batch of {len(ids)} x {max(map(len, ids))} tokens: "
+                f"out of memory on a batch of {len(ids)} x {longest} tokens: "
                 f"token budget halved to {result.batch_tokens}, retrying"
             )
             log.warning(message)
             result.notes.append(message)
-            lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-            for piece in plan_batches(
-                lengths,
-                result.batch_tokens,
-                max(1, min(len(ids) // 2, self.batching.max_batch_size)),
-            ):
-                self._run_batch(
-                    [ids[i] for i in piece],
-                    positions[piece],
-                    result,
-                    done_positions,
-                    predictions,
-                    probabilities,
-                )
+            self._run_batch(ids, positions, result, outputs)
             return
         self._bar.update(len(ids))
         result.n_batches += 1
         result.padded_tokens += padded
-        done_positions.append(positions)
-        predictions.append(batch_predictions)
-        probabilities.append(batch_probabilities)
+        outputs.add(positions, predictions, probabilities)
+
+
+class _DeviceOutputs:
+    """Per-batch results kept on the device until the end: one host synchronization in all."""
+
+    def __init__(self):
+        self.positions, self.predictions, self.probabilities = [], [], []
+
+    def add(self, positions, predictions, probabilities) -> None:
+        self.positions.append(positions)
+        self.predictions.append(predictions)
+        self.probabilities.append(probabilities)
+
+    def gather(self, result: EngineResult) -> None:
+        if not self.positions:
+            return
+        positions = np.concatenate(self.positions)
+        result.predictions[positions] = torch.cat(self.predictions).cpu().numpy()
+        result.probabilities[positions] = torch.cat(self.probabilities).float().cpu().numpy()

@@ -1,0 +1,58 @@
+"""Smoke test of bench/compare_loops.py on the CPU: it runs every loop and floor on small data,
+prints its table and writes figures in which the engine agrees with the notebook loop."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO, SHARED, requires_shared, write_dataset
+
+BENCH = REPO / "bench" / "compare_loops.py"
+
+
+def run_bench(tmp_path, *args):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH),
+            "--device",
+            "cpu",
+            "--repeats",
+            "2",
+            "--json",
+            str(out),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout, json.loads(out.read_text())
+
+
+def test_compare_loops_runs_on_cpu(tmp_path, varied_model):
+    data = write_dataset(tmp_path / "data.parquet", n=48)
+    stdout, figures = run_bench(tmp_path, "--model", str(varied_model), "--data", str(data))
+    for row in ("(a) notebook loop", "(b) transformers.pipeline", "(c) engine float32"):
+        assert row in stdout
+    assert "floor: tokenizer alone" in stdout and "floor: forward alone" in stdout
+    results = figures["reports"][0]["results"]
+    assert figures["reports"][0]["n_texts"] == 48
+    assert results["c"]["agree_with_a_pct"] == 100.0
+    assert results["b"]["agree_with_a_pct"] == 100.0
+    assert all(len(entry["runs_s"]) == 2 for entry in results.values())
+
+
+@requires_shared
+def test_compare_loops_builds_the_distilbert_twin(tmp_path):
+    data = SHARED / "data" / "glue" / "sst2" / "validation.parquet"
+    model = SHARED / "models" / "minilm-sst2"
+    args = ["--model", str(model), "--twin", "--data", str(data), "--limit", "24"]
+    stdout, figures = run_bench(tmp_path, *args, "--skip", "b", "--bf16-on-cpu")
+    assert "DistilBERT-base twin" in figures["environment"]["model"]
+    assert set(figures["reports"][0]["results"]) == {"a", "c", "d", "tokenizer", "forward"}
+    assert figures["reports"][0]["results"]["c"]["agree_with_a_pct"] == 100.0

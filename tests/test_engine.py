@@ -1,0 +1,127 @@
+"""The evaluation engine: batching, padding, ordering, truncation, OOM back-off, and equality
+with the notebook's loop in float32."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from conftest import SHARED, make_sentences, reference_predictions, requires_shared
+from glueperf import GlueperfError
+from glueperf.engine import FIRST_CHUNK_TEXTS, MIN_LENGTH_RATIO, Batching, Engine, pad, plan_batches
+from glueperf.reference import notebook_loop
+from glueperf.validation import load_dataset
+
+
+def load(model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32)
+    return model.eval(), tokenizer
+
+
+@pytest.mark.parametrize("budget, max_size", [(64, 1000), (200, 7), (1, 1000), (10_000, 3)])
+def test_plan_batches_covers_every_position_once_within_the_budget(budget, max_size):
+    lengths = np.sort(np.random.default_rng(0).integers(1, 60, 500))[::-1]
+    batches = plan_batches(lengths, budget, max_size)
+    assert np.array_equal(np.concatenate(batches), np.arange(len(lengths)))
+    for batch in batches:
+        longest = lengths[batch[0]]
+        assert len(batch) <= max_size
+        assert len(batch) == 1 or len(batch) * longest <= budget
+        assert lengths[batch].min() >= MIN_LENGTH_RATIO * longest
+
+
+def test_pad_right_pads_and_masks_only_when_needed():
+    matrix, mask = pad([[5, 6, 7], [8], [9, 10]], pad_id=0)
+    assert matrix.tolist() == [[5, 6, 7], [8, 0, 0], [9, 10, 0]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 0]]
+    matrix, mask = pad([[1, 2], [3, 4]], pad_id=0)
+    assert matrix.tolist() == [[1, 2], [3, 4]] and mask is None
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_engine_equals_notebook_loop_in_input_order(varied_model, overlap):
+    """More texts than one tokenizer chunk, small batches: chunk seams and leftovers are used."""
+    model, tokenizer = load(varied_model)
+    texts = make_sentences(FIRST_CHUNK_TEXTS + 700, seed=3)
+    labels = np.zeros(len(texts), dtype=np.int64)
+    engine = Engine(model, tokenizer, "cpu", Batching(batch_tokens=256), overlap=overlap)
+    result = engine.run(texts)
+    expected = notebook_loop(model, tokenizer, texts, labels, "cpu")
+    assert len(set(expected.tolist())) == 2, "the test model must predict both classes"
+    assert np.array_equal(result.predictions, expected)
+    assert result.n_batches > 2 and result.padded_tokens >= result.token_counts.sum()
+
+
+def test_engine_probabilities_and_token_counts_match_an_unpadded_reference(varied_model):
+    model, tokenizer = load(varied_model)
+    texts = make_sentences(60, seed=5)
+    result = Engine(model, tokenizer, "cpu", Batching(batch_tokens=128)).run(texts)
+    reference = reference_predictions(varied_model, texts)
+    assert np.array_equal(result.predictions, reference["prediction"].to_numpy())
+    assert np.allclose(result.probabilities, reference["probability"].to_numpy(), atol=1e-5)
+    assert np.array_equal(result.token_counts, reference["n_tokens"].to_numpy())
+
+
+def test_long_sentences_are_truncated_and_counted(varied_model):
+    model, tokenizer = load(varied_model)
+    texts = make_sentences(40, seed=7)
+    full_lengths = [len(tokenizer(t)["input_ids"]) for t in texts]
+    max_length = 8
+    result = Engine(model, tokenizer, "cpu", Batching(max_length=max_length)).run(texts)
+    assert result.n_truncated == sum(n > max_length for n in full_lengths) > 0
+    assert result.token_counts.max() == max_length
+    reference = reference_predictions(varied_model, texts, max_length=max_length)
+    assert np.array_equal(result.predictions, reference["prediction"].to_numpy())
+
+
+class RunsOutOfMemory(torch.nn.Module):
+    """Wraps a model and raises CUDA's out-of-memory error for batches over ``limit`` tokens,
+    as the caching allocator does, to exercise the back-off on a machine without a GPU."""
+
+    def __init__(self, model, limit):
+        super().__init__()
+        self.model, self.limit, self.refusals = model, limit, 0
+
+    def forward(self, input_ids, attention_mask=None):
+        if input_ids.numel() > self.limit:
+            self.refusals += 1
+            raise torch.OutOfMemoryError("CUDA out of memory (injected by the test)")
+        return self.model(input_ids=input_ids, attention_mask=attention_mask)
+
+
+def test_out_of_memory_halves_the_budget_and_finishes(varied_model, caplog):
+    model, tokenizer = load(varied_model)
+    texts = make_sentences(200, seed=11)
+    expected = Engine(model, tokenizer, "cpu", Batching(batch_tokens=4096)).run(texts)
+    flaky = RunsOutOfMemory(model, limit=600)
+    with caplog.at_level(logging.WARNING, logger="glueperf.engine"):
+        result = Engine(flaky, tokenizer, "cpu", Batching(batch_tokens=4096)).run(texts)
+    assert flaky.refusals > 0 and result.oom_retries == flaky.refusals
+    assert result.batch_tokens <= 600 < 4096
+    # Once backed off, batches planned under the old budget are split, not tried and refused.
+    assert flaky.refusals <= 4
+    assert np.array_equal(result.predictions, expected.predictions)
+    assert "token budget halved" in caplog.text
+
+
+def test_out_of_memory_on_a_single_sentence_is_a_clear_error(varied_model):
+    model, tokenizer = load(varied_model)
+    flaky = RunsOutOfMemory(model, limit=1)
+    with pytest.raises(GlueperfError, match="out of memory on a single sentence.*max_length"):
+        Engine(flaky, tokenizer, "cpu", Batching()).run(["a good film", "bad"])
+
+
+@requires_shared
+def test_engine_equals_notebook_loop_on_sst2_validation():
+    model_dir = SHARED / "models" / "minilm-sst2"
+    model, tokenizer = load(model_dir)
+    texts, labels, _ = load_dataset(SHARED / "data" / "glue" / "sst2" / "validation.parquet")
+    result = Engine(model, tokenizer, "cpu", Batching()).run(texts)
+    expected = notebook_loop(model, tokenizer, texts, labels, "cpu")
+    assert np.array_equal(result.predictions, expected)
+    assert int((result.predictions == labels).sum()) == 779
