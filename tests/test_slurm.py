@@ -41,6 +41,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+
 from conftest import REPO, Workflow, write_dataset
 
 DAEMONS = ["munged", "slurmctld", "slurmd"]
@@ -79,10 +80,16 @@ def find_programs() -> dict[str, str]:
     return paths
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """Ports free right now, all different (the sockets stay open until all are picked)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 class Cluster:
@@ -134,11 +141,12 @@ class Cluster:
             [self.programs["slurmd"], "-C"], capture_output=True, text=True, check=True
         ).stdout.splitlines()[0]
         self.node = re.match(r"NodeName=(\S+)", hardware).group(1)
+        slurmctld_port, slurmd_port = free_ports(2)
         return f"""\
 ClusterName=glueperftest
 SlurmctldHost={self.node}(127.0.0.1)
-SlurmctldPort={free_port()}
-SlurmdPort={free_port()}
+SlurmctldPort={slurmctld_port}
+SlurmdPort={slurmd_port}
 SlurmUser={self.user}
 SlurmdUser={self.user}
 AuthType=auth/munge
