@@ -8,6 +8,10 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+# `snakemake --report report.html` after a run: this text, the plots and tables with captions.
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 
 
@@ -17,15 +21,19 @@ wildcard_constraints:
     plot="|".join(PLOTS),
 
 
+include: "rules/fetch.smk"
 include: "rules/validate.smk"
 include: "rules/evaluate.smk"
 include: "rules/aggregate.smk"
 include: "rules/plot.smk"
 
 
-# Rules that run where Snakemake runs, never on a cluster node (seconds of work each; see
-# profiles/slurm). A local run is not affected.
+# Rules that run where Snakemake runs, never on a cluster node (seconds of work each, and the
+# fetches need the internet that a login node has; see profiles/slurm). A local run is not affected.
 localrules:
+    fetch_model,
+    fetch_dataset,
+    prefetch,
     validate_dataset,
     aggregate_metrics,
     plot_metric,

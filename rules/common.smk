@@ -1,4 +1,5 @@
 # Helpers for the stage files: config checks, target lists and input/params functions.
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -6,11 +7,13 @@ from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-PLOTS = ["accuracy", "inference_time", "memory_usage"]
+PLOTS = ["accuracy", "inference_time", "memory_usage", "throughput"]
 # The importable code behind each stage: a change to it reruns that stage (and what follows),
 # like a change to the stage's script does.
 CODE_DIR = Path(workflow.basedir) / "scripts" / "glueperf"
 MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.bin", "*.txt", "*.model"]
+sys.path.insert(0, str(CODE_DIR.parent))
+from glueperf.fetch import is_hub_model
 
 # Names as the schema allows them: no '/' so that a name is one path component.
 NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]*"
@@ -65,10 +68,26 @@ def dataset_path(wildcards):
     return config["datasets"][wildcards.dataset]["path"]
 
 
+def dataset_revision(wildcards):
+    return config["datasets"][wildcards.dataset]["revision"]
+
+
+def dataset_checksum(wildcards):
+    return config["datasets"][wildcards.dataset].get("sha256")
+
+
 def dataset_file(wildcards):
-    """The local parquet file as an input (so that its changes rerun jobs); none for a URL."""
+    """The dataset's local parquet file: the config's path, or the fetched copy of a Hub file."""
     path = dataset_path(wildcards)
-    return [] if is_remote(path) else [path]
+    return (
+        f"resources/datasets/{wildcards.dataset}.parquet" if is_remote(path) else path
+    )
+
+
+def dataset_provenance(wildcards):
+    if is_remote(dataset_path(wildcards)):
+        return f"resources/provenance/datasets/{wildcards.dataset}.json"
+    return []
 
 
 def dataset_columns(wildcards):
@@ -80,18 +99,55 @@ def dataset_task(wildcards):
     return config["datasets"][wildcards.dataset]["task"]
 
 
+def model_source(wildcards):
+    return config["models"][wildcards.model]["source"]
+
+
+def model_revision(wildcards):
+    return config["models"][wildcards.model]["revision"]
+
+
+def is_fetched(model):
+    return is_hub_model(config["models"][model]["source"])
+
+
+def model_dir(model):
+    """Where the model is loaded from: its fetched copy for a Hub id, else the directory."""
+    if is_fetched(model):
+        return f"resources/models/{model}"
+    return config["models"][model]["source"]
+
+
 def model_spec(wildcards):
-    spec = config["models"][wildcards.model]
-    return {"source": spec["source"], "revision": spec["revision"]}
+    return {
+        "source": model_source(wildcards),
+        "revision": model_revision(wildcards),
+        "load_from": model_dir(wildcards.model),
+    }
 
 
 def model_files(wildcards):
-    """A local model directory's files as inputs; none for a Hub id (pinned by revision)."""
-    source = Path(config["models"][wildcards.model]["source"])
-    if not source.is_dir():
-        return []
+    """The model's files as inputs, so that a refetch or a change reruns its evaluations."""
+    if is_fetched(wildcards.model):
+        return [model_dir(wildcards.model)]
+    source = Path(model_dir(wildcards.model))
     return sorted(
         str(f) for pattern in MODEL_FILE_PATTERNS for f in source.glob(pattern)
+    )
+
+
+def model_provenance(wildcards):
+    if is_fetched(wildcards.model):
+        return f"resources/provenance/models/{wildcards.model}.json"
+    return []
+
+
+def prefetch_targets():
+    """Everything fetched from the Hub, for `snakemake prefetch` before an offline run."""
+    models = [m for m in config["models"] if is_fetched(m)]
+    datasets = [d for d, spec in config["datasets"].items() if is_remote(spec["path"])]
+    return expand("resources/provenance/models/{model}.json", model=models) + expand(
+        "resources/provenance/datasets/{dataset}.json", dataset=datasets
     )
 
 

@@ -3,9 +3,16 @@ rule evaluate_model:
         summary="results/validated/{dataset}.json",
         data=dataset_file,
         model=model_files,
+        model_provenance=model_provenance,
         code=code_files("engine.py", "evaluation.py", "measure.py", "metrics.py"),
     output:
-        metrics="results/metrics/{model}/{dataset}.csv",
+        metrics=report(
+            "results/metrics/{model}/{dataset}.csv",
+            caption="../report/metrics.rst",
+            category="3. Per-dataset metrics",
+            subcategory="{model}",
+            labels={"model": "{model}", "dataset": "{dataset}"},
+        ),
         predictions="results/predictions/{model}/{dataset}.parquet",
     log:
         "results/logs/evaluate_model/{model}/{dataset}.log",

@@ -1,6 +1,7 @@
 rule validate_dataset:
     input:
         data=dataset_file,
+        provenance=dataset_provenance,
         code=code_files("validation.py"),
     output:
         summary="results/validated/{dataset}.json",
@@ -11,5 +12,6 @@ rule validate_dataset:
     params:
         path=dataset_path,
         columns=dataset_columns,
+        sha256=dataset_checksum,
     script:
         "../scripts/validate_dataset.py"

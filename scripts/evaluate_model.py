@@ -1,22 +1,37 @@
 """Rule evaluate_model: one model on one dataset -> a one-row metrics CSV and predictions."""
 
+import json
+from pathlib import Path
+
 import pandas as pd
 import torch
 
 from glueperf.engine import Batching
 from glueperf.evaluation import evaluate
+from glueperf.fetch import provenance_fields
 from glueperf.outputs import run_script, write_csv, write_parquet
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text()) if path else None
 
 
 def main(snakemake):
     params, settings = snakemake.params, snakemake.params.settings
     torch.set_num_threads(snakemake.threads)
+    provenance = provenance_fields(
+        read_json(snakemake.input.summary),
+        params.model["load_from"],
+        read_json(snakemake.input.model_provenance),
+    )
     row, predictions = evaluate(
         model_name=snakemake.wildcards.model,
         model_source=params.model["source"],
         model_revision=params.model["revision"],
+        model_location=params.model["load_from"],
         dataset_name=snakemake.wildcards.dataset,
         dataset_path=params.path,
+        data_file=snakemake.input.data,
         task=params.task,
         text_column=params.columns["text"],
         label_column=params.columns["label"],
@@ -27,6 +42,7 @@ def main(snakemake):
             max_batch_size=settings["max_batch_size"],
             max_length=settings["max_length"],
         ),
+        provenance=provenance,
     )
     # Predictions first: the metrics file is the rule's sign that the job finished.
     write_parquet(predictions, snakemake.output.predictions)

@@ -1,12 +1,20 @@
 """Rule validate_dataset: check one parquet file and describe it in a JSON summary."""
 
+import json
+from pathlib import Path
+
 from glueperf.outputs import run_script, write_json
 from glueperf.validation import summarize
 
 
 def main(snakemake):
-    columns = snakemake.params.columns
-    summary = summarize(snakemake.params.path, columns["text"], columns["label"])
+    params = snakemake.params
+    summary = summarize(
+        snakemake.input.data, params.columns["text"], params.columns["label"], params.sha256
+    )
+    summary["source"] = params.path
+    if snakemake.input.provenance:  # fetched from the Hub: which commit
+        summary["commit"] = json.loads(Path(snakemake.input.provenance).read_text())["commit"]
     write_json(summary, snakemake.output.summary)
 
 

@@ -79,8 +79,17 @@ def evaluate(
     device: str = "auto",
     dtype: str = "float32",
     batching: Batching | None = None,
+    model_location: str | None = None,
+    data_file: str | None = None,
+    provenance: dict | None = None,
 ) -> tuple[dict, pd.DataFrame]:
-    """Evaluate and measure; returns (metrics row, predictions table)."""
+    """Evaluate and measure; returns (metrics row, predictions table).
+
+    ``model_source`` and ``model_revision`` are what the config asked for and are recorded;
+    the model is loaded from ``model_location`` and the data read from ``data_file`` when given
+    (their fetched copies). ``provenance``
+    (commits, checksums) is added to the row as it is.
+    """
     import torch
     import transformers
 
@@ -91,12 +100,17 @@ def evaluate(
     timer = PhaseTimer(device)
     with PeakMemory() as memory:
         with timer.phase("read_s"):
-            texts, labels, idx = load_dataset(dataset_path, text_column, label_column)
+            texts, labels, idx = load_dataset(data_file or dataset_path, text_column, label_column)
         reset_gpu_peaks(device)
         with timer.phase("model_load_s"):
-            model, tokenizer = load_model(model_source, model_revision, dtype, device)
+            model, tokenizer = load_model(
+                model_location or model_source,
+                None if model_location else model_revision,
+                dtype,
+                device,
+            )
         n_classes = model.config.num_labels
-        check_labels_fit(labels, n_classes, dataset_path, label_column, model_source)
+        check_labels_fit(labels, n_classes, data_file or dataset_path, label_column, model_source)
         limit = getattr(model.config, "max_position_embeddings", None) or batching.max_length
         batching = Batching(**{**asdict(batching), "max_length": min(batching.max_length, limit)})
         engine = Engine(model, tokenizer, device, batching)
@@ -142,6 +156,7 @@ def evaluate(
         "model_source": model_source,
         "model_revision": model_revision or "",
         "dataset_path": str(dataset_path),
+        **(provenance or {}),
     }
     predictions = pd.DataFrame(
         {

@@ -149,15 +149,22 @@ def _check_idx(column: pa.ChunkedArray, path) -> None:
         )
 
 
-def summarize(path, text_column="sentence", label_column="label") -> dict:
+def summarize(path, text_column="sentence", label_column="label", expected_sha256=None) -> dict:
     """Validate a dataset file and describe it (the content of results/validated/{dataset}.json)."""
     table = read_table(path)
+    checksum = sha256_of(path)
+    if expected_sha256 and checksum != expected_sha256:
+        raise DatasetError(
+            path,
+            f"sha256 is {checksum}, but the config expects {expected_sha256}: "
+            "the file is not the one the config pins",
+        )
     validate_table(table, path, text_column, label_column)
     labels = pd.Series(table.column(label_column).to_numpy())
     counts = labels.value_counts().sort_index()
     return {
         "path": str(path),
-        "sha256": sha256_of(path),
+        "sha256": checksum,
         "text_column": text_column,
         "label_column": label_column,
         "n_rows": table.num_rows,
