@@ -17,7 +17,16 @@ SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO / "scripts"))
 
 # What a workflow copy needs from the repository (results/ and caches are left behind).
-WORKFLOW_PARTS = ["Snakefile", "rules", "scripts", "schemas", "envs", "profiles", "config.yaml"]
+WORKFLOW_PARTS = [
+    "Snakefile",
+    "rules",
+    "scripts",
+    "schemas",
+    "envs",
+    "profiles",
+    "report",
+    "config.yaml",
+]
 
 requires_shared = pytest.mark.skipif(
     not (SHARED / "data" / "glue").is_dir(),
@@ -127,6 +136,10 @@ def reference_predictions(model_dir, sentences, max_length: int | None = None) -
     if max_length is None:
         max_length = model.config.max_position_embeddings
     rows = []
+    # One thread: a one-sentence batch gains little from more, and threads that wait for each
+    # other make the loop many times slower when other processes share the cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     with torch.inference_mode():
         for sentence in sentences:
             inputs = tokenizer(
@@ -141,6 +154,7 @@ def reference_predictions(model_dir, sentences, max_length: int | None = None) -
                     "n_tokens": int(inputs["input_ids"].shape[1]),
                 }
             )
+    torch.set_num_threads(threads)
     return pd.DataFrame(rows)
 
 

@@ -16,6 +16,7 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+
 from conftest import Workflow, make_sentences, reference_predictions, write_dataset
 
 DOCUMENTED_FIELDS = (
@@ -284,12 +285,16 @@ def test_three_plots_are_written(run):
         assert matplotlib.image.imread(path).ndim == 3
 
 
-def test_every_job_wrote_its_log(run):
+def test_every_job_wrote_its_log_and_evaluations_their_benchmark(run):
     logs = run.results / "logs"
     for dataset in run.data:
         assert (logs / "validate_dataset" / f"{dataset}.log").is_file()
     for model, dataset in all_pairs():
         assert (logs / "evaluate_model" / model / f"{dataset}.log").is_file()
+        benchmark = pd.read_csv(
+            run.results / "benchmarks" / "evaluate_model" / model / f"{dataset}.tsv", sep="\t"
+        )
+        assert len(benchmark) == 1 and "max_rss" in benchmark.columns
     assert (logs / "aggregate_metrics.log").is_file()
     for plot in PLOTS:
         assert (logs / "plot_metric" / f"{plot}.log").is_file()

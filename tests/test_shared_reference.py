@@ -27,7 +27,7 @@ def results(tmp_path_factory):
             "evaluation": {"device": "cpu", "dtype": "float32"},
         }
     )
-    workflow.snakemake("--cores", "2")  # the last --cores wins: both cores for the evaluation
+    workflow.snakemake()
     return workflow.root / "results"
 
 
