@@ -84,7 +84,12 @@ class ChunkTokenizer:
         if self._backend is not None:
             encodings = self._backend.encode_batch_fast(texts)
             ids = [encoding.ids for encoding in encodings]
-            n_truncated = sum(1 for encoding in encodings if encoding.overflowing)
+            # Only a text cut to exactly max_length can have been truncated: ask just those.
+            n_truncated = sum(
+                1
+                for encoding, row in zip(encodings, ids, strict=True)
+                if len(row) == self.max_length and encoding.overflowing
+            )
             return ids, n_truncated
         ids = self._tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
         full_lengths = self._tokenizer(
