@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from conftest import Workflow, make_sentences, write_dataset
+from glueperf.plotting import PLOTS
 
-AFTER_EVALUATION = {"aggregate_metrics": 1, "plot_metric": 3}
+AFTER_EVALUATION = {"aggregate_metrics": 1, "plot_metric": len(PLOTS)}
 MODELS_ON = {"alpha": ["m1", "m2"], "beta": ["m1"]}
 
 
@@ -42,7 +43,7 @@ def evaluations(pairs):
 
 
 def downstream():
-    return [("aggregate_metrics", None, None)] + [("plot_metric", None, None)] * 3
+    return [("aggregate_metrics", None, None)] + [("plot_metric", None, None)] * len(PLOTS)
 
 
 @pytest.fixture(scope="module")
@@ -205,8 +206,8 @@ def append_comment(path) -> None:
 def test_editing_the_plotting_code_reruns_only_the_plots(pipeline):
     append_comment(pipeline.workflow.root / "scripts" / "glueperf" / "plotting.py")
     jobs, counted = pipeline.jobs()
-    assert counted == {"plot_metric": 3}
-    assert jobs == [("plot_metric", None, None)] * 3
+    assert counted == {"plot_metric": len(PLOTS)}
+    assert jobs == [("plot_metric", None, None)] * len(PLOTS)
 
 
 def test_editing_the_aggregation_code_reruns_aggregate_and_plots(pipeline):
