@@ -187,3 +187,14 @@ def test_wilson_interval_properties():
 
 def test_wilson_interval_without_trials_is_nan():
     assert all(math.isnan(end) for end in wilson_interval(0, 0))
+
+
+def test_wilson_interval_holds_the_estimate_exactly_at_0_and_100_percent():
+    # Rounding must not leave p = 1 above the upper end (nor p = 0 below the lower one): the
+    # accuracy plot draws value - low and high - value as error bars, which must not be negative.
+    for trials in range(1, 500):
+        assert wilson_interval(trials, trials)[1] == 1.0
+        assert wilson_interval(0, trials)[0] == 0.0
+        for successes in (1, trials // 2, trials - 1):
+            low, high = wilson_interval(successes, trials)
+            assert low <= successes / trials <= high

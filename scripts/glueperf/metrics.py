@@ -56,7 +56,9 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[f
     p = successes / trials
     centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
     half = (z / (1 + z * z / trials)) * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials**2))
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # The interval always holds p; rounding alone would put the upper end of 10/10 at
+    # 0.9999999999999999 and the lower end of 0/3 at 5.6e-17, on the wrong side of p.
+    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))
 
 
 def score(labels, predictions, n_classes: int) -> dict:
