@@ -13,14 +13,19 @@ import pandas as pd
 import pytest
 from matplotlib.container import BarContainer
 
-from glueperf.plotting import PLOTS, grouped_bars, plot_one, read_performance_table
+from glueperf.plotting import PLOTS, footnote, grouped_bars, plot_one, read_performance_table
 
 MODELS = ["alpha", "beta", "gamma"]
 DATASETS = ["sst2-validation", "sst2-test", "cola-validation"]
 UNLABELED = "sst2-test"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The unit each plot's y-label must state, in parentheses.
-UNITS = {"accuracy": "%", "inference_time": "s", "memory_usage": "MiB"}
+UNITS = {
+    "accuracy": "%",
+    "inference_time": "s",
+    "memory_usage": "MiB",
+    "throughput": "sentences/s",
+}
 
 
 @pytest.fixture
@@ -38,6 +43,7 @@ def table(tmp_path) -> pd.DataFrame:
                     "Task": "Sentiment analysis",
                     "Inference Time (seconds)": float(rng.uniform(0.5, 3)),
                     "Memory Usage (MB)": float(rng.uniform(300, 900)),
+                    "throughput_eps": float(rng.uniform(200, 5000)),
                     "Accuracy (%)": accuracy,
                     "Model": model,
                     "accuracy_ci_low_pct": accuracy - 3 if labeled else math.nan,
@@ -154,3 +160,131 @@ def test_reading_the_table_keeps_names_that_look_like_missing_values(table, tmp_
     axes = grouped_bars(again, column, ylabel, title, value_format, interval).axes[0]
     assert [t.get_text() for t in axes.get_xticklabels()] == ["sst2-validation", "None", "2e5"]
     assert [c.get_label() for c in axes.containers if isinstance(c, BarContainer)][0] == "NA"
+
+
+# --- readable with many datasets, and edge values -----------------------------------------------
+
+
+def many_datasets_table(n_datasets: int = 12, models=MODELS) -> pd.DataFrame:
+    """n_datasets x models, with long dataset names and values over three orders of magnitude."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for model in models:
+        for number in range(n_datasets):
+            accuracy = float(rng.uniform(40, 100))
+            rows.append(
+                {
+                    "Dataset": f"glue-task{number:02d}-validation",
+                    "Task": "Sentiment analysis",
+                    "Inference Time (seconds)": float(10 ** rng.uniform(-1, 2.5)),
+                    "Memory Usage (MB)": float(rng.uniform(800, 3000)),
+                    "Accuracy (%)": accuracy,
+                    "Model": model,
+                    "accuracy_ci_low_pct": accuracy - 3,
+                    "accuracy_ci_high_pct": min(100.0, accuracy + 2),
+                    "throughput_eps": float(10 ** rng.uniform(2, 4.5)),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("stem", list(PLOTS))
+def test_many_datasets_stay_readable(stem):
+    wide = many_datasets_table(12)
+    column, ylabel, title, value_format, interval = PLOTS[stem]
+    few = grouped_bars(wide[wide["Dataset"].isin(wide["Dataset"].unique()[:3])], *PLOTS[stem])
+    figure = grouped_bars(wide, column, ylabel, title, value_format, interval)
+    # The figure grows with the number of bars instead of squeezing them.
+    few_width, width = few.get_figwidth(), figure.get_figwidth()
+    assert width >= 2.5 * few_width, (few_width, width)
+    (axes,) = figure.axes
+    renderer = figure.canvas.get_renderer()
+
+    ticks = axes.get_xticklabels()
+    assert len(ticks) == 12
+    assert all(t.get_rotation() == 30 and t.get_horizontalalignment() == "right" for t in ticks)
+    # Rotated labels are parallel lines; neighbours are apart by the tick spacing times
+    # sin(rotation), which must exceed the height of a line of text.
+    anchors = [t.get_window_extent(renderer).x1 for t in ticks]
+    spacing = min(b - a for a, b in zip(anchors, anchors[1:], strict=False))
+    line_height = ticks[0].get_fontsize() * figure.dpi / 72
+    assert spacing * math.sin(math.radians(30)) > 1.5 * line_height
+
+    # One value label per bar, none running into another, all inside the figure.
+    labels = [t for t in axes.texts if t.get_text()]
+    assert len(labels) == 12 * len(MODELS)
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    overlaps = [
+        (labels[i].get_text(), labels[j].get_text())
+        for i in range(len(boxes))
+        for j in range(i + 1, len(boxes))
+        if boxes[i].overlaps(boxes[j])
+    ]
+    assert not overlaps
+    canvas = figure.bbox
+    for artist in [*ticks, *labels, axes.get_legend()]:
+        box = artist.get_window_extent(renderer)
+        assert canvas.x0 <= box.x0 and box.x1 <= canvas.x1 + 1, artist
+    # The legend sits outside the axes, where it hides no bar.
+    assert axes.get_legend().get_window_extent(renderer).x0 >= axes.bbox.x1
+
+
+def test_crowded_value_labels_turn_upright():
+    eight = [f"model-{k}" for k in range(8)]
+    figure = grouped_bars(many_datasets_table(12, models=eight), *PLOTS["memory_usage"])
+    (axes,) = figure.axes
+    assert figure.get_figwidth() <= 30
+    labels = [t for t in axes.texts if t.get_text()]
+    assert labels and all(t.get_rotation() == 90 for t in labels)
+    renderer = figure.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+
+def test_accuracy_axis_is_0_to_100_percent_and_never_logarithmic(table):
+    table.loc[table["Accuracy (%)"].notna(), "Accuracy (%)"] = 0.5
+    table.loc[0, "Accuracy (%)"] = 99.0
+    axes = grouped_bars(table, *PLOTS["accuracy"]).axes[0]
+    assert axes.get_yscale() == "linear"
+    low, high = axes.get_ylim()
+    assert low == 0 and high > 100
+    assert max(axes.get_yticks()) == 100
+
+
+@pytest.mark.parametrize("accuracy", [100.0, 0.0])
+def test_accuracy_of_0_or_100_percent_is_plotted(table, tmp_path, accuracy):
+    # Rounding in an interval written by the metrics can put 100 % a hair above its upper end:
+    # the error bar below/above must then be 0, not a negative length that matplotlib refuses.
+    labeled = table["Accuracy (%)"].notna()
+    table.loc[labeled, "Accuracy (%)"] = accuracy
+    table.loc[labeled, "accuracy_ci_low_pct"] = min(accuracy, 72.2)
+    table.loc[labeled, "accuracy_ci_high_pct"] = 99.99999999999999 if accuracy else 27.8
+    plot_one(table, "accuracy", tmp_path / "accuracy.png")
+    axes = grouped_bars(table, *PLOTS["accuracy"]).axes[0]
+    series = [c for c in axes.containers if isinstance(c, BarContainer)]
+    (_, low), (_, high) = series[0].errorbar.lines[2][0].get_segments()[0]
+    assert low <= accuracy <= high
+
+
+def test_not_available_is_written_on_a_log_axis_too(table):
+    column = "Inference Time (seconds)"
+    table[column] = np.linspace(0.01, 100.0, len(table))
+    table.loc[table["Dataset"] == UNLABELED, column] = math.nan  # e.g. a pair that was not run
+    axes = grouped_bars(table, *PLOTS["inference_time"]).axes[0]
+    assert axes.get_yscale() == "log"
+    not_available = [t for t in axes.texts if t.get_text() == "n/a"]
+    assert len(not_available) == len(MODELS)
+    renderer = axes.figure.canvas.get_renderer()
+    for text in not_available:  # drawn just above the axis, within the axes
+        box = text.get_window_extent(renderer)
+        assert axes.bbox.y0 <= box.y0 <= axes.bbox.y0 + 20
+
+
+def test_footnote_names_a_single_model_and_the_device_of_measured_plots(table, tmp_path):
+    table["device"], table["device_name"], table["dtype"] = "cuda", "NVIDIA H100", "bfloat16"
+    one = table[table["Model"] == "alpha"]
+    assert footnote(one, measured=False) == "Model: alpha"
+    assert footnote(one, measured=True) == "Model: alpha · Measured on NVIDIA H100 (cuda, bfloat16)"
+    assert footnote(table, measured=False) == ""  # several models: the legend names them
+    figure = grouped_bars(one, *PLOTS["memory_usage"], note=footnote(one, measured=True))
+    assert [t.get_text() for t in figure.texts] == [footnote(one, measured=True)]

@@ -34,23 +34,79 @@ PLOTS = {
         "{:.0f}",
         None,
     ),
+    "throughput": (
+        "throughput_eps",
+        "Throughput (sentences/s)",
+        "Throughput: sentences per second of inference time",
+        "{:,.0f}",
+        None,
+    ),
 }
+# Plots of measurements that depend on the machine: their footnote names the device and dtype.
+MEASURED = ("inference_time", "memory_usage", "throughput")
 
-# A log axis once the largest bar is this many times the smallest.
+# A log axis once the largest bar is this many times the smallest (never for percentages).
 LOG_SCALE_RATIO = 100
+# Figure size in inches: each dataset's group of bars gets GROUP_INCHES per model (at least
+# MIN_GROUP_INCHES), the whole figure at least MIN_WIDTH and at most MAX_WIDTH wide.
+GROUP_INCHES = 0.5
+MIN_GROUP_INCHES = 1.0
+MIN_WIDTH, MAX_WIDTH, HEIGHT = 6.4, 30.0, 5.0
+# Tick labels are rotated once there are more datasets than this.
+ROTATE_TICKS_AFTER = 3
+TICK_ROTATION = 30
+
+
+def figure_width(n_datasets: int, n_models: int) -> float:
+    """Inches: grows with the number of bars, so that bars and their labels keep their size."""
+    group = max(MIN_GROUP_INCHES, GROUP_INCHES * n_models + 0.3)
+    return min(MAX_WIDTH, max(MIN_WIDTH, 1.6 + group * n_datasets))
+
+
+def footnote(table: pd.DataFrame, measured: bool) -> str:
+    """The model when there is only one (no legend then) and, for time and memory, the device
+    and dtype that the figures were measured on."""
+    parts = []
+    models = list(dict.fromkeys(table["Model"]))
+    if len(models) == 1:
+        parts.append(f"Model: {models[0]}")
+    if measured and "device_name" in table.columns:
+        setups = [
+            f"{row.device_name} ({row.device}, {row.dtype})"
+            if "device" in table.columns and "dtype" in table.columns
+            else str(row.device_name)
+            for row in table.itertuples()
+        ]
+        parts.append("Measured on " + "; ".join(dict.fromkeys(setups)))
+    return " · ".join(parts)
+
+
+def overlapping(boxes) -> bool:
+    """Whether any two of the boxes (matplotlib Bboxes) overlap."""
+    boxes = list(boxes)
+    return any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
 
 
 def grouped_bars(
-    table: pd.DataFrame, column: str, ylabel: str, title: str, value_format: str, interval=None
+    table: pd.DataFrame,
+    column: str,
+    ylabel: str,
+    title: str,
+    value_format: str,
+    interval=None,
+    note: str = "",
 ):
-    """A figure with one group of bars per dataset and one bar per model, values written on top."""
+    """A figure with one group of bars per dataset and one bar per model, values written on top.
+
+    ``interval``: the (low, high) columns of a confidence interval, drawn as error bars; the
+    column is then a percentage and the axis runs from 0 to 100. ``note``: a footnote.
+    """
     datasets = list(dict.fromkeys(table["Dataset"]))
     models = list(dict.fromkeys(table["Model"]))
     width = 0.8 / len(models)
-    figure, axes = plt.subplots(
-        figsize=(max(6.0, 1.2 * len(datasets) * max(1, len(models)) + 2), 5)
-    )
+    figure, axes = plt.subplots(figsize=(figure_width(len(datasets), len(models)), HEIGHT))
     positions = np.arange(len(datasets))
+    value_labels = []
     for number, model in enumerate(models):
         rows = table[table["Model"] == model].set_index("Dataset").reindex(datasets)
         values = rows[column].to_numpy(dtype=float)
@@ -58,27 +114,67 @@ def grouped_bars(
         errors = None
         if interval is not None:
             low, high = (rows[c].to_numpy(dtype=float) for c in interval)
-            errors = np.vstack([values - low, high - values])
+            # Lengths below and above the value; a rounding step outside [low, high] is 0.
+            errors = np.clip(np.vstack([values - low, high - values]), 0.0, None)
         bars = axes.bar(offsets, np.nan_to_num(values), width, label=model, yerr=errors, capsize=3)
-        labels = ["n/a" if math.isnan(v) else value_format.format(v) for v in values]
-        axes.bar_label(bars, labels=labels, padding=3, fontsize=8)
-    finite = table[column].dropna()
-    finite = finite[finite > 0]
-    if len(finite) and finite.max() / finite.min() >= LOG_SCALE_RATIO:
-        axes.set_yscale("log")
+        labels = ["" if math.isnan(v) else value_format.format(v) for v in values]
+        for text, value, offset in zip(
+            axes.bar_label(bars, labels=labels, padding=3, fontsize=8), values, offsets, strict=True
+        ):
+            if math.isnan(value):
+                # No value (no labels, or the pair was not run): "n/a" on the axis, which also
+                # works on a log axis, where a bar of height 0 has no top.
+                text.remove()
+                text = axes.annotate(
+                    "n/a",
+                    (offset, 0),
+                    xycoords=axes.get_xaxis_transform(),
+                    xytext=(0, 3),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                )
+            value_labels.append(text)
+    if interval is not None:
+        axes.set_ylim(0, 112)  # room for the labels above 100 %
+        axes.set_yticks(range(0, 101, 20))
+    else:
+        finite = table[column].dropna()
+        finite = finite[finite > 0]
+        if len(finite) and finite.max() / finite.min() >= LOG_SCALE_RATIO:
+            axes.set_yscale("log")
+        axes.margins(y=0.15)
+    rotate = len(datasets) > ROTATE_TICKS_AFTER
     axes.set_xticks(
         positions,
         datasets,
-        rotation=30 if len(datasets) > 3 else 0,
-        ha="right" if len(datasets) > 3 else "center",
+        rotation=TICK_ROTATION if rotate else 0,
+        ha="right" if rotate else "center",
+        rotation_mode="anchor" if rotate else "default",
     )
+    axes.set_xlim(-0.5, len(datasets) - 0.5)
     axes.set_xlabel("Dataset")
     axes.set_ylabel(ylabel)
     axes.set_title(title)
-    axes.margins(y=0.15)
+    axes.grid(axis="y", alpha=0.3)
+    axes.set_axisbelow(True)
     if len(models) > 1:
-        axes.legend(title="Model", fontsize=8)
-    figure.tight_layout()
+        # Outside the axes, right of them: over the bars it would hide bars and their values.
+        axes.legend(title="Model", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if note:
+        figure.text(0.01, 0.01, note, fontsize=8, color="0.35", ha="left", va="bottom")
+    figure.tight_layout(rect=(0, 0.04 if note else 0, 1, 1))
+    # Many narrow bars: turn the value labels upright when they would run into each other.
+    renderer = figure.canvas.get_renderer()
+    if overlapping(t.get_window_extent(renderer) for t in value_labels):
+        for text in value_labels:
+            text.set_rotation(90)
+        if interval is None:
+            axes.margins(y=0.3)
+        else:
+            axes.set_ylim(0, 125)
+        figure.tight_layout(rect=(0, 0.04 if note else 0, 1, 1))
     return figure
 
 
@@ -94,7 +190,8 @@ def plot_one(table: pd.DataFrame, stem: str, path) -> None:
     from glueperf.outputs import atomic_path
 
     column, ylabel, title, value_format, interval = PLOTS[stem]
-    figure = grouped_bars(table, column, ylabel, title, value_format, interval)
+    note = footnote(table, measured=stem in MEASURED)
+    figure = grouped_bars(table, column, ylabel, title, value_format, interval, note)
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=120)
     plt.close(figure)
