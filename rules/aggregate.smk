@@ -3,7 +3,12 @@ rule aggregate_metrics:
         metrics=metrics_files,
         code=code_files("aggregate.py"),
     output:
-        table="results/model_performance.csv",
+        table=report(
+            "results/model_performance.csv",
+            caption="../report/model_performance.rst",
+            category="2. Performance table",
+            labels={"table": "all models and datasets"},
+        ),
     log:
         "results/logs/aggregate_metrics.log",
     conda:

@@ -3,7 +3,12 @@ rule plot_metric:
         table="results/model_performance.csv",
         code=code_files("plotting.py"),
     output:
-        plot="results/plots/{plot}.png",
+        plot=report(
+            "results/plots/{plot}.png",
+            caption="../report/plot.rst",
+            category="1. Plots",
+            labels={"plot": "{plot}"},
+        ),
     log:
         "results/logs/plot_metric/{plot}.log",
     conda:
