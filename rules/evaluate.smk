@@ -11,7 +11,7 @@ rule evaluate_model:
             caption="../report/metrics.rst",
             category="3. Per-dataset metrics",
             subcategory="{model}",
-            labels={"model": "{model}", "dataset": "{dataset}"},
+            labels={"dataset": "{dataset}", "model": "{model}"},
         ),
         predictions="results/predictions/{model}/{dataset}.parquet",
     log:

@@ -1,0 +1,98 @@
+// Appended to a copy of report.html by tests/test_report.py and run by headless Chromium: it
+// clicks through the Snakemake report as a person would (category, subcategory, then each
+// result's "eye" and "info" buttons) and writes what the page showed, as JSON, into the
+// element #glueperf-probe for the test to read from the dumped DOM. `categories` and `results`
+// are the report's own data (globals of its script elements).
+"use strict";
+
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function appLinks() {
+  return Array.from(document.querySelectorAll("#app a"));
+}
+
+async function clickText(text) {
+  const link = appLinks().find((a) => a.textContent.trim() === text);
+  if (!link) return false;
+  link.click();
+  await pause(200);
+  return true;
+}
+
+async function home() {
+  // The first link of the breadcrumbs (the house icon) leads back to the menu.
+  const link = document.querySelector("#app nav ol li a");
+  if (link) link.click();
+  await pause(200);
+}
+
+function resultRow(result) {
+  // The row whose cells show the result's labels, in order.
+  const wanted = Object.values(result.labels || {}).map(String);
+  return Array.from(document.querySelectorAll("#app tr")).find((row) => {
+    const cells = Array.from(row.cells).map((cell) => cell.textContent.trim());
+    return wanted.every((label, i) => cells[i] === label);
+  });
+}
+
+async function visit(category, subcategory, path) {
+  const seen = { path, category, subcategory, row: false };
+  await home();
+  seen.category_clicked = await clickText(category);
+  if (subcategory !== "Other") seen.subcategory_clicked = await clickText(subcategory);
+  const row = resultRow(results[path]);
+  if (!row) return seen;
+  seen.row = true;
+  const eye = row.querySelector('a[iconname="eye"]');
+  const info = row.querySelector('a[iconname="information-circle"]');
+  if (eye && eye.getAttribute("download")) {
+    // Not an image: the button downloads the embedded file.
+    seen.download = { name: eye.getAttribute("download"), href: eye.getAttribute("href") };
+  } else if (eye) {
+    eye.click();
+    await pause(300);
+    const images = Array.from(document.querySelectorAll("#app img")).filter((image) =>
+      image.src.startsWith("data:image/png"),
+    );
+    seen.images = images.map((image) => ({
+      src: image.src,
+      width: image.naturalWidth,
+      height: image.naturalHeight,
+      shown_width: image.getBoundingClientRect().width,
+    }));
+  }
+  if (info) {
+    info.click();
+    await pause(300);
+    seen.info_text = document.querySelector("#app nav").innerText;
+  }
+  return seen;
+}
+
+async function probe() {
+  const report = {
+    menu: appLinks().map((a) => a.textContent.trim()).filter(Boolean),
+    description: (document.querySelector("#app .prose") || { innerText: "" }).innerText,
+    visits: [],
+  };
+  for (const [category, subcategories] of Object.entries(categories)) {
+    for (const [subcategory, paths] of Object.entries(subcategories)) {
+      for (const path of paths) report.visits.push(await visit(category, subcategory, path));
+    }
+  }
+  return report;
+}
+
+window.addEventListener("load", async () => {
+  await pause(300); // let React draw the first page
+  let report;
+  try {
+    report = await probe();
+  } catch (error) {
+    report = { error: String(error && error.stack ? error.stack : error) };
+  }
+  const pre = document.createElement("pre");
+  pre.id = "glueperf-probe";
+  pre.textContent = JSON.stringify(report);
+  document.body.appendChild(pre);
+});
