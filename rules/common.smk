@@ -33,6 +33,26 @@ def check_references():
 check_references()
 
 
+def model_config(model):
+    """A model's config; a clear error for a name (from a target) that the config lacks."""
+    if model not in config["models"]:
+        raise WorkflowError(
+            f"model '{model}' is not defined under `models` in the config "
+            f"(defined: {sorted(config['models'])})"
+        )
+    return config["models"][model]
+
+
+def dataset_config(dataset):
+    """A dataset's config; a clear error for a name (from a target) that the config lacks."""
+    if dataset not in config["datasets"]:
+        raise WorkflowError(
+            f"dataset '{dataset}' is not defined under `datasets` in the config "
+            f"(defined: {sorted(config['datasets'])})"
+        )
+    return config["datasets"][dataset]
+
+
 def datasets_of(model):
     return config["models"][model].get("datasets", list(config["datasets"]))
 
@@ -65,23 +85,25 @@ def is_remote(path):
 
 
 def dataset_path(wildcards):
-    return config["datasets"][wildcards.dataset]["path"]
+    return dataset_config(wildcards.dataset)["path"]
 
 
 def dataset_revision(wildcards):
-    return config["datasets"][wildcards.dataset]["revision"]
+    return dataset_config(wildcards.dataset)["revision"]
 
 
 def dataset_checksum(wildcards):
-    return config["datasets"][wildcards.dataset].get("sha256")
+    return dataset_config(wildcards.dataset).get("sha256")
 
 
 def dataset_file(wildcards):
     """The dataset's local parquet file: the config's path, or the fetched copy of a Hub file."""
     path = dataset_path(wildcards)
-    return (
-        f"resources/datasets/{wildcards.dataset}.parquet" if is_remote(path) else path
-    )
+    if is_remote(path):
+        return f"resources/datasets/{wildcards.dataset}.parquet"
+    # A missing file fails its own validation job, which names it, instead of the whole run:
+    # with --keep-going the other datasets are still evaluated.
+    return path if Path(path).exists() else []
 
 
 def dataset_provenance(wildcards):
@@ -91,31 +113,31 @@ def dataset_provenance(wildcards):
 
 
 def dataset_columns(wildcards):
-    spec = config["datasets"][wildcards.dataset]
+    spec = dataset_config(wildcards.dataset)
     return {"text": spec["text_column"], "label": spec["label_column"]}
 
 
 def dataset_task(wildcards):
-    return config["datasets"][wildcards.dataset]["task"]
+    return dataset_config(wildcards.dataset)["task"]
 
 
 def model_source(wildcards):
-    return config["models"][wildcards.model]["source"]
+    return model_config(wildcards.model)["source"]
 
 
 def model_revision(wildcards):
-    return config["models"][wildcards.model]["revision"]
+    return model_config(wildcards.model)["revision"]
 
 
 def is_fetched(model):
-    return is_hub_model(config["models"][model]["source"])
+    return is_hub_model(model_config(model)["source"])
 
 
 def model_dir(model):
     """Where the model is loaded from: its fetched copy for a Hub id, else the directory."""
     if is_fetched(model):
         return f"resources/models/{model}"
-    return config["models"][model]["source"]
+    return model_config(model)["source"]
 
 
 def model_spec(wildcards):
@@ -153,7 +175,7 @@ def prefetch_targets():
 
 def evaluation_settings(wildcards):
     """Top-level `evaluation` with the model's own overrides on top."""
-    overrides = config["models"][wildcards.model].get("evaluation", {})
+    overrides = model_config(wildcards.model).get("evaluation", {})
     return {**config["evaluation"], **overrides}
 
 

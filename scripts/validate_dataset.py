@@ -9,9 +9,9 @@ from glueperf.validation import summarize
 
 def main(snakemake):
     params = snakemake.params
-    summary = summarize(
-        snakemake.input.data, params.columns["text"], params.columns["label"], params.sha256
-    )
+    # No input file when the configured local file is missing: summarize names it.
+    data = snakemake.input.data or params.path
+    summary = summarize(data, params.columns["text"], params.columns["label"], params.sha256)
     summary["source"] = params.path
     if snakemake.input.provenance:  # fetched from the Hub: which commit
         summary["commit"] = json.loads(Path(snakemake.input.provenance).read_text())["commit"]

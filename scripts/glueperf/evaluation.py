@@ -14,9 +14,11 @@ What the reported figures measure (also in the README):
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,6 +26,7 @@ import psutil
 
 from glueperf import GlueperfError
 from glueperf.engine import Batching, Engine
+from glueperf.fetch import OFFLINE_ADVICE, is_hub_model
 from glueperf.measure import PeakMemory, PhaseTimer, gpu_peaks_mb, reset_gpu_peaks
 from glueperf.metrics import score
 from glueperf.validation import NO_LABEL, load_dataset
@@ -44,22 +47,157 @@ def resolve_device(requested: str = "auto") -> str:
     return requested
 
 
+# A saved tokenizer has at least one of these (fast tokenizer, WordPiece, BPE, SentencePiece).
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "spm.model",
+    "tokenizer.model",
+)
+CLASSIFIER_SUFFIX = "ForSequenceClassification"
+
+
 def load_model(source: str, revision: str | None, dtype: str, device: str):
-    """Model and tokenizer from a Hub id or a local directory in Hugging Face format."""
+    """Model and tokenizer from a Hub id or a local directory in Hugging Face format.
+
+    Whatever is wrong (no such directory, no tokenizer, not a sequence classifier, a classifier
+    head missing from the weights, the Hub unreachable) is a GlueperfError naming the source.
+    """
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     if dtype not in DTYPES:
         raise GlueperfError(f"evaluation.dtype must be one of {DTYPES}, got '{dtype}'")
-    from pathlib import Path
-
-    # A revision names a Hub commit; a local directory is used as it is.
-    kwargs = {"revision": revision} if revision and not Path(source).is_dir() else {}
-    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        source, dtype=getattr(torch, dtype), attn_implementation="sdpa", **kwargs
-    )
+    options = {"dtype": getattr(torch, dtype), "attn_implementation": "sdpa"}
+    if Path(source).is_dir():  # a revision names a Hub commit; a directory is used as it is
+        _check_model_dir(Path(source))
+        model, tokenizer, info = _loading_errors(source, _from_pretrained, source, options)
+    elif not is_hub_model(source):
+        raise GlueperfError(f"model '{source}': no such directory ({Path(source).absolute()})")
+    else:
+        model, tokenizer, info = _from_hub(source, revision, options)
+    _check_classifier(source, model, tokenizer, info)
     return model.eval().to(device), tokenizer
+
+
+def _from_pretrained(source, options, **hub_options):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source, **hub_options)
+    model, info = AutoModelForSequenceClassification.from_pretrained(
+        source, output_loading_info=True, **options, **hub_options
+    )
+    return model, tokenizer, info
+
+
+def _from_hub(source: str, revision: str | None, options: dict):
+    """The local Hugging Face cache first; the Hub only once a quick probe has reached it, since
+    the Hub client retries an unreachable server for half a minute per file."""
+    from huggingface_hub import constants
+
+    hub_options = {"revision": revision} if revision else {}
+    try:
+        return _from_pretrained(source, options, local_files_only=True, **hub_options)
+    except (OSError, ValueError):  # not (all) in the cache
+        pass
+    not_cached = f"model '{source}': not in the local Hugging Face cache"
+    if constants.HF_HUB_OFFLINE:
+        raise GlueperfError(f"{not_cached}, and HF_HUB_OFFLINE is set. {OFFLINE_ADVICE}")
+    problem = hub_unreachable()
+    if problem:
+        raise GlueperfError(
+            f"{not_cached}, and the Hugging Face Hub ({constants.ENDPOINT}) is unreachable "
+            f"({problem}). {OFFLINE_ADVICE}"
+        )
+    return _loading_errors(source, _from_pretrained, source, options, **hub_options)
+
+
+def hub_unreachable() -> str | None:
+    """Why the Hub cannot be reached (one request, no retries, the client's proxy settings and
+    HF_HUB_ETAG_TIMEOUT), or None when it answers at all."""
+    from huggingface_hub import constants, get_session
+
+    try:
+        get_session().head(constants.ENDPOINT, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    except Exception as error:  # whatever the transport raises: the Hub did not answer
+        return f"{type(error).__name__}: {_one_line(error)}"
+    return None
+
+
+def _loading_errors(source: str, load, *args, **kwargs):
+    """``load(*args, **kwargs)`` with transformers' and the Hub client's errors made one line."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        return load(*args, **kwargs)
+    except (OSError, ValueError, KeyError, HfHubHTTPError) as error:
+        raise GlueperfError(f"model '{source}' could not be loaded: {_one_line(error)}") from error
+    except Exception as error:
+        if type(error).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2"):
+            raise GlueperfError(
+                f"model '{source}': the Hugging Face Hub is unreachable ({_one_line(error)}). "
+                f"{OFFLINE_ADVICE}"
+            ) from error
+        raise
+
+
+def _check_model_dir(directory: Path) -> None:
+    """What a model directory must hold, named before transformers would stumble on it."""
+    if not (directory / "config.json").is_file():
+        raise GlueperfError(
+            f"model '{directory}': no config.json in the directory, so it is not a model saved "
+            "in Hugging Face format (model.save_pretrained)"
+        )
+    try:
+        config = json.loads((directory / "config.json").read_text())
+    except (OSError, ValueError) as error:
+        raise GlueperfError(f"model '{directory}': config.json unreadable ({error})") from error
+    _check_architectures(str(directory), config.get("architectures"))
+    if not any((directory / name).is_file() for name in TOKENIZER_FILES):
+        raise GlueperfError(
+            f"model '{directory}': no tokenizer in the directory (none of "
+            f"{', '.join(TOKENIZER_FILES)}); save it beside the model with "
+            "tokenizer.save_pretrained"
+        )
+
+
+def _check_architectures(source: str, architectures: list[str] | None) -> None:
+    if architectures and not any(a.endswith(CLASSIFIER_SUFFIX) for a in architectures):
+        raise GlueperfError(
+            f"model '{source}' is a {', '.join(architectures)} (config.json architectures), not "
+            f"a sequence classifier (*{CLASSIFIER_SUFFIX}): it has no trained classification head"
+        )
+
+
+def _check_classifier(source: str, model, tokenizer, info: dict) -> None:
+    """A sequence classifier with trained head and a tokenizer with a vocabulary: transformers
+    would otherwise run a fresh random head, or a tokenizer that knows no word, silently."""
+    _check_architectures(source, getattr(model.config, "architectures", None))
+    missing = sorted(info.get("missing_keys") or []) + sorted(
+        str(key) for key in info.get("mismatched_keys") or []
+    )
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" * (len(missing) > 5))
+        raise GlueperfError(
+            f"model '{source}': weights {shown} are missing from the checkpoint (or do not fit "
+            "it), so they would be random; is it a fine-tuned sequence classifier?"
+        )
+    if model.config.num_labels < 2:
+        raise GlueperfError(
+            f"model '{source}' has {model.config.num_labels} output (a regression head); "
+            "glueperf evaluates classifiers with 2 or more classes"
+        )
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
+        raise GlueperfError(
+            f"model '{source}': its tokenizer has no vocabulary besides special tokens "
+            f"({len(tokenizer)} tokens); the tokenizer files are missing or empty"
+        )
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def warm_up(engine: Engine) -> None:

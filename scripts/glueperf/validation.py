@@ -11,11 +11,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from glueperf import GlueperfError
+from glueperf.fetch import OFFLINE_ADVICE
 
 NO_LABEL = -1
 IDX_COLUMN = "idx"
 # How many offending rows an error message lists before it says "and N more".
 ROWS_SHOWN = 10
+INT64_MAX = np.iinfo(np.int64).max
+# Characters that show nothing: a text made only of these and whitespace counts as empty.
+INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"))
 
 
 class DatasetError(GlueperfError):
@@ -58,25 +62,43 @@ def sha256_of(path) -> str | None:
 
 def read_table(path, columns=None) -> pa.Table:
     """Read a parquet file (local or any fsspec URL such as hf://) or raise DatasetError."""
+    if is_remote(path):
+        return _read_remote_table(path, columns)
+    if Path(path).is_dir():
+        raise DatasetError(path, "is a directory, not a parquet file")
+    if not Path(path).is_file():
+        raise DatasetError(path, "file not found (check the dataset's `path` in the config)")
     try:
-        if is_remote(path):
-            import fsspec
-
-            with fsspec.open(path, "rb") as stream:
-                return pq.read_table(stream, columns=columns)
-        if not Path(path).is_file():
-            raise DatasetError(path, "file not found")
         return pq.read_table(path, columns=columns)
-    except DatasetError:
-        raise
     except (pa.ArrowException, OSError) as error:
-        raise DatasetError(path, f"not a readable parquet file ({error})") from error
+        raise DatasetError(path, f"not a readable parquet file ({_one_line(error)})") from error
+
+
+def _read_remote_table(path, columns=None) -> pa.Table:
+    """A URL: its file-system errors are told apart from the Hub or server being unreachable."""
+    import fsspec
+
+    try:
+        with fsspec.open(path, "rb") as stream:
+            return pq.read_table(stream, columns=columns)
+    except FileNotFoundError as error:
+        raise DatasetError(path, f"file not found on the server ({_one_line(error)})") from error
+    except pa.ArrowException as error:
+        raise DatasetError(path, f"not a readable parquet file ({_one_line(error)})") from error
+    except Exception as error:  # the transport's own errors (httpx2, aiohttp, Hub client)
+        raise DatasetError(
+            path,
+            f"could not be read ({type(error).__name__}: {_one_line(error)}). {OFFLINE_ADVICE}",
+        ) from error
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def load_dataset(path, text_column="sentence", label_column="label"):
     """Texts, labels and idx of a dataset file, after every check in ``validate_table``."""
-    table = read_table(path)
-    validate_table(table, path, text_column, label_column)
+    table = validate_table(read_table(path), path, text_column, label_column)
     texts = table.column(text_column).to_pylist()
     labels = table.column(label_column).to_numpy().astype(np.int64)
     if IDX_COLUMN in table.column_names:
@@ -86,8 +108,12 @@ def load_dataset(path, text_column="sentence", label_column="label"):
     return texts, labels, idx
 
 
-def validate_table(table: pa.Table, path, text_column: str, label_column: str) -> None:
-    """Raise DatasetError for the first problem found; return None when the table is usable."""
+def validate_table(table: pa.Table, path, text_column: str, label_column: str) -> pa.Table:
+    """Raise DatasetError for the first problem found; return the table ready to use (its
+    dictionary-encoded columns, as pandas writes categoricals, decoded)."""
+    duplicated = sorted({c for c in table.column_names if table.column_names.count(c) > 1})
+    if duplicated:
+        raise DatasetError(path, f"column name(s) {duplicated} occur more than once")
     missing = [c for c in (text_column, label_column) if c not in table.column_names]
     if missing:
         raise DatasetError(
@@ -95,35 +121,80 @@ def validate_table(table: pa.Table, path, text_column: str, label_column: str) -
             f"required column(s) {missing} missing; the file has {table.column_names}. "
             "Set text_column / label_column for this dataset in the config.",
         )
+    table = _decode_dictionaries(table)
     if table.num_rows == 0:
         raise DatasetError(path, "no rows")
     _check_texts(table.column(text_column), path, text_column)
     _check_labels(table.column(label_column), path, label_column)
     if IDX_COLUMN in table.column_names:
         _check_idx(table.column(IDX_COLUMN), path)
+    return table
+
+
+def _decode_dictionaries(table: pa.Table) -> pa.Table:
+    for position, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            column = table.column(position).cast(field.type.value_type)
+            table = table.set_column(position, field.name, column)
+    return table
+
+
+def _first_values(column: pa.ChunkedArray) -> str:
+    return f"first values {column.slice(0, 3).to_pylist()}"
+
+
+def _visible(text: str) -> bool:
+    """Anything left once whitespace and invisible characters (zero-width space...) are gone."""
+    return bool(text.translate(INVISIBLE).strip())
 
 
 def _check_texts(column: pa.ChunkedArray, path, name: str) -> None:
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-        raise DatasetError(path, f"text must be strings, found type {column.type}", column=name)
-    values = column.to_pandas()
-    null_rows = np.flatnonzero(values.isna().to_numpy())
-    if len(null_rows):
+    kind = column.type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or _is_string_view(kind)):
+        raise DatasetError(
+            path, f"text must be strings, found type {kind} ({_first_values(column)})", column=name
+        )
+    texts = column.to_pylist()
+    null_rows = [i for i, text in enumerate(texts) if text is None]
+    if null_rows:
         raise DatasetError(path, "text is null", column=name, rows=null_rows)
-    empty_rows = np.flatnonzero((values.str.strip() == "").to_numpy())
-    if len(empty_rows):
-        raise DatasetError(path, "text is empty or only whitespace", column=name, rows=empty_rows)
+    empty_rows = [i for i, text in enumerate(texts) if not _visible(text)]
+    if empty_rows:
+        shown = sorted({repr(texts[i]) for i in empty_rows})[:ROWS_SHOWN]
+        raise DatasetError(
+            path,
+            f"text is empty or only whitespace / invisible characters ({', '.join(shown)})",
+            column=name,
+            rows=empty_rows,
+        )
 
 
-def _check_labels(column: pa.ChunkedArray, path, name: str) -> None:
+def _is_string_view(kind: pa.DataType) -> bool:
+    return getattr(pa.types, "is_string_view", lambda _: False)(kind)
+
+
+def _check_integers(column: pa.ChunkedArray, path, name: str, what: str) -> pd.Series:
+    """Integer type, no nulls, within int64; the values as a Series."""
     if not pa.types.is_integer(column.type):
         raise DatasetError(
-            path, f"labels must be integers (-1 = no label), found type {column.type}", column=name
+            path,
+            f"{what} must be integers, found type {column.type} ({_first_values(column)})",
+            column=name,
         )
     values = column.to_pandas()
     null_rows = np.flatnonzero(values.isna().to_numpy())
     if len(null_rows):
-        raise DatasetError(path, "label is null", column=name, rows=null_rows)
+        raise DatasetError(path, f"{name} is null", column=name, rows=null_rows)
+    too_large = np.flatnonzero((values > INT64_MAX).to_numpy())
+    if len(too_large):
+        raise DatasetError(
+            path, f"{what} beyond the 64-bit integer range", column=name, rows=too_large
+        )
+    return values
+
+
+def _check_labels(column: pa.ChunkedArray, path, name: str) -> None:
+    values = _check_integers(column, path, name, "labels (-1 = no label)")
     bad_rows = np.flatnonzero((values < NO_LABEL).to_numpy())
     if len(bad_rows):
         values_shown = sorted(set(values.iloc[bad_rows].tolist()))[:ROWS_SHOWN]
@@ -136,16 +207,15 @@ def _check_labels(column: pa.ChunkedArray, path, name: str) -> None:
 
 
 def _check_idx(column: pa.ChunkedArray, path) -> None:
-    if not pa.types.is_integer(column.type):
-        raise DatasetError(path, f"idx must be integers, found type {column.type}", IDX_COLUMN)
-    values = column.to_pandas()
-    null_rows = np.flatnonzero(values.isna().to_numpy())
-    if len(null_rows):
-        raise DatasetError(path, "idx is null", column=IDX_COLUMN, rows=null_rows)
+    values = _check_integers(column, path, IDX_COLUMN, "idx")
     duplicate_rows = np.flatnonzero(values.duplicated(keep=False).to_numpy())
     if len(duplicate_rows):
+        values_shown = sorted(set(values.iloc[duplicate_rows].tolist()))[:ROWS_SHOWN]
         raise DatasetError(
-            path, "idx values are not unique", column=IDX_COLUMN, rows=duplicate_rows
+            path,
+            f"idx values are not unique ({values_shown} occur more than once)",
+            column=IDX_COLUMN,
+            rows=duplicate_rows,
         )
 
 
@@ -159,7 +229,7 @@ def summarize(path, text_column="sentence", label_column="label", expected_sha25
             f"sha256 is {checksum}, but the config expects {expected_sha256}: "
             "the file is not the one the config pins",
         )
-    validate_table(table, path, text_column, label_column)
+    table = validate_table(table, path, text_column, label_column)
     labels = pd.Series(table.column(label_column).to_numpy())
     counts = labels.value_counts().sort_index()
     return {

@@ -1,0 +1,806 @@
+"""Bad input: every bad dataset, model or config stops its own branch of the pipeline with one
+clear line naming the file (or config key), the column and the offending rows or values; nothing
+half-written is left; and with --keep-going every unaffected dataset is still evaluated, right.
+
+One pipeline run (``--keep-going --cores 2``) holds every bad dataset and bad model beside two
+good but awkward datasets (odd whitespace and scripts; long sentences under other column names),
+with the Hub pointed at a closed port. The same run shows that the `gpu` resource keeps two
+evaluations from running at once. Unit tests below cover the same errors without Snakemake, and
+hypothesis fuzzes the validator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from conftest import (
+    REPO,
+    WORDS,
+    Workflow,
+    build_tiny_model,
+    make_sentences,
+    reference_predictions,
+)
+from glueperf import GlueperfError
+from glueperf.evaluation import check_labels_fit, load_model
+from glueperf.validation import (
+    DatasetError,
+    load_dataset,
+    read_table,
+    summarize,
+    validate_table,
+)
+
+MAX_POSITIONS = 64  # the tiny models' maximum length
+
+
+def closed_port() -> int:
+    """A local port where nothing listens (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def offline_hub_env(home: Path) -> dict[str, str]:
+    """The Hub unreachable (a closed local port), an empty cache, nothing offline by setting."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    }
+    env.update(
+        HF_ENDPOINT=f"http://127.0.0.1:{closed_port()}",
+        HF_HOME=str(home),
+        HF_HUB_DISABLE_TELEMETRY="1",
+    )
+    return env
+
+
+def run_snakemake(workflow: Workflow, *args, env=None, timeout=600):
+    command = [sys.executable, "-m", "snakemake", *args]
+    return subprocess.run(
+        command, cwd=workflow.root, capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+# --- bad models, built once --------------------------------------------------------------------
+
+
+def copy_tokenizer(source: Path, target: Path) -> None:
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy2(source / name, target / name)
+
+
+@pytest.fixture(scope="module")
+def bad_models(tmp_path_factory, tiny_model) -> dict[str, Path]:
+    """name -> a model directory that load_model must refuse (one kind of fault each)."""
+    import torch
+    from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
+
+    root = tmp_path_factory.mktemp("bad-models")
+    torch.manual_seed(0)
+    small = {"num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
+    # A BERT encoder without a classification head, with a good tokenizer.
+    BertModel(
+        BertConfig(vocab_size=40, hidden_size=32, max_position_embeddings=MAX_POSITIONS, **small)
+    ).save_pretrained(root / "base_bert")
+    copy_tokenizer(tiny_model, root / "base_bert")
+    # A GPT-2 language model, with a tokenizer beside it.
+    GPT2LMHeadModel(
+        GPT2Config(n_embd=32, n_layer=1, n_head=2, vocab_size=40, n_positions=MAX_POSITIONS)
+    ).save_pretrained(root / "gpt2_lm")
+    copy_tokenizer(tiny_model, root / "gpt2_lm")
+    # A good classifier whose tokenizer was not saved.
+    (root / "no_tokenizer").mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy2(tiny_model / name, root / "no_tokenizer" / name)
+    # A regression head: one output.
+    build_tiny_model(root / "regression", num_labels=1)
+    # A directory with a tokenizer only.
+    (root / "no_config").mkdir()
+    copy_tokenizer(tiny_model, root / "no_config")
+    # Config and tokenizer, but the weights file is missing.
+    (root / "no_weights").mkdir()
+    shutil.copy2(tiny_model / "config.json", root / "no_weights" / "config.json")
+    copy_tokenizer(tiny_model, root / "no_weights")
+    return {p.name: p for p in root.iterdir()} | {"no_dir": root / "absent"}
+
+
+# model -> what load_model's error must say besides the source.
+MODEL_FAULTS = {
+    "no_dir": ["no such directory"],
+    "base_bert": ["is a BertModel", "not a sequence classifier"],
+    "gpt2_lm": ["is a GPT2LMHeadModel", "not a sequence classifier"],
+    "no_tokenizer": ["no tokenizer in the directory", "tokenizer.json"],
+    "regression": ["has 1 output", "regression"],
+    "no_config": ["no config.json"],
+    "no_weights": ["could not be loaded", "model.safetensors"],
+}
+
+
+@pytest.mark.parametrize("name", MODEL_FAULTS)
+def test_load_model_names_the_source_and_what_is_missing(bad_models, name):
+    source = str(bad_models[name])
+    with pytest.raises(GlueperfError) as caught:
+        load_model(source, None, "float32", "cpu")
+    message = str(caught.value)
+    assert f"model '{source}'" in message
+    for text in MODEL_FAULTS[name]:
+        assert text in message
+    assert "\n" not in message
+
+
+def test_a_checkpoint_without_its_classifier_weights_is_refused(tmp_path, tiny_model):
+    """A classifier config over an encoder's weights: the head would be random."""
+    from safetensors.torch import load_file, save_file
+
+    target = tmp_path / "headless"
+    shutil.copytree(tiny_model, target)
+    weights = load_file(target / "model.safetensors")
+    kept = {k: v for k, v in weights.items() if not k.startswith("classifier.")}
+    save_file({k: v.contiguous() for k, v in kept.items()}, target / "model.safetensors")
+    with pytest.raises(
+        GlueperfError, match=r"classifier\.(bias|weight).*missing from the checkpoint"
+    ):
+        load_model(str(target), None, "float32", "cpu")
+
+
+def test_a_path_like_source_that_does_not_exist_is_not_sent_to_the_hub(tmp_path):
+    for source in ["./models/absent", str(tmp_path / "absent"), "~/absent-model"]:
+        with pytest.raises(GlueperfError, match="no such directory"):
+            load_model(source, None, "float32", "cpu")
+
+
+def test_labels_outside_the_models_classes_are_named(tmp_path):
+    labels = np.array([0, 1, -1, 2, 1, 0, 0, 1, 7, 1])
+    with pytest.raises(DatasetError) as caught:
+        check_labels_fit(labels, 2, tmp_path / "d.parquet", "label", "some/model")
+    message = str(caught.value)
+    assert "[2, 7]" in message and "'some/model'" in message and "rows 3, 8" in message
+    check_labels_fit(np.array([0, 1, -1]), 3, tmp_path / "d.parquet", "label", "m")  # fits
+
+
+# --- the Hub unreachable: a fast, clear error that says how to run offline -------------------
+
+HUB_PROBE = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from glueperf import GlueperfError
+from glueperf.evaluation import load_model
+from glueperf.validation import read_table
+calls = {
+    "model": lambda: load_model(sys.argv[2], None, "float32", "cpu"),
+    "dataset": lambda: read_table("hf://datasets/glueperf-test/absent/data.parquet"),
+}
+for name, call in calls.items():
+    started = time.monotonic()
+    try:
+        call()
+        outcome = "loaded"
+    except GlueperfError as error:
+        outcome = str(error)
+    print(json.dumps({"name": name, "seconds": time.monotonic() - started, "outcome": outcome}))
+"""
+
+
+def probe_hub(source: str, env: dict) -> dict[str, dict]:
+    result = subprocess.run(
+        [sys.executable, "-c", HUB_PROBE, str(REPO / "scripts"), source],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return {line["name"]: line for line in lines}
+
+
+def test_unreachable_hub_fails_within_seconds_with_offline_advice(tmp_path):
+    found = probe_hub("glueperf-test/absent-model", offline_hub_env(tmp_path / "hf-home"))
+    model, dataset = found["model"], found["dataset"]
+    assert model["seconds"] < 20, model
+    assert "model 'glueperf-test/absent-model'" in model["outcome"]
+    assert "unreachable" in model["outcome"] and "HF_HUB_OFFLINE" in model["outcome"]
+    assert dataset["seconds"] < 20, dataset
+    assert "hf://datasets/glueperf-test/absent/data.parquet" in dataset["outcome"]
+    assert "HF_HUB_OFFLINE" in dataset["outcome"]
+
+
+def test_a_hub_model_in_the_cache_loads_while_the_hub_is_unreachable(tmp_path, tiny_model):
+    from hub_server import FakeHub
+    from huggingface_hub import snapshot_download
+
+    env = offline_hub_env(tmp_path / "hf-home")
+    with FakeHub() as hub:  # fill the cache as an earlier, online run would have
+        hub.add_model_dir("acme/tiny", tiny_model)
+        snapshot_download("acme/tiny", cache_dir=tmp_path / "hf-home" / "hub", endpoint=hub.url)
+    found = probe_hub("acme/tiny", env)  # the same cache, the Hub gone
+    assert found["model"]["outcome"] == "loaded"
+    assert found["model"]["seconds"] < 20
+
+
+# --- bad datasets ------------------------------------------------------------------------------
+
+ODD_TEXTS = [
+    "good\tmovie",  # tab
+    "bad\u00a0film",  # no-break space
+    "great\u200bplot",  # zero-width space inside a word
+    "happy 😀 actors",  # emoji
+    "電影 很 好 good story",  # CJK
+    "naïve café story",  # accents (precomposed)
+    "cafe\u0301 plot",  # combining accent
+    "  leading and trailing spaces  ",
+    "line\nbreak sad",
+    "\u3000ideographic space love",
+    "🎬🍿",  # emoji only
+    "zero\u200dwidth joiner",
+    "\ufeffbyte order mark terrible",
+    "right-to-left \u05e9\u05dc\u05d5\u05dd bad",
+    "\r\nwindows line end\r\n",
+]
+
+
+def write_table(path: Path, **columns) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def texts(n: int, seed: int = 0) -> pa.Array:
+    return pa.array(make_sentences(n, seed), pa.string())
+
+
+def ints(values) -> pa.Array:
+    return pa.array(values, pa.int64())
+
+
+def long_sentences(n: int, seed: int) -> list[str]:
+    """Every third sentence far beyond 64 tokens, the rest short."""
+    rng = np.random.default_rng(seed)
+    words = rng.integers(80, 200, n)
+    words[1::3] = rng.integers(2, 12, len(words[1::3]))
+    words[2::3] = rng.integers(2, 12, len(words[2::3]))
+    return [" ".join(rng.choice(WORDS, size=k)) for k in words]
+
+
+def make_datasets(data: Path) -> dict[str, dict]:
+    """name -> config entry (and what is wrong with it, if anything)."""
+    rng = np.random.default_rng(11)
+    odd = ODD_TEXTS + make_sentences(15, seed=4)
+    n_long = 24
+    good_file = write_table(data / "plain.parquet", sentence=texts(6), label=ints([0, 1] * 3))
+    truncated = data / "truncated.parquet"
+    truncated.write_bytes(good_file.read_bytes()[: good_file.stat().st_size // 2])
+    (data / "table.parquet").write_text("sentence,label\ngood movie,1\n")
+    empty_texts = make_sentences(8, seed=5)
+    empty_texts[1], empty_texts[3], empty_texts[4], empty_texts[6] = "", " \t", "\u200b", "\xa0"
+    null_texts = make_sentences(7, seed=6)
+    null_texts[2] = null_texts[5] = None
+    task = {"task": "Sentiment analysis"}
+    return {
+        # good, but awkward
+        "odd_text": {
+            "path": write_table(
+                data / "odd_text.parquet",
+                sentence=pa.array(odd, pa.string()),
+                label=ints(rng.integers(0, 2, len(odd))),
+                idx=pa.array(np.arange(len(odd))[::-1] * 7 + 1000, pa.int32()),
+            ),
+            **task,
+        },
+        "long_custom": {
+            "path": write_table(
+                data / "long_custom.parquet",
+                text=pa.array(long_sentences(n_long, seed=12), pa.string()),
+                target=ints(rng.integers(0, 2, n_long)),
+                sentence=texts(n_long, seed=13),  # a decoy under the default name
+            ),
+            "text_column": "text",
+            "label_column": "target",
+            **task,
+        },
+        # bad
+        "missing_file": {"path": data / "nowhere" / "missing.parquet", **task},
+        "not_parquet": {"path": data / "table.parquet", **task},
+        "truncated": {"path": truncated, **task},
+        "no_text_column": {
+            "path": write_table(data / "no_text.parquet", text=texts(3), label=ints([0, 1, 0])),
+            **task,
+        },
+        "no_label_column": {
+            "path": write_table(data / "no_label.parquet", sentence=texts(3)),
+            **task,
+        },
+        "null_text": {
+            "path": write_table(
+                data / "null_text.parquet",
+                sentence=pa.array(null_texts, pa.string()),
+                label=ints([0] * 7),
+            ),
+            **task,
+        },
+        "number_text": {
+            "path": write_table(
+                data / "number_text.parquet", sentence=ints([3, 1, 4]), label=ints([0, 1, 0])
+            ),
+            **task,
+        },
+        "empty_text": {
+            "path": write_table(
+                data / "empty_text.parquet",
+                sentence=pa.array(empty_texts, pa.string()),
+                label=ints([1] * 8),
+            ),
+            **task,
+        },
+        "float_labels": {
+            "path": write_table(
+                data / "float_labels.parquet",
+                sentence=texts(3),
+                label=pa.array([0.0, 1.0, 0.5], pa.float64()),
+            ),
+            **task,
+        },
+        "zero_rows": {
+            "path": write_table(data / "zero_rows.parquet", sentence=texts(0), label=ints([])),
+            **task,
+        },
+        "duplicate_idx": {
+            "path": write_table(
+                data / "duplicate_idx.parquet",
+                sentence=texts(6),
+                label=ints([0] * 6),
+                idx=pa.array([0, 1, 2, 3, 1, 5], pa.int32()),
+            ),
+            **task,
+        },
+        "labels_outside": {
+            "path": write_table(
+                data / "labels_outside.parquet",
+                sentence=texts(10, seed=8),
+                label=ints([0, 1, -1, 2, 1, 0, 0, 1, 7, 1]),
+            ),
+            **task,
+        },
+        "hub_file": {"path": "hf://datasets/glueperf-test/absent/data.parquet", **task},
+    }
+
+
+GOOD = ["odd_text", "long_custom"]
+# dataset -> (rule that fails, what its one line says after "glueperf error: ")
+DATASET_FAULTS = {
+    "missing_file": ("validate_dataset", ["{path}: file not found"]),
+    "not_parquet": ("validate_dataset", ["{path}: not a readable parquet file"]),
+    "truncated": ("validate_dataset", ["{path}: not a readable parquet file"]),
+    "no_text_column": (
+        "validate_dataset",
+        ["{path}: required column(s) ['sentence'] missing", "text_column"],
+    ),
+    "no_label_column": ("validate_dataset", ["{path}: required column(s) ['label'] missing"]),
+    "null_text": ("validate_dataset", ["{path}, column 'sentence': text is null (rows 2, 5)"]),
+    "number_text": (
+        "validate_dataset",
+        ["{path}, column 'sentence': text must be strings, found type int64"],
+    ),
+    "empty_text": (
+        "validate_dataset",
+        ["{path}, column 'sentence': text is empty", "(rows 1, 3, 4, 6)"],
+    ),
+    "float_labels": (
+        "validate_dataset",
+        ["{path}, column 'label': labels (-1 = no label) must be integers, found type double"],
+    ),
+    "zero_rows": ("validate_dataset", ["{path}: no rows"]),
+    "duplicate_idx": (
+        "validate_dataset",
+        ["{path}, column 'idx': idx values are not unique ([1] occur", "(rows 1, 4)"],
+    ),
+    "labels_outside": (
+        "evaluate_model",
+        ["{path}, column 'label': labels [2, 7] are outside the 2 classes", "(rows 3, 8)"],
+    ),
+    "hub_file": ("fetch_dataset", ["'{path}'", "unreachable", "HF_HUB_OFFLINE"]),
+}
+# Bad models in the pipeline run, each on odd_text only (every kind is unit-tested above: an
+# evaluation costs seconds of imports even when it fails at once).
+PIPELINE_MODEL_FAULTS = ["no_dir", "base_bert", "no_tokenizer"]
+HUB_MODEL = "glueperf-test/absent-model"
+
+
+class BadRun:
+    def __init__(self, workflow, config, result, model_dir):
+        self.workflow, self.config, self.model_dir = workflow, config, model_dir
+        self.results = workflow.root / "results"
+        self.output = result.stdout + result.stderr
+        self.returncode = result.returncode
+
+    def path(self, dataset: str) -> str:
+        return self.config["datasets"][dataset]["path"]
+
+    def log(self, rule: str, model: str, dataset: str) -> str:
+        name = {
+            "validate_dataset": f"validate_dataset/{dataset}.log",
+            "evaluate_model": f"evaluate_model/{model}/{dataset}.log",
+            "fetch_dataset": f"fetch_dataset/{dataset}.log",
+            "fetch_model": f"fetch_model/{model}.log",
+        }[rule]
+        return (self.results / "logs" / name).read_text()
+
+
+@pytest.fixture(scope="module")
+def bad_run(tmp_path_factory, varied_model, bad_models) -> BadRun:
+    base = tmp_path_factory.mktemp("bad-input")
+    datasets = make_datasets(base / "data")
+    for spec in datasets.values():
+        spec["path"] = str(spec["path"])
+    models = {"tiny": {"source": str(varied_model), "datasets": list(datasets)}}
+    for name in PIPELINE_MODEL_FAULTS:
+        models[name] = {"source": str(bad_models[name]), "datasets": ["odd_text"]}
+    models["hub_model"] = {"source": HUB_MODEL, "datasets": ["odd_text"]}
+    config = {"models": models, "datasets": datasets, "evaluation": {"device": "cpu"}}
+    workflow = Workflow(base / "workflow")
+    workflow.write_config(config)
+    result = run_snakemake(
+        workflow, "--cores", "2", "--keep-going", env=offline_hub_env(base / "hf-home")
+    )
+    return BadRun(workflow, config, result, varied_model)
+
+
+def test_the_run_fails(bad_run):
+    assert bad_run.returncode != 0, bad_run.output
+
+
+@pytest.mark.parametrize("dataset", DATASET_FAULTS)
+def test_a_bad_dataset_is_named_with_its_column_and_rows_on_the_console_and_in_the_log(
+    bad_run, dataset
+):
+    rule, expected = DATASET_FAULTS[dataset]
+    path = bad_run.path(dataset)
+    lines = [line for line in bad_run.output.splitlines() if "glueperf error: " in line]
+    line = next((line for line in lines if path in line), None)
+    assert line is not None, f"no 'glueperf error' line names {path}:\n{bad_run.output}"
+    log = bad_run.log(rule, "tiny", dataset)
+    for text in expected:
+        text = text.format(path=path)
+        assert text in line, line
+        assert text in log, log
+    assert "Traceback" not in log  # one clear line, not a traceback
+
+
+@pytest.mark.parametrize("model", PIPELINE_MODEL_FAULTS)
+def test_a_bad_model_is_named_on_the_console_and_in_the_log(bad_run, model):
+    source = bad_run.config["models"][model]["source"]
+    line = f"glueperf error: model '{source}'"
+    assert line in bad_run.output
+    log = bad_run.log("evaluate_model", model, "odd_text")
+    assert line in log and "Traceback" not in log
+    for text in MODEL_FAULTS[model]:
+        assert text in log
+
+
+def test_an_unreachable_hub_model_is_named_with_offline_advice(bad_run):
+    log = bad_run.log("fetch_model", "hub_model", "odd_text")
+    assert HUB_MODEL in log and "HF_HUB_OFFLINE" in log
+    assert f"model '{HUB_MODEL}'" in bad_run.output
+
+
+def test_affected_branches_leave_no_output(bad_run):
+    results = bad_run.results
+    for dataset, (rule, _) in DATASET_FAULTS.items():
+        if rule != "evaluate_model":
+            assert not (results / "validated" / f"{dataset}.json").exists(), dataset
+        assert not list(results.glob(f"metrics/*/{dataset}.csv")), dataset
+        assert not list(results.glob(f"predictions/*/{dataset}.parquet")), dataset
+    for model in [*PIPELINE_MODEL_FAULTS, "hub_model"]:
+        assert not (results / "metrics" / model).exists() or not any(
+            (results / "metrics" / model).iterdir()
+        )
+        assert not list(results.glob(f"predictions/{model}/*"))
+    assert not (results / "model_performance.csv").exists()
+    # No temporary file of an interrupted write, anywhere.
+    leftovers = [p for p in bad_run.workflow.root.rglob("*.tmp") if ".snakemake" not in p.parts]
+    assert not leftovers
+    assert not [p for p in (bad_run.workflow.root / "resources").rglob("*") if p.is_file()]
+
+
+def test_unaffected_datasets_are_evaluated(bad_run):
+    for dataset in GOOD:
+        row = pd.read_csv(bad_run.results / "metrics" / "tiny" / f"{dataset}.csv")
+        assert len(row) == 1 and row["n_rows"].iloc[0] > 0
+    validated = sorted(p.stem for p in (bad_run.results / "validated").glob("*.json"))
+    assert validated == sorted([*GOOD, "labels_outside"])
+
+
+def good_predictions(bad_run, dataset):
+    spec = bad_run.config["datasets"][dataset]
+    frame = pd.read_parquet(spec["path"])
+    text_column = spec.get("text_column", "sentence")
+    predictions = pd.read_parquet(bad_run.results / "predictions" / "tiny" / f"{dataset}.parquet")
+    reference = reference_predictions(bad_run.model_dir, frame[text_column].tolist())
+    return frame, predictions, reference
+
+
+def test_odd_whitespace_and_scripts_are_evaluated_like_one_sentence_at_a_time(bad_run):
+    frame, predictions, reference = good_predictions(bad_run, "odd_text")
+    assert predictions["idx"].tolist() == frame["idx"].tolist()
+    assert predictions["prediction"].tolist() == reference["prediction"].tolist()
+    np.testing.assert_allclose(predictions["probability"], reference["probability"], atol=1e-5)
+    assert predictions["n_tokens"].tolist() == reference["n_tokens"].tolist()
+
+
+def test_long_sentences_are_truncated_and_counted_and_other_columns_are_read(bad_run):
+    frame, predictions, reference = good_predictions(bad_run, "long_custom")
+    assert predictions["label"].tolist() == frame["target"].tolist()
+    assert predictions["prediction"].tolist() == reference["prediction"].tolist()
+    assert predictions["n_tokens"].tolist() == reference["n_tokens"].tolist()
+    assert predictions["n_tokens"].max() == MAX_POSITIONS
+    row = pd.read_csv(bad_run.results / "metrics" / "tiny" / "long_custom.csv").iloc[0]
+    assert row["max_length"] == MAX_POSITIONS  # 512 asked, capped at the model's maximum
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(bad_run.model_dir)
+    full = [len(tokenizer(text)["input_ids"]) for text in frame["text"]]
+    assert row["n_truncated"] == sum(n > MAX_POSITIONS for n in full) == len(frame) // 3
+
+
+# --- fault 16: one GPU, one evaluation at a time ------------------------------------------------
+
+
+def job_spans(output: str) -> list[tuple[str, int, int]]:
+    """(rule, start, end) of every job, as positions in the order of Snakemake's messages."""
+    starts, spans, rule = {}, [], None
+    for position, line in enumerate(output.splitlines()):
+        words = line.strip().split()
+        if len(words) == 2 and words[0] in ("rule", "localrule") and words[1].endswith(":"):
+            rule = words[1][:-1]
+        elif line.strip().startswith("Error in rule "):
+            rule = line.strip().split()[3].rstrip(":")
+        elif words[:1] == ["jobid:"] and rule is not None:
+            jobid = int(words[1])
+            if jobid in starts:  # the error report of a running job
+                spans.append((rule, starts.pop(jobid), position))
+            else:
+                starts[jobid] = position
+            rule = None
+        elif line.startswith("Finished jobid: "):
+            jobid = int(words[2])
+            spans.append((line.split("Rule: ")[1].rstrip(")"), starts.pop(jobid), position))
+    return spans
+
+
+def most_at_once(spans, rule=None) -> int:
+    events = sorted(
+        [(start, 1) for r, start, _ in spans if rule in (None, r)]
+        + [(end, -1) for r, _, end in spans if rule in (None, r)]
+    )
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most
+
+
+def test_two_evaluations_never_run_at_once_even_with_two_cores(bad_run):
+    spans = job_spans(bad_run.output)
+    evaluations = [span for span in spans if span[0] == "evaluate_model"]
+    assert len(evaluations) == 2 + 1 + len(PIPELINE_MODEL_FAULTS)  # good, labels_outside, models
+    assert most_at_once(spans, "evaluate_model") == 1
+    assert most_at_once(spans) == 2  # yet two jobs did run at once: --cores 2 was in force
+
+
+# --- configuration errors: at start-up, naming the key (more in test_pipeline.py) -------------
+
+
+@pytest.fixture
+def small(tmp_path, tiny_model):
+    path = write_table(tmp_path / "alpha.parquet", sentence=texts(4), label=ints([0, 1, 1, 0]))
+    return {
+        "models": {"tiny": {"source": str(tiny_model)}},
+        "datasets": {"alpha": {"path": str(path), "task": "Sentiment analysis"}},
+        "evaluation": {"device": "cpu"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "target", "expected"),
+    [
+        (
+            lambda c: c["models"]["tiny"].update(evaluation={"max_length": "long"}),
+            None,
+            ["'long' is not of type 'integer'", "max_length"],
+        ),
+        (
+            lambda c: c["models"]["tiny"].update(datasets=[]),
+            None,
+            ["[] should be non-empty", "datasets"],
+        ),
+        (
+            lambda c: c["datasets"].update({"bad name": c["datasets"]["alpha"]}),
+            None,
+            ["'bad name' does not match"],
+        ),
+        (lambda c: None, "results/metrics/ghost/alpha.csv", ["model 'ghost' is not defined"]),
+        (lambda c: None, "results/metrics/tiny/ghost.csv", ["dataset 'ghost' is not defined"]),
+    ],
+    ids=[
+        "model-override-wrong-type",
+        "empty-dataset-list",
+        "name-not-allowed",
+        "target-names-undefined-model",
+        "target-names-undefined-dataset",
+    ],
+)
+def test_config_errors_stop_the_run_at_start_up_naming_the_key(
+    workflow, small, change, target, expected
+):
+    change(small)
+    workflow.write_config(small)
+    result = run_snakemake(workflow, "--cores", "1", "-n", *([target] if target else []))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    for text in expected:
+        assert text in output, output
+    assert not (workflow.root / "results").exists()
+
+
+# --- the validator, fuzzed ----------------------------------------------------------------------
+
+# Texts with known visibility: (text, has something to read).
+TEXT_SAMPLES = [
+    ("good movie", True),
+    ("電影", True),
+    ("😀", True),
+    ("x\u200by", True),
+    ("", False),
+    (" ", False),
+    ("\t\n", False),
+    ("\u200b", False),
+    ("\xa0\u200d", False),
+]
+
+
+@st.composite
+def text_columns(draw, n):
+    kind = draw(st.sampled_from(["str"] * 6 + ["category", "int", "float", "bool", "null"]))
+    if kind in ("str", "category"):
+        visible = st.sampled_from([t for t in TEXT_SAMPLES if t[1]]) | st.builds(
+            lambda s: (f"w{s}", True), st.text(st.characters(exclude_categories=["Cs"]))
+        )
+        # Half the columns hold only readable texts, so that many frames are good ones.
+        samples = visible if draw(st.booleans()) else visible | st.sampled_from(TEXT_SAMPLES)
+        values = draw(st.lists(samples, min_size=n, max_size=n))
+        with_nulls = draw(st.integers(0, 3)) == 0
+        nulls = draw(st.lists(st.booleans(), min_size=n, max_size=n)) if with_nulls else []
+        texts = [None if nulls and nulls[i] else v for i, (v, _) in enumerate(values)]
+        fine = all(v is not None and values[i][1] for i, v in enumerate(texts))
+        series = pd.Series(texts, dtype="category" if kind == "category" else object)
+        return series, fine
+    return other_column(draw, kind, n), False
+
+
+def other_column(draw, kind, n):
+    if kind == "int":
+        return pd.Series(draw(st.lists(st.integers(-5, 5), min_size=n, max_size=n)), dtype="int64")
+    if kind == "float":
+        return pd.Series(
+            draw(st.lists(st.sampled_from([0.0, 1.0, 0.5, float("nan")]), min_size=n, max_size=n)),
+            dtype="float64",
+        )
+    if kind == "bool":
+        return pd.Series(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+    if kind == "str":
+        return pd.Series(draw(st.lists(st.sampled_from(["0", "1", "a"]), min_size=n, max_size=n)))
+    return pd.Series([None] * n, dtype=object)  # "null"
+
+
+@st.composite
+def integer_columns(draw, n, low, high, unique=False):
+    """(series, all values fine) for an integer column, maybe nullable, maybe unsigned."""
+    kind = draw(st.sampled_from(["int64", "int64", "int32", "uint8", "Int64", "category"]))
+    if kind == "uint8":
+        low = max(low, 0)
+    values = draw(st.lists(st.integers(low, high), min_size=n, max_size=n, unique=unique))
+    if kind == "Int64" and n and draw(st.integers(0, 3)) == 0:
+        values[draw(st.integers(0, n - 1))] = None
+    fine = None not in values
+    return pd.Series(values, dtype=kind), fine
+
+
+@st.composite
+def frames(draw):
+    n = draw(st.integers(0, 6))
+    columns, expect_ok = {}, n > 0
+    if draw(st.integers(0, 9)):  # a text column, mostly
+        columns["sentence"], fine = draw(text_columns(n))
+        expect_ok &= fine
+    else:
+        expect_ok = False
+    label_kind = draw(st.sampled_from(["int"] * 8 + ["float", "str", "bool", "null", "-"]))
+    if label_kind == "int":
+        low = draw(st.sampled_from([-1, -1, -1, -2]))
+        columns["label"], fine = draw(integer_columns(n, low, 3))
+        expect_ok &= fine and all(v >= -1 for v in columns["label"].dropna())
+    elif label_kind != "-":
+        columns["label"] = other_column(draw, label_kind, n)
+        expect_ok = False
+    else:
+        expect_ok = False
+    idx_kind = draw(st.sampled_from(["-"] * 3 + ["unique"] * 3 + ["any", "float", "str"]))
+    if idx_kind in ("unique", "any"):
+        unique = idx_kind == "unique"
+        columns["idx"], fine = draw(integer_columns(n, 0, 50 if unique else 2, unique))
+        expect_ok &= fine and not columns["idx"].dropna().duplicated().any()
+    elif idx_kind != "-":
+        columns["idx"] = other_column(draw, idx_kind, n)
+        expect_ok = False
+    if draw(st.booleans()):
+        columns["extra"] = other_column(draw, draw(st.sampled_from(["int", "str", "null"])), n)
+    order = draw(st.permutations(list(columns)))
+    return pd.DataFrame({name: columns[name] for name in order}, index=range(n)), expect_ok
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frames())
+def test_fuzzed_frames_are_accepted_and_counted_right_or_refused_with_a_dataset_error(case):
+    frame, expect_ok = case
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "fuzz.parquet"
+        frame.to_parquet(path, index=False)
+        try:
+            summary = summarize(path)
+            event("accepted")
+        except DatasetError as error:
+            event("refused")
+            assert str(path) in str(error)
+            assert not expect_ok, f"refused a good frame: {error}\n{frame!r}"
+            return
+        assert expect_ok, f"accepted a bad frame:\n{frame!r}\n{frame.dtypes}"
+        labels = frame["label"].astype("int64")
+        assert summary["n_rows"] == len(frame)
+        assert summary["n_labeled"] == int((labels != -1).sum())
+        assert summary["label_counts"] == {
+            str(k): int(v) for k, v in labels.value_counts().sort_index().items()
+        }
+        assert summary["has_idx"] == ("idx" in frame.columns)
+        texts, got_labels, idx = load_dataset(path)
+        assert texts == frame["sentence"].astype(object).tolist()
+        assert got_labels.tolist() == labels.tolist()
+        expected_idx = frame["idx"].astype("int64") if "idx" in frame else range(len(frame))
+        assert idx.tolist() == list(expected_idx)
+
+
+def test_a_directory_or_duplicate_column_names_are_dataset_errors(tmp_path):
+    with pytest.raises(DatasetError, match="is a directory"):
+        read_table(tmp_path)
+    table = pa.Table.from_arrays(
+        [texts(2), texts(2), ints([0, 1])], ["sentence", "sentence", "label"]
+    )
+    with pytest.raises(DatasetError, match=r"\['sentence'\] occur more than once"):
+        validate_table(table, "twice.parquet", "sentence", "label")
+    pq.write_table(table, tmp_path / "twice.parquet")
+    with pytest.raises(DatasetError, match="sentence"):  # pyarrow refuses it as it reads
+        summarize(tmp_path / "twice.parquet")
+
+
+def test_unsigned_labels_beyond_int64_are_refused_not_wrapped(tmp_path):
+    path = write_table(
+        tmp_path / "huge.parquet",
+        sentence=texts(2),
+        label=pa.array([1, 2**64 - 1], pa.uint64()),
+    )
+    with pytest.raises(DatasetError, match=r"column 'label'.*64-bit.*rows 1"):
+        summarize(path)
