@@ -14,6 +14,7 @@ CODE_DIR = Path(workflow.basedir) / "scripts" / "glueperf"
 MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.bin", "*.txt", "*.model"]
 sys.path.insert(0, str(CODE_DIR.parent))
 from glueperf.fetch import is_hub_model
+from glueperf.locks import record_lock_owner, remove_stale_lock
 
 # Names as the schema allows them: no '/' so that a name is one path component.
 NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]*"
@@ -31,6 +32,17 @@ def check_references():
 
 
 check_references()
+
+# A run killed outright (SIGKILL, power loss) leaves Snakemake's lock behind, and every later
+# run would stop at it: remove it when the run that took it is gone (see glueperf/locks.py).
+if workflow.is_main_process:
+    stale_lock_note = remove_stale_lock()
+    if stale_lock_note:
+        print(stale_lock_note, file=sys.stderr)
+
+
+onstart:
+    record_lock_owner()
 
 
 def model_config(model):

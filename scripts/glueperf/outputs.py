@@ -6,6 +6,7 @@ killed at any moment leaves either the whole file or none of it.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -19,9 +20,15 @@ from glueperf import GlueperfError
 
 @contextmanager
 def atomic_path(target):
-    """Yield a temporary path next to ``target``; on success rename it to ``target``."""
+    """Yield a temporary path next to ``target``; on success rename it to ``target``.
+
+    A temporary left by a writer killed before its rename is removed here, when the job that
+    writes ``target`` runs again (one job writes one target at a time, so none is in use).
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
     handle, temporary = tempfile.mkstemp(
         dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
     )
