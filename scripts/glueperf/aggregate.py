@@ -19,13 +19,14 @@ REPORT_COLUMNS = {
 # Columns holding names, read as written: pandas would read a model or dataset named 'NA',
 # 'null' or 'None' as missing, and one named '2e5' as a number.
 NAME_COLUMNS = ("model", "dataset", "task")
+# Counts that stay whole numbers even when empty for an unlabeled dataset (not 20.0).
+COUNT_COLUMNS = ("n_rows", "n_labeled", "correct", "n_tokens", "n_truncated", "n_batches")
 
 
 def read_csv(path) -> pd.DataFrame:
-    """A metrics file: only an empty cell is missing, and names stay text."""
-    return pd.read_csv(
-        path, keep_default_na=False, na_values=[""], dtype=dict.fromkeys(NAME_COLUMNS, str)
-    )
+    """A metrics file: only an empty cell is missing, names stay text, counts stay integers."""
+    types = {**dict.fromkeys(NAME_COLUMNS, str), **dict.fromkeys(COUNT_COLUMNS, "Int64")}
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=types)
 
 
 def read_metrics(paths) -> pd.DataFrame:
