@@ -125,3 +125,13 @@ def test_engine_equals_notebook_loop_on_sst2_validation():
     expected = notebook_loop(model, tokenizer, texts, labels, "cpu")
     assert np.array_equal(result.predictions, expected)
     assert int((result.predictions == labels).sum()) == 779
+
+
+def test_token_limit_prefers_the_tokenizers_stated_limit():
+    from types import SimpleNamespace
+
+    from glueperf.evaluation import token_limit
+
+    roberta_like = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=514))
+    assert token_limit(roberta_like, SimpleNamespace(model_max_length=512), 1024) == 512
+    assert token_limit(roberta_like, SimpleNamespace(model_max_length=int(1e30)), 1024) == 514

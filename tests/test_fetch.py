@@ -53,9 +53,14 @@ def test_select_model_files_prefers_safetensors_and_skips_other_frameworks():
     assert "pytorch_model.bin" in select_model_files(["config.json", "pytorch_model.bin"])
 
 
-def test_hub_ids_and_dataset_urls_are_told_apart(tmp_path):
+def test_hub_ids_and_dataset_urls_are_told_apart(tmp_path, monkeypatch):
     assert is_hub_model("distilbert/distilbert-base-uncased-finetuned-sst-2-english")
     assert not is_hub_model(str(tmp_path)) and not is_hub_model("./models/mine")
+    (tmp_path / "models").mkdir()
+    assert not is_hub_model(str(tmp_path / "models" / "missing"))
+    monkeypatch.chdir(tmp_path)
+    assert not is_hub_model("models/missing")  # a local folder, so a local path
+    assert is_hub_model("acme/missing")
     assert parse_dataset_url("hf://datasets/nyu-mll/glue@abc123/cola/x.parquet") == (
         "nyu-mll/glue",
         "cola/x.parquet",

@@ -249,7 +249,7 @@ def evaluate(
             )
         n_classes = model.config.num_labels
         check_labels_fit(labels, n_classes, data_file or dataset_path, label_column, model_source)
-        limit = getattr(model.config, "max_position_embeddings", None) or batching.max_length
+        limit = token_limit(model, tokenizer, batching.max_length)
         batching = Batching(**{**asdict(batching), "max_length": min(batching.max_length, limit)})
         engine = Engine(model, tokenizer, device, batching)
         with timer.phase("warmup_s"):
@@ -306,6 +306,19 @@ def evaluate(
         }
     )
     return row, predictions
+
+
+# A tokenizer that knows no limit reports a huge sentinel (int(1e30)) as model_max_length.
+NO_TOKENIZER_LIMIT = 1_000_000
+
+
+def token_limit(model, tokenizer, default: int) -> int:
+    """The most tokens a sentence may have: the tokenizer's limit where it states one (RoBERTa's
+    config says 514 positions but two are reserved), else the model's positions."""
+    stated = getattr(tokenizer, "model_max_length", None)
+    if stated and stated < NO_TOKENIZER_LIMIT:
+        return int(stated)
+    return getattr(model.config, "max_position_embeddings", None) or default
 
 
 def check_labels_fit(labels, n_classes: int, path, column: str, model_source: str) -> None:

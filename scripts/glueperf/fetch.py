@@ -34,8 +34,12 @@ OFFLINE_ADVICE = (
 
 
 def is_hub_model(source: str) -> bool:
-    """A Hub id ('owner/name' or 'name'), as opposed to a local directory."""
-    if source.startswith((".", "/", "~")) or Path(source).exists():
+    """A Hub id ('owner/name' or 'name'), as opposed to a local directory. 'models/tiny' is
+    taken as a local path (missing or not) when a local folder 'models' exists."""
+    path = Path(source)
+    if source.startswith((".", "/", "~")) or path.exists():
+        return False
+    if len(path.parts) == 2 and path.parent.is_dir():
         return False
     return re.fullmatch(r"[\w.-]+(/[\w.-]+)?", source) is not None
 
