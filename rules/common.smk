@@ -153,9 +153,12 @@ def model_dir(model):
 
 
 def model_spec(wildcards):
+    """What the metrics row records of the model, and where it is loaded from. A revision
+    means nothing for a local directory, so none is recorded for one."""
+    fetched = is_fetched(wildcards.model)
     return {
         "source": model_source(wildcards),
-        "revision": model_revision(wildcards),
+        "revision": model_revision(wildcards) if fetched else None,
         "load_from": model_dir(wildcards.model),
     }
 

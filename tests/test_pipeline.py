@@ -89,7 +89,8 @@ def run(tmp_path_factory, varied_model) -> Run:
     }
     config = {
         "models": {
-            "wide": {"source": str(varied_model)},
+            # A revision means nothing for a local directory: it must not be recorded.
+            "wide": {"source": str(varied_model), "revision": "0123abc"},
             "narrow": {
                 "source": str(varied_model),
                 "datasets": ["alpha"],
@@ -186,6 +187,9 @@ def test_run_settings_and_versions_are_recorded(run, model, dataset):
     assert row["torch_version"] == torch.__version__
     assert row["transformers_version"] == transformers.__version__
     assert isinstance(row["device_name"], str) and row["device_name"]
+    raw = run.raw_metrics(model, dataset)[0]
+    assert raw["model_source"] == str(run.config["models"][model]["source"])
+    assert raw["model_revision"] == ""  # local directories are used as they are
 
 
 @pytest.mark.parametrize(("model", "dataset"), all_pairs())
