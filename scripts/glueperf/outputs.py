@@ -35,10 +35,18 @@ def atomic_path(target):
     os.close(handle)
     try:
         yield Path(temporary)
+        # mkstemp makes the file private (0600); results are for sharing, as plain files are.
+        os.chmod(temporary, 0o666 & ~current_umask())
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_csv(frame, target) -> None:
