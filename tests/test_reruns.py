@@ -100,39 +100,34 @@ def test_a_finished_run_has_nothing_to_do(pipeline):
     assert "Nothing to be done" in pipeline.workflow.snakemake("-n").stdout
 
 
+def assert_only_the_dataset_branch_reruns(pipeline, dataset):
+    """Its validation, the evaluations of the models on it, then aggregation and plots."""
+    jobs, counted = pipeline.jobs()
+    assert counted == {
+        "validate_dataset": 1,
+        "evaluate_model": len(MODELS_ON[dataset]),
+        **AFTER_EVALUATION,
+    }
+    assert jobs == sorted(
+        [("validate_dataset", None, dataset)]
+        + evaluations((m, dataset) for m in MODELS_ON[dataset])
+        + downstream()
+    )
+
+
 @pytest.mark.parametrize("dataset", ["alpha", "beta"])
 def test_moving_a_dataset_file_reruns_that_dataset(pipeline, dataset):
     moved = pipeline.base / "elsewhere" / f"{dataset}.parquet"
     moved.parent.mkdir()
     shutil.copy2(pipeline.config["datasets"][dataset]["path"], moved)  # same content and mtime
     pipeline.change_config(lambda c: c["datasets"][dataset].update(path=str(moved)))
-    jobs, counted = pipeline.jobs()
-    assert counted == {
-        "validate_dataset": 1,
-        "evaluate_model": len(MODELS_ON[dataset]),
-        **AFTER_EVALUATION,
-    }
-    assert jobs == sorted(
-        [("validate_dataset", None, dataset)]
-        + evaluations((m, dataset) for m in MODELS_ON[dataset])
-        + downstream()
-    )
+    assert_only_the_dataset_branch_reruns(pipeline, dataset)
 
 
 @pytest.mark.parametrize("dataset", ["alpha", "beta"])
 def test_changing_a_text_column_reruns_that_dataset(pipeline, dataset):
     pipeline.change_config(lambda c: c["datasets"][dataset].update(text_column="text"))
-    jobs, counted = pipeline.jobs()
-    assert counted == {
-        "validate_dataset": 1,
-        "evaluate_model": len(MODELS_ON[dataset]),
-        **AFTER_EVALUATION,
-    }
-    assert jobs == sorted(
-        [("validate_dataset", None, dataset)]
-        + evaluations((m, dataset) for m in MODELS_ON[dataset])
-        + downstream()
-    )
+    assert_only_the_dataset_branch_reruns(pipeline, dataset)
 
 
 def test_rewriting_a_dataset_file_reruns_that_dataset(pipeline):
