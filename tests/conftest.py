@@ -28,6 +28,17 @@ WORKFLOW_PARTS = [
     "config.yaml",
 ]
 
+# The fields of a metrics row that score predictions against labels: empty (NaN), not 0, when a
+# dataset has no labels.
+QUALITY_FIELDS = [
+    "correct",
+    "accuracy_pct",
+    "accuracy_ci_low_pct",
+    "accuracy_ci_high_pct",
+    "mcc",
+    "macro_f1",
+]
+
 requires_shared = pytest.mark.skipif(
     not (SHARED / "data" / "glue").is_dir(),
     reason=f"needs the shared GLUE data and model at {SHARED} (not present on this machine)",

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from conftest import QUALITY_FIELDS
 from glueperf.metrics import confusion_matrix, score, wilson_interval
 
 SEEDS = range(8)
@@ -125,14 +126,7 @@ def test_unlabeled_rows_do_not_count():
 def test_nothing_labeled_gives_nan_not_zero():
     result = score(np.full(10, -1), np.zeros(10, dtype=int), 2)
     assert result["n_labeled"] == 0
-    for key in (
-        "correct",
-        "accuracy_pct",
-        "accuracy_ci_low_pct",
-        "accuracy_ci_high_pct",
-        "mcc",
-        "macro_f1",
-    ):
+    for key in QUALITY_FIELDS:
         assert math.isnan(result[key]), key
 
 

@@ -17,7 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import Workflow, make_sentences, reference_predictions, write_dataset
+from conftest import (
+    QUALITY_FIELDS,
+    Workflow,
+    make_sentences,
+    reference_predictions,
+    write_dataset,
+)
 from glueperf.plotting import PLOTS
 
 DOCUMENTED_FIELDS = (
@@ -26,14 +32,6 @@ DOCUMENTED_FIELDS = (
     "gpu_peak_reserved_mb device_name dtype batch_tokens max_length torch_version "
     "transformers_version"
 ).split()
-QUALITY_FIELDS = [
-    "correct",
-    "accuracy_pct",
-    "accuracy_ci_low_pct",
-    "accuracy_ci_high_pct",
-    "mcc",
-    "macro_f1",
-]
 PREDICTION_COLUMNS = ["idx", "label", "prediction", "probability", "n_tokens"]
 REPORT_COLUMNS = [
     "Dataset",

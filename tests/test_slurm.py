@@ -42,7 +42,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, Workflow, write_dataset
+from conftest import QUALITY_FIELDS, REPO, Workflow, write_dataset
 
 DAEMONS = ["munged", "slurmctld", "slurmd"]
 CLIENTS = ["sbatch", "srun", "squeue", "sinfo", "scancel"]
@@ -51,17 +51,7 @@ SBIN = ["/usr/sbin", "/sbin", "/usr/local/sbin"]  # daemons live there, often no
 PARTITION = "glueperf"
 ACCOUNT = "glueperf-test"
 MEM_MB = 1000
-QUALITY = [
-    "n_rows",
-    "n_labeled",
-    "correct",
-    "accuracy_pct",
-    "accuracy_ci_low_pct",
-    "accuracy_ci_high_pct",
-    "mcc",
-    "macro_f1",
-    "device",
-]
+QUALITY = ["n_rows", "n_labeled", *QUALITY_FIELDS, "device"]
 
 
 def find_programs() -> dict[str, str]:
