@@ -13,7 +13,7 @@ PLOTS = ["accuracy", "inference_time", "memory_usage", "throughput"]
 CODE_DIR = Path(workflow.basedir) / "scripts" / "glueperf"
 MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.bin", "*.txt", "*.model"]
 sys.path.insert(0, str(CODE_DIR.parent))
-from glueperf.fetch import is_hub_model
+from glueperf.fetch import is_hub_model, is_remote
 from glueperf.locks import record_lock_owner, remove_stale_lock
 
 # Names as the schema allows them: no '/' so that a name is one path component.
@@ -90,10 +90,6 @@ def final_outputs():
 
 def code_files(*modules):
     return [str(CODE_DIR / module) for module in modules]
-
-
-def is_remote(path):
-    return "://" in path
 
 
 def dataset_path(wildcards):

@@ -33,6 +33,11 @@ OFFLINE_ADVICE = (
 )
 
 
+def is_remote(path) -> bool:
+    """A URL (hf://..., https://...) rather than a local path."""
+    return "://" in str(path)
+
+
 def is_hub_model(source: str) -> bool:
     """A Hub id ('owner/name' or 'name'), as opposed to a local directory. 'models/tiny' is
     taken as a local path (missing or not) when a local folder 'models' exists."""

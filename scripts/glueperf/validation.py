@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from glueperf import GlueperfError
-from glueperf.fetch import OFFLINE_ADVICE
+from glueperf.fetch import OFFLINE_ADVICE, is_remote, sha256_file
 
 NO_LABEL = -1
 IDX_COLUMN = "idx"
@@ -45,19 +44,9 @@ def describe_rows(rows) -> str:
     return shown
 
 
-def is_remote(path: str) -> bool:
-    return "://" in str(path)
-
-
 def sha256_of(path) -> str | None:
-    """The file's sha256, or None for a remote path (hashed once fetched, see issue 5)."""
-    if is_remote(path):
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The file's sha256, or None for a remote path (hashed once fetched, by fetch_dataset)."""
+    return None if is_remote(path) else sha256_file(path)
 
 
 def read_table(path, columns=None) -> pa.Table:
@@ -193,14 +182,18 @@ def _check_integers(column: pa.ChunkedArray, path, name: str, what: str) -> pd.S
     return values
 
 
+def distinct(values, rows) -> list:
+    """The first few distinct values at ``rows``, sorted, for an error message."""
+    return sorted(set(values.iloc[rows].tolist()))[:ROWS_SHOWN]
+
+
 def _check_labels(column: pa.ChunkedArray, path, name: str) -> None:
     values = _check_integers(column, path, name, "labels (-1 = no label)")
     bad_rows = np.flatnonzero((values < NO_LABEL).to_numpy())
     if len(bad_rows):
-        values_shown = sorted(set(values.iloc[bad_rows].tolist()))[:ROWS_SHOWN]
         raise DatasetError(
             path,
-            f"labels must be class ids >= 0 or -1 for no label, found {values_shown}",
+            f"labels must be class ids >= 0 or -1 for no label, found {distinct(values, bad_rows)}",
             column=name,
             rows=bad_rows,
         )
@@ -210,10 +203,9 @@ def _check_idx(column: pa.ChunkedArray, path) -> None:
     values = _check_integers(column, path, IDX_COLUMN, "idx")
     duplicate_rows = np.flatnonzero(values.duplicated(keep=False).to_numpy())
     if len(duplicate_rows):
-        values_shown = sorted(set(values.iloc[duplicate_rows].tolist()))[:ROWS_SHOWN]
         raise DatasetError(
             path,
-            f"idx values are not unique ({values_shown} occur more than once)",
+            f"idx values are not unique ({distinct(values, duplicate_rows)} occur more than once)",
             column=IDX_COLUMN,
             rows=duplicate_rows,
         )
