@@ -163,8 +163,11 @@ def pearson(x, y) -> float:
     y = np.asarray(y, dtype=np.float64)
     if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return math.nan
+    # Centred, then scaled to a largest magnitude of 1: no underflow of tiny spreads to 0.
     x = x - x.mean()
     y = y - y.mean()
+    x /= np.abs(x).max()
+    y /= np.abs(y).max()
     r = (x @ y) / math.sqrt((x @ x) * (y @ y))
     return float(min(1.0, max(-1.0, r)))
 
