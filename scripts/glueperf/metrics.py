@@ -190,8 +190,8 @@ class Pairs:
 
     @property
     def standardized(self) -> np.ndarray:
-        """(5, n): x, y, x^2, y^2, xy of both sides centred and scaled by their own mean and
-        spread, so that one matrix product gives a replicate's weighted sums without cancellation.
+        """(5, n): x, y, x^2, y^2, xy of both sides centred on their mean and scaled to a largest
+        magnitude of 1, so that a replicate's weighted sums of them lose little to cancellation.
         """
         if self._standardized is None:
             columns = []
