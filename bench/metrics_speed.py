@@ -1,7 +1,8 @@
 """Time glueperf.metrics.task_scores, bootstrap included, on synthetic data of QQP's size.
 
 Prints one line per case: rows, official metric(s), classes, the fastest of --repeats runs in
-seconds, and the score with its interval (so a broken case shows). Not a test: timings depend on
+wall-clock seconds and in CPU seconds of this process (steadier when other work shares the
+cores), and the score with its interval (so a broken case shows). Not a test: timings depend on
 the machine and on what else runs on it.
 
     python bench/metrics_speed.py --repeats 5
@@ -48,15 +49,20 @@ def main(argv=None) -> None:
         (40_000, ("spearman",), None, regression_case(rng, 40_000)),
         (40_000, ("pearson", "spearman"), None, regression_case(rng, 40_000)),
     ]
-    print(f"{'rows':>7}  {'metric':<18} {'classes':>7}  {'seconds':>8}  score [95 % interval]")
+    print(
+        f"{'rows':>7}  {'metric':<18} {'classes':>7}  {'seconds':>8}  {'cpu s':>6}  "
+        "score [95 % interval]"
+    )
     for rows, official, n_classes, (labels, outputs) in cases:
-        times = []
+        times, cpu_times = [], []
         for _ in range(args.repeats):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             row = task_scores(labels, outputs, official, n_classes, n_resamples=args.resamples)
             times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
         print(
             f"{rows:>7}  {row['metric']:<18} {n_classes or '-':>7}  {min(times):>8.3f}  "
+            f"{min(cpu_times):>6.3f}  "
             f"{row['score']:.2f} [{row['score_ci_low']:.2f}, {row['score_ci_high']:.2f}]"
         )
 
