@@ -452,10 +452,11 @@ def task_scores(
     not scored. ``official``: the task's official metrics (e.g. ``GLUE_OFFICIAL["mrpc"]``);
     ``score`` is their mean x 100 with a 95 % interval (x 100): Wilson's when the official
     metric is accuracy alone, else the percentile interval of ``n_resamples`` bootstrap
-    replicates of that mean drawn with ``seed``, widened to hold the score if a small or skewed
-    sample leaves it outside. Fields that do not apply are NaN: f1 unless binary, pearson and
-    spearman for classification, correct / accuracy / mcc / macro_f1 for regression; every
-    quality field when nothing is labeled.
+    replicates of that mean drawn with ``seed`` (NaN replicates left out; NaN when
+    ``n_resamples`` is 0), widened to hold the score where rounding (a replicate equal to the
+    data, computed another way) or a tiny sample leaves it a step outside. Fields that do not
+    apply are NaN: f1 unless binary, pearson and spearman for classification, correct /
+    accuracy / mcc / macro_f1 for regression; every quality field when nothing is labeled.
     """
     official = _check_official(official, n_classes)
     if n_classes is None:
