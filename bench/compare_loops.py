@@ -10,6 +10,8 @@ seconds of --repeats runs, speed-up over (a) and (b), GPU peak MiB, and agreemen
 
     python bench/compare_loops.py --model ../shared/models/minilm-sst2 --twin \
         --data ../shared/data/glue/sst2/train.parquet --device cuda --repeats 3
+    python bench/compare_loops.py --model ../shared/models/minilm-sst2 --twin --glue-task mnli \
+        --data ../shared/data/glue/mnli/validation_matched.parquet --device cuda --repeats 3
 
 --twin evaluates a DistilBERT-base twin (random weights, the --model directory's tokenizer):
 same shapes and tokens as distilbert-base-uncased-finetuned-sst-2-english, so the same cost.
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from glueperf.engine import Batching, Engine, pad, plan_batches  # noqa: E402
 from glueperf.measure import cuda_synchronize, gpu_peaks_mb, reset_gpu_peaks  # noqa: E402
 from glueperf.reference import notebook_loop, pipeline_loop  # noqa: E402
+from glueperf.tasks import GLUE_TASKS, dataset_spec  # noqa: E402
 from glueperf.validation import load_dataset  # noqa: E402
 
 LOOPS = ("a", "b", "c", "d")
@@ -45,7 +48,7 @@ NAMES = {
 }
 
 
-def load(model_dir: str, twin: bool, device: str):
+def load(model_dir: str, twin: bool, device: str, num_labels: int = 2):
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
@@ -56,12 +59,15 @@ def load(model_dir: str, twin: bool, device: str):
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if twin:
         torch.manual_seed(0)
-        config = DistilBertConfig(num_labels=2, attn_implementation="sdpa")
-        config.id2label, config.label2id = (
-            {0: "NEGATIVE", 1: "POSITIVE"},
-            {"NEGATIVE": 0, "POSITIVE": 1},
-        )
+        config = DistilBertConfig(num_labels=num_labels, attn_implementation="sdpa")
+        if num_labels == 2:
+            config.id2label, config.label2id = (
+                {0: "NEGATIVE", 1: "POSITIVE"},
+                {"NEGATIVE": 0, "POSITIVE": 1},
+            )
         model = DistilBertForSequenceClassification(config)
+        # DistilBERT's own tokenizer gives no token type ids (its model takes none).
+        tokenizer.model_input_names = ["input_ids", "attention_mask"]
     else:
         model = AutoModelForSequenceClassification.from_pretrained(
             model_dir, dtype=torch.float32, attn_implementation="sdpa"
@@ -79,48 +85,57 @@ def timed(device, function):
     return time.perf_counter() - start, result, gpu_peaks_mb(device)[0]
 
 
-def forward_floor(model, tokenizer, texts, device, batching: Batching):
+def forward_floor(model, tokenizer, texts, pairs, device, batching: Batching):
     """Seconds of the engine's forward passes alone, on batches already on the device."""
-    ids = tokenizer(texts, truncation=True, max_length=batching.max_length)["input_ids"]
+    encoded = tokenizer(texts, pairs, truncation=True, max_length=batching.max_length)
+    ids, types = encoded["input_ids"], encoded.get("token_type_ids") if pairs else None
     lengths = np.array([len(i) for i in ids])
     order = np.argsort(-lengths, kind="stable")
     batches = []
     for batch in plan_batches(lengths[order], batching.batch_tokens, batching.max_batch_size):
         matrix, mask = pad([ids[i] for i in order[batch]], tokenizer.pad_token_id or 0)
-        batches.append(
-            (
-                torch.from_numpy(matrix).to(device),
-                None if mask is None else torch.from_numpy(mask).to(device),
-            )
-        )
+        inputs = {"input_ids": torch.from_numpy(matrix).to(device)}
+        if mask is not None:
+            inputs["attention_mask"] = torch.from_numpy(mask).to(device)
+        if types is not None:
+            inputs["token_type_ids"] = torch.from_numpy(
+                pad([types[i] for i in order[batch]], 0)[0]
+            ).to(device)
+        batches.append(inputs)
 
     def run():
         with torch.inference_mode():
-            return [model(input_ids=i, attention_mask=m).logits.argmax(-1) for i, m in batches]
+            return [model(**inputs).logits.argmax(-1) for inputs in batches]
 
     return run
 
 
 def benchmark(args, data_path: str) -> dict:
-    texts, labels, _ = load_dataset(data_path)
+    spec = dataset_spec("bench", {"path": data_path, "glue_task": args.glue_task})
+    data = load_dataset(data_path, spec)
+    texts, pairs, labels = data.texts, data.pairs, data.labels
     if args.limit:
         texts, labels = texts[: args.limit], labels[: args.limit]
+        pairs = pairs[: args.limit] if pairs else None
     device = args.device
-    model, tokenizer = load(args.model, args.twin, device)
+    n_classes = len(data.label_names) if data.label_names else 2
+    model, tokenizer = load(args.model, args.twin, device, n_classes)
     model_bf16 = None
     batching = Batching(batch_tokens=args.batch_tokens, max_batch_size=args.max_batch_size)
     runs = {
-        "a": lambda: notebook_loop(model, tokenizer, texts, labels, device),
-        "b": lambda: pipeline_loop(model, tokenizer, texts, device),
-        "c": lambda: Engine(model, tokenizer, device, batching).run(texts).predictions,
-        "tokenizer": lambda: tokenizer(texts, truncation=True, max_length=512),
-        "forward": forward_floor(model, tokenizer, texts, device, batching),
+        "a": lambda: notebook_loop(model, tokenizer, texts, labels, device, pairs=pairs),
+        "b": lambda: pipeline_loop(model, tokenizer, texts, device, pairs=pairs),
+        "c": lambda: Engine(model, tokenizer, device, batching).run(texts, pairs).predictions,
+        "tokenizer": lambda: tokenizer(texts, pairs, truncation=True, max_length=512),
+        "forward": forward_floor(model, tokenizer, texts, pairs, device, batching),
     }
     if device.startswith("cuda") or args.bf16_on_cpu:
         import copy
 
         model_bf16 = copy.deepcopy(model).to(torch.bfloat16)
-        runs["d"] = lambda: Engine(model_bf16, tokenizer, device, batching).run(texts).predictions
+        runs["d"] = lambda: (
+            Engine(model_bf16, tokenizer, device, batching).run(texts, pairs).predictions
+        )
     for warm in ("c", "d", "forward"):  # CUDA context, kernels, allocator: not what we time
         if warm in runs:
             runs[warm]()
@@ -149,7 +164,8 @@ def benchmark(args, data_path: str) -> dict:
         if predictions is not None and (labels != -1).any():
             scored = labels != -1
             entry["accuracy_pct"] = 100.0 * float(np.mean(predictions[scored] == labels[scored]))
-    return {"data": data_path, "n_texts": len(texts), "results": results}
+    kind = "pairs" if pairs else "texts"
+    return {"data": data_path, "n_texts": len(texts), "kind": kind, "results": results}
 
 
 def table(report: dict) -> str:
@@ -157,7 +173,7 @@ def table(report: dict) -> str:
     base_a = results.get("a", {}).get("median_s")
     base_b = results.get("b", {}).get("median_s")
     lines = [
-        f"{report['data']}: {report['n_texts']} texts",
+        f"{report['data']}: {report['n_texts']} {report.get('kind', 'texts')}",
         f"| {'loop':28} | median s | x vs (a) | x vs (b) | GPU peak MiB | agree (a) % | acc % |",
         f"|{'-' * 30}|---------:|---------:|---------:|-------------:|------------:|------:|",
     ]
@@ -181,6 +197,12 @@ def main(argv=None) -> None:
     parser.add_argument("--model", required=True, help="model directory (or tokenizer for --twin)")
     parser.add_argument("--twin", action="store_true", help="DistilBERT-base twin, random weights")
     parser.add_argument("--data", nargs="+", required=True, help="parquet files")
+    parser.add_argument(
+        "--glue-task",
+        default="sst2",
+        choices=list(GLUE_TASKS),
+        help="the files' GLUE task: its text columns (pairs for mnli, mrpc...) and labels",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--limit", type=int, default=0, help="first N texts only (smoke tests)")

@@ -37,6 +37,10 @@ QUALITY_FIELDS = [
     "accuracy_ci_high_pct",
     "mcc",
     "macro_f1",
+    "f1",
+    "score",
+    "score_ci_low",
+    "score_ci_high",
 ]
 
 requires_shared = pytest.mark.skipif(
@@ -55,12 +59,18 @@ def build_tiny_model(
     num_labels: int = 2,
     max_position_embeddings: int = 64,
     initializer_range: float = 0.02,
+    id2label: dict[int, str] | None = None,
+    architecture: str = "bert",
 ):
-    """A random-weight BERT classifier with a real WordPiece tokenizer, saved in HF format.
+    """A random-weight BERT (or RoBERTa) classifier with a real WordPiece tokenizer that also
+    encodes sentence pairs, saved in HF format. ``num_labels`` 1 makes a regression head;
+    ``id2label`` names the classes (default: transformers' generic LABEL_i).
 
     With the default ``initializer_range`` the logits are nearly equal and the model predicts
     one class for every sentence; 0.5 spreads them so that predictions vary between sentences.
     """
+    if architecture == "roberta":
+        return _build_tiny_roberta(directory, num_labels, max_position_embeddings, id2label)
     import torch
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
@@ -72,6 +82,7 @@ def build_tiny_model(
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     backend.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
     )
     tokenizer = PreTrainedTokenizerFast(
@@ -82,6 +93,7 @@ def build_tiny_model(
         sep_token="[SEP]",
         mask_token="[MASK]",
         model_max_length=max_position_embeddings,
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
     )
     torch.manual_seed(0)
     config = BertConfig(
@@ -93,8 +105,70 @@ def build_tiny_model(
         max_position_embeddings=max_position_embeddings,
         num_labels=num_labels,
         initializer_range=initializer_range,
+        **_label_names(id2label),
     )
     model = BertForSequenceClassification(config).eval()
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def _label_names(id2label):
+    if not id2label:
+        return {}
+    return {"id2label": id2label, "label2id": {name: i for i, name in id2label.items()}}
+
+
+def _build_tiny_roberta(directory: Path, num_labels, max_position_embeddings, id2label):
+    """RoBERTa's conventions: <s> a </s></s> b </s>, no token type ids, positions offset by 2."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import (
+        PreTrainedTokenizerFast,
+        RobertaConfig,
+        RobertaForSequenceClassification,
+    )
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    vocab = {token: i for i, token in enumerate(specials + WORDS)}
+    backend = Tokenizer(models.WordPiece(vocab, unk_token="<unk>"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>",
+        pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", 0), ("</s>", 2)],
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_max_length=max_position_embeddings,
+        model_input_names=["input_ids", "attention_mask"],
+    )
+    torch.manual_seed(0)
+    config = RobertaConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=max_position_embeddings + 2,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        num_labels=num_labels,
+        initializer_range=0.5,
+        **_label_names(id2label),
+    )
+    model = RobertaForSequenceClassification(config).eval()
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)

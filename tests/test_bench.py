@@ -56,3 +56,17 @@ def test_compare_loops_builds_the_distilbert_twin(tmp_path):
     assert "DistilBERT-base twin" in figures["environment"]["model"]
     assert set(figures["reports"][0]["results"]) == {"a", "c", "d", "tokenizer", "forward"}
     assert figures["reports"][0]["results"]["c"]["agree_with_a_pct"] == 100.0
+
+
+@requires_shared
+def test_compare_loops_on_sentence_pairs(tmp_path):
+    """MNLI's premise/hypothesis pairs, three classes, with the DistilBERT twin: every loop is
+    given the pairs, and the engine agrees with the notebook loop and transformers.pipeline."""
+    data = SHARED / "data" / "glue" / "mnli" / "validation_matched.parquet"
+    model = SHARED / "models" / "minilm-sst2"
+    args = ["--model", str(model), "--twin", "--glue-task", "mnli", "--limit", "40"]
+    stdout, figures = run_bench(tmp_path, *args, "--data", str(data))
+    report = figures["reports"][0]
+    assert report["kind"] == "pairs" and "40 pairs" in stdout
+    assert report["results"]["c"]["agree_with_a_pct"] == 100.0
+    assert report["results"]["b"]["agree_with_a_pct"] == 100.0

@@ -86,6 +86,7 @@ class RunsOutOfMemory(torch.nn.Module):
     def __init__(self, model, limit):
         super().__init__()
         self.model, self.limit, self.refusals = model, limit, 0
+        self.config = model.config
 
     def forward(self, input_ids, attention_mask=None):
         if input_ids.numel() > self.limit:
@@ -120,11 +121,11 @@ def test_out_of_memory_on_a_single_sentence_is_a_clear_error(varied_model):
 def test_engine_equals_notebook_loop_on_sst2_validation():
     model_dir = SHARED / "models" / "minilm-sst2"
     model, tokenizer = load(model_dir)
-    texts, labels, _ = load_dataset(SHARED / "data" / "glue" / "sst2" / "validation.parquet")
-    result = Engine(model, tokenizer, "cpu", Batching()).run(texts)
-    expected = notebook_loop(model, tokenizer, texts, labels, "cpu")
+    data = load_dataset(SHARED / "data" / "glue" / "sst2" / "validation.parquet")
+    result = Engine(model, tokenizer, "cpu", Batching()).run(data.texts)
+    expected = notebook_loop(model, tokenizer, data.texts, data.labels, "cpu")
     assert np.array_equal(result.predictions, expected)
-    assert int((result.predictions == labels).sum()) == 779
+    assert int((result.predictions == data.labels).sum()) == 779
 
 
 def test_token_limit_prefers_the_tokenizers_stated_limit():

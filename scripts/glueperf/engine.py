@@ -14,6 +14,7 @@ Why it is fast (compared with the notebook's loop, see bench/compare_loops.py):
 
 from __future__ import annotations
 
+import inspect
 import logging
 import queue
 import sys
@@ -49,8 +50,10 @@ class Batching:
 
 @dataclass
 class EngineResult:
-    predictions: np.ndarray  # int64 class id per text, in input order
-    probabilities: np.ndarray  # float32 probability of the predicted class
+    # Per text, in input order: the model's class id (int64) and its probability (float32); for a
+    # one-output regression model the raw score (float32) and NaN.
+    predictions: np.ndarray
+    probabilities: np.ndarray
     token_counts: np.ndarray  # int64 tokens per text after truncation, special tokens included
     n_truncated: int
     n_batches: int
@@ -62,11 +65,14 @@ class EngineResult:
 
 
 class ChunkTokenizer:
-    """Tokenizes lists of texts to id lists with truncation, counting truncated texts."""
+    """Tokenizes lists of texts, or of text pairs, to id lists with truncation (pairs: longest
+    first, as transformers does), counting truncated texts. For pairs, also the token type ids
+    where the model takes them (BERT: 0 for the first text, 1 for the second)."""
 
     def __init__(self, tokenizer, max_length: int):
         self.max_length = max_length
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.takes_token_types = "token_type_ids" in getattr(tokenizer, "model_input_names", [])
         backend = getattr(tokenizer, "backend_tokenizer", None)
         if backend is not None:
             from tokenizers import Tokenizer
@@ -80,23 +86,36 @@ class ChunkTokenizer:
             self._backend = None
             self._tokenizer = tokenizer
 
-    def __call__(self, texts: list[str]) -> tuple[list[list[int]], int]:
+    def __call__(
+        self, texts: list[str], pairs: list[str] | None = None
+    ) -> tuple[list[list[int]], list[list[int]] | None, int]:
+        """(ids, token type ids or None, number of truncated texts)."""
+        # Type ids of single texts are all 0, which the model assumes when it is given none.
+        with_types = pairs is not None and self.takes_token_types
         if self._backend is not None:
-            encodings = self._backend.encode_batch_fast(texts)
+            inputs = texts if pairs is None else list(zip(texts, pairs, strict=True))
+            encodings = self._backend.encode_batch_fast(inputs)
             ids = [encoding.ids for encoding in encodings]
+            types = [encoding.type_ids for encoding in encodings] if with_types else None
             # Only a text cut to exactly max_length can have been truncated: ask just those.
             n_truncated = sum(
                 1
                 for encoding, row in zip(encodings, ids, strict=True)
                 if len(row) == self.max_length and encoding.overflowing
             )
-            return ids, n_truncated
-        ids = self._tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        full_lengths = self._tokenizer(
-            [t for t, i in zip(texts, ids, strict=True) if len(i) == self.max_length],
-            truncation=False,
-        )["input_ids"]
-        return ids, sum(1 for i in full_lengths if len(i) > self.max_length)
+            return ids, types, n_truncated
+        encoded = self._tokenizer(texts, pairs, truncation=True, max_length=self.max_length)
+        ids = encoded["input_ids"]
+        cut = [i for i, row in enumerate(ids) if len(row) == self.max_length]
+        full_lengths = (
+            self._tokenizer(
+                [texts[i] for i in cut], None if pairs is None else [pairs[i] for i in cut]
+            )["input_ids"]
+            if cut
+            else []
+        )
+        types = encoded["token_type_ids"] if with_types else None
+        return ids, types, sum(1 for i in full_lengths if len(i) > self.max_length)
 
 
 def plan_batches(lengths: np.ndarray, batch_tokens: int, max_batch_size: int) -> list[np.ndarray]:
@@ -127,6 +146,34 @@ def pad(ids: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray | Non
     mask = np.arange(width)[None, :] < lengths[:, None]
     matrix[mask] = np.fromiter((t for row in ids for t in row), dtype=np.int64, count=lengths.sum())
     return matrix, mask.astype(np.int64)
+
+
+def model_inputs(model) -> set[str]:
+    """The keyword inputs a model's forward takes."""
+    return set(inspect.signature(model.forward).parameters)
+
+
+@dataclass
+class Pending:
+    """Tokenized texts waiting for a batch: positions in the input, ids, token type ids."""
+
+    positions: np.ndarray
+    ids: list[list[int]]
+    types: list[list[int]] | None
+
+    def add(self, positions, ids, types) -> Pending:
+        return Pending(
+            np.concatenate([self.positions, positions]),
+            self.ids + ids,
+            None if types is None else (self.types or []) + types,
+        )
+
+    def take(self, members: np.ndarray) -> Pending:
+        return Pending(
+            self.positions[members],
+            [self.ids[i] for i in members],
+            None if self.types is None else [self.types[i] for i in members],
+        )
 
 
 def _prefetch(iterator, depth: int = 2):
@@ -163,20 +210,28 @@ class Engine:
     ):
         self.model = model
         self.progress = progress
+        # One output: a regression head, whose raw score is the prediction.
+        self.regression = model.config.num_labels == 1
         self.device = torch.device(device)
         self.batching = batching
         self.tokenize = ChunkTokenizer(tokenizer, batching.max_length)
+        # A tokenizer may give token types that its model takes none of (a BERT vocabulary on a
+        # DistilBERT): pass what the model accepts, as transformers' own loops would fail to.
+        self.tokenize.takes_token_types &= "token_type_ids" in model_inputs(model)
         self.overlap = self.device.type == "cuda" if overlap is None else overlap
         self._pin = self.device.type == "cuda"
 
-    def _chunks(self, texts: list[str], order: np.ndarray, timing: dict):
+    def _chunks(self, texts: list[str], pairs: list[str] | None, order: np.ndarray, timing: dict):
         start, size = 0, FIRST_CHUNK_TEXTS
         while start < len(order):
             positions = order[start : start + size]
             began = time.perf_counter()
-            ids, n_truncated = self.tokenize([texts[i] for i in positions])
+            ids, types, n_truncated = self.tokenize(
+                [texts[i] for i in positions],
+                None if pairs is None else [pairs[i] for i in positions],
+            )
             timing["tokenize_s"] += time.perf_counter() - began
-            yield positions, ids, n_truncated
+            yield positions, ids, types, n_truncated
             start, size = start + size, min(2 * size, CHUNK_TEXTS)
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
@@ -185,26 +240,35 @@ class Engine:
             tensor = tensor.pin_memory()
         return tensor.to(self.device, non_blocking=True)
 
-    def _forward(self, ids: list[list[int]]):
-        matrix, mask = pad(ids, self.tokenize.pad_id)
-        input_ids = self._to_device(matrix)
-        attention_mask = None if mask is None else self._to_device(mask)
-        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
-        probabilities, predictions = torch.softmax(logits.float(), dim=-1).max(dim=-1)
+    def _forward(self, batch: Pending):
+        matrix, mask = pad(batch.ids, self.tokenize.pad_id)
+        inputs = {"input_ids": self._to_device(matrix)}
+        if mask is not None:
+            inputs["attention_mask"] = self._to_device(mask)
+        if batch.types is not None:
+            inputs["token_type_ids"] = self._to_device(pad(batch.types, 0)[0])
+        logits = self.model(**inputs).logits.float()
+        if self.regression:
+            return logits[:, 0], torch.full_like(logits[:, 0], float("nan")), matrix.size
+        probabilities, predictions = torch.softmax(logits, dim=-1).max(dim=-1)
         return predictions, probabilities, matrix.size
 
-    def run(self, texts: list[str]) -> EngineResult:
+    def run(self, texts: list[str], pairs: list[str] | None = None) -> EngineResult:
+        """Predictions for ``texts``, or for the pairs (``texts[i]``, ``pairs[i]``)."""
         n = len(texts)
         timing = {"tokenize_s": 0.0}
         # Longest texts first (by characters, a cheap proxy for tokens): the largest batches run
         # first, so an out-of-memory shows at once, and chunks arrive roughly length-sorted.
-        order = np.argsort(-np.fromiter(map(len, texts), dtype=np.int64, count=n), kind="stable")
-        chunks = self._chunks(texts, order, timing)
+        characters = np.fromiter(map(len, texts), dtype=np.int64, count=n)
+        if pairs is not None:
+            characters += np.fromiter(map(len, pairs), dtype=np.int64, count=n)
+        order = np.argsort(-characters, kind="stable")
+        chunks = self._chunks(texts, pairs, order, timing)
         if self.overlap:
             chunks = _prefetch(chunks)
 
         result = EngineResult(
-            predictions=np.empty(n, dtype=np.int64),
+            predictions=np.empty(n, dtype=np.float32 if self.regression else np.int64),
             probabilities=np.empty(n, dtype=np.float32),
             token_counts=np.empty(n, dtype=np.int64),
             n_truncated=0,
@@ -213,8 +277,7 @@ class Engine:
             tokenize_s=0.0,
         )
         outputs = _DeviceOutputs()
-        pending_positions = np.empty(0, dtype=np.int64)
-        pending_ids: list[list[int]] = []
+        pending = Pending(np.empty(0, dtype=np.int64), [], None)
         chunks = iter(chunks)
         exhausted = False
         # Counts sentences handed to the device (it may still be working on the last ones).
@@ -222,50 +285,41 @@ class Engine:
             total=n, unit=" sentences", mininterval=1.0, disable=not self.progress, file=sys.stderr
         )
         with self._bar, torch.inference_mode():
-            while not exhausted or len(pending_ids):
+            while not exhausted or len(pending.ids):
                 chunk = next(chunks, None)
                 exhausted = chunk is None
                 if chunk is not None:
-                    positions, ids, n_truncated = chunk
+                    positions, ids, types, n_truncated = chunk
                     result.n_truncated += n_truncated
-                    pending_positions = np.concatenate([pending_positions, positions])
-                    pending_ids = pending_ids + ids
-                lengths = np.fromiter(map(len, pending_ids), dtype=np.int64, count=len(pending_ids))
+                    pending = pending.add(positions, ids, types)
+                lengths = np.fromiter(map(len, pending.ids), dtype=np.int64, count=len(pending.ids))
                 by_length = np.argsort(-lengths, kind="stable")
-                result.token_counts[pending_positions] = lengths
+                result.token_counts[pending.positions] = lengths
                 batches = plan_batches(
                     lengths[by_length], result.batch_tokens, self.batching.max_batch_size
                 )
                 # Hold back a last, partly filled batch: the next chunk may fill it.
                 keep = batches.pop() if (not exhausted and len(batches) > 1) else np.empty(0, int)
                 for batch in batches:
-                    members = by_length[batch]
-                    self._run_batch(
-                        [pending_ids[i] for i in members],
-                        pending_positions[members],
-                        result,
-                        outputs,
-                    )
-                kept = by_length[keep]
-                pending_positions = pending_positions[kept]
-                pending_ids = [pending_ids[i] for i in kept]
+                    self._run_batch(pending.take(by_length[batch]), result, outputs)
+                pending = pending.take(by_length[keep])
             outputs.gather(result)
         result.tokenize_s = timing["tokenize_s"]
         return result
 
-    def _run_batch(self, ids, positions, result: EngineResult, outputs: _DeviceOutputs):
-        """Forward one batch (ids sorted longest first); on out-of-memory halve the budget and
-        retry the batch in pieces. Batches planned before a back-off are split to the new budget."""
-        longest = len(ids[0])
-        if len(ids) > 1 and len(ids) * longest > result.batch_tokens:
-            lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    def _run_batch(self, batch: Pending, result: EngineResult, outputs: _DeviceOutputs):
+        """Forward one batch (sorted longest first); on out-of-memory halve the budget and retry
+        the batch in pieces. Batches planned before a back-off are split to the new budget."""
+        size, longest = len(batch.ids), len(batch.ids[0])
+        if size > 1 and size * longest > result.batch_tokens:
+            lengths = np.fromiter(map(len, batch.ids), dtype=np.int64, count=size)
             for piece in plan_batches(lengths, result.batch_tokens, self.batching.max_batch_size):
-                self._run_batch([ids[i] for i in piece], positions[piece], result, outputs)
+                self._run_batch(batch.take(piece), result, outputs)
             return
         try:
-            predictions, probabilities, padded = self._forward(ids)
+            predictions, probabilities, padded = self._forward(batch)
         except torch.OutOfMemoryError as error:
-            if len(ids) == 1:
+            if size == 1:
                 raise GlueperfError(
                     f"out of memory on a single sentence of {longest} tokens; lower "
                     "evaluation.max_length or use a device with more memory"
@@ -273,19 +327,19 @@ class Engine:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             result.oom_retries += 1
-            result.batch_tokens = max(1, min(result.batch_tokens, len(ids) * longest) // 2)
+            result.batch_tokens = max(1, min(result.batch_tokens, size * longest) // 2)
             message = (
-                f"out of memory on a batch of {len(ids)} x {longest} tokens: "
+                f"out of memory on a batch of {size} x {longest} tokens: "
                 f"token budget halved to {result.batch_tokens}, retrying"
             )
             log.warning(message)
             result.notes.append(message)
-            self._run_batch(ids, positions, result, outputs)
+            self._run_batch(batch, result, outputs)
             return
-        self._bar.update(len(ids))
+        self._bar.update(size)
         result.n_batches += 1
         result.padded_tokens += padded
-        outputs.add(positions, predictions, probabilities)
+        outputs.add(batch.positions, predictions, probabilities)
 
 
 class _DeviceOutputs:
