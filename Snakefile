@@ -1,11 +1,20 @@
 # glueperf: how well, how fast and how leanly a Hugging Face text classifier runs on GLUE data.
 # Entry point only: configuration, the stages' rule files, and the final targets.
+import copy
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
 configfile: "config.yaml"
+
+
+# A config file given on the command line (--configfile) is the whole configuration, as a user
+# means it; Snakemake would otherwise merge it into config.yaml and keep its models and datasets.
+if workflow.overwrite_configfiles:
+    config.clear()
+    config.update(copy.deepcopy(workflow.config_settings.overwrite_config))
 
 
 # `snakemake --report report.html` after a run: this text, the plots and tables with captions.
@@ -36,7 +45,9 @@ localrules:
     prefetch,
     validate_dataset,
     aggregate_metrics,
+    summarize_glue,
     plot_metric,
+    plot_glue_summary,
 
 
 rule all:

@@ -1,5 +1,7 @@
 # Helpers for the stage files: config checks, target lists and input/params functions.
+import ast
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -7,13 +9,16 @@ from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-PLOTS = ["accuracy", "inference_time", "memory_usage", "throughput"]
+PLOTS = ["score", "accuracy", "inference_time", "memory_usage", "throughput"]
 # The importable code behind each stage: a change to it reruns that stage (and what follows),
 # like a change to the stage's script does.
 CODE_DIR = Path(workflow.basedir) / "scripts" / "glueperf"
 MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.bin", "*.txt", "*.model"]
 sys.path.insert(0, str(CODE_DIR.parent))
+from glueperf import GlueperfError
 from glueperf.fetch import is_hub_model, is_remote
+from glueperf.metrics import check_dataset_metrics
+from glueperf.tasks import dataset_spec, display_task
 from glueperf.locks import record_lock_owner, remove_stale_lock
 
 # Names as the schema allows them: no '/' so that a name is one path component.
@@ -83,13 +88,34 @@ def metrics_files(wildcards=None):
 
 
 def final_outputs():
-    return ["results/model_performance.csv"] + expand(
-        "results/plots/{plot}.png", plot=PLOTS
-    )
+    return [
+        "results/model_performance.csv",
+        "results/glue_summary.csv",
+        *expand("results/plots/{plot}.png", plot=PLOTS),
+        "results/plots/glue_summary.png",
+    ]
 
 
-def code_files(*modules):
-    return [str(CODE_DIR / module) for module in modules]
+def code_files(script):
+    """The glueperf modules that scripts/<script> imports, directly or through one another: as
+    inputs of its rule, so that a change to any of them reruns the rule (and what follows),
+    like a change to the script itself. Derived from the imports, never kept by hand."""
+    found, todo = set(), [CODE_DIR.parent / script]
+    while todo:
+        for node in ast.walk(ast.parse(todo.pop().read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                package, *module = name.split(".")
+                path = CODE_DIR.joinpath(*module or ["__init__"]).with_suffix(".py")
+                if package == "glueperf" and path.is_file() and path not in found:
+                    found.add(path)
+                    todo.append(path)
+    return sorted(str(path) for path in found)
 
 
 def dataset_path(wildcards):
@@ -120,13 +146,30 @@ def dataset_provenance(wildcards):
     return []
 
 
-def dataset_columns(wildcards):
-    spec = dataset_config(wildcards.dataset)
-    return {"text": spec["text_column"], "label": spec["label_column"]}
+def dataset_settings(wildcards):
+    """How the dataset is read and scored (text columns, labels, metrics), as a params value:
+    a change reruns its validation and evaluations, while display-only keys rerun neither.
+    """
+    name = wildcards.dataset
+    try:
+        spec = dataset_spec(name, dataset_config(name))
+        check_dataset_metrics(name, spec.metrics, spec.regression)
+    except GlueperfError as error:
+        raise WorkflowError(str(error)) from error
+    return asdict(spec)
 
 
-def dataset_task(wildcards):
-    return dataset_config(wildcards.dataset)["task"]
+def display_labels(wildcards=None):
+    """What the table shows for people and no evaluation depends on: each dataset's Task label
+    and each model's family (its row in the GLUE summary)."""
+    return {
+        "tasks": {
+            name: display_task(entry) for name, entry in config["datasets"].items()
+        },
+        "families": {
+            name: entry.get("family", name) for name, entry in config["models"].items()
+        },
+    }
 
 
 def model_source(wildcards):
@@ -192,11 +235,10 @@ def evaluation_settings(wildcards):
 
 def where_results_are():
     """The closing message of a successful run."""
-    lines = [
-        "glueperf results:",
-        f"  table:   {Path('results/model_performance.csv').resolve()}",
-    ]
-    lines += [f"  plot:    {Path(path).resolve()}" for path in final_outputs()[1:]]
+    lines = ["glueperf results:"]
+    for path in final_outputs():
+        kind = "plot:" if path.endswith(".png") else "table:"
+        lines.append(f"  {kind:<8} {Path(path).resolve()}")
     lines.append(
         f"  per run: {Path('results/metrics').resolve()}/<model>/<dataset>.csv"
     )

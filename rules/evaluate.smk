@@ -4,7 +4,7 @@ rule evaluate_model:
         data=dataset_file,
         model=model_files,
         model_provenance=model_provenance,
-        code=code_files("engine.py", "evaluation.py", "measure.py", "metrics.py"),
+        code=code_files("evaluate_model.py"),
     output:
         metrics=report(
             "results/metrics/{model}/{dataset}.csv",
@@ -26,8 +26,7 @@ rule evaluate_model:
     params:
         model=model_spec,
         path=dataset_path,
-        columns=dataset_columns,
-        task=dataset_task,
+        dataset=dataset_settings,
         settings=evaluation_settings,
     script:
         "../scripts/evaluate_model.py"

@@ -1,7 +1,7 @@
 rule plot_metric:
     input:
         table="results/model_performance.csv",
-        code=code_files("plotting.py"),
+        code=code_files("plot_metric.py"),
     output:
         plot=report(
             "results/plots/{plot}.png",
@@ -15,3 +15,22 @@ rule plot_metric:
         "../envs/plot.yaml"
     script:
         "../scripts/plot_metric.py"
+
+
+rule plot_glue_summary:
+    input:
+        summary=rules.summarize_glue.output.summary,
+        code=code_files("plot_glue_summary.py"),
+    output:
+        plot=report(
+            "results/plots/glue_summary.png",
+            caption="../report/glue_summary.rst",
+            category="1. Plots",
+            labels={"plot": "glue_summary"},
+        ),
+    log:
+        "results/logs/plot_glue_summary.log",
+    conda:
+        "../envs/plot.yaml"
+    script:
+        "../scripts/plot_glue_summary.py"

@@ -2,7 +2,7 @@ rule validate_dataset:
     input:
         data=dataset_file,
         provenance=dataset_provenance,
-        code=code_files("validation.py"),
+        code=code_files("validate_dataset.py"),
     output:
         summary="results/validated/{dataset}.json",
     log:
@@ -11,7 +11,7 @@ rule validate_dataset:
         "../envs/validate.yaml"
     params:
         path=dataset_path,
-        columns=dataset_columns,
+        dataset=dataset_settings,
         sha256=dataset_checksum,
     script:
         "../scripts/validate_dataset.py"

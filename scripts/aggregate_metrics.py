@@ -5,7 +5,10 @@ from glueperf.outputs import run_script, write_csv
 
 
 def main(snakemake):
-    table = performance_table(read_metrics(snakemake.input.metrics))
+    labels = snakemake.params.labels
+    table = performance_table(
+        read_metrics(snakemake.input.metrics), labels["tasks"], labels["families"]
+    )
     write_csv(table, snakemake.output.table)
 
 

@@ -10,6 +10,7 @@ from glueperf.engine import Batching
 from glueperf.evaluation import evaluate
 from glueperf.fetch import provenance_fields
 from glueperf.outputs import run_script, write_csv, write_parquet
+from glueperf.tasks import DatasetSpec
 
 
 def read_json(path):
@@ -18,23 +19,12 @@ def read_json(path):
 
 def main(snakemake):
     params, settings = snakemake.params, snakemake.params.settings
+    model, dataset = snakemake.wildcards.model, snakemake.wildcards.dataset
     torch.set_num_threads(snakemake.threads)
-    provenance = provenance_fields(
-        read_json(snakemake.input.summary),
-        params.model["load_from"],
-        read_json(snakemake.input.model_provenance),
-    )
-    row, predictions = evaluate(
-        model_name=snakemake.wildcards.model,
-        model_source=params.model["source"],
-        model_revision=params.model["revision"],
-        model_location=params.model["load_from"],
-        dataset_name=snakemake.wildcards.dataset,
-        dataset_path=params.path,
+    measured, predictions = evaluate(
+        model_dir=params.model["load_from"],
         data_file=snakemake.input.data,
-        task=params.task,
-        text_column=params.columns["text"],
-        label_column=params.columns["label"],
+        spec=DatasetSpec(**params.dataset),
         device=settings["device"],
         dtype=settings["dtype"],
         batching=Batching(
@@ -42,8 +32,22 @@ def main(snakemake):
             max_batch_size=settings["max_batch_size"],
             max_length=settings["max_length"],
         ),
-        provenance=provenance,
+        names=(model, dataset),
     )
+    row = {
+        "model": model,
+        "dataset": dataset,
+        "glue_task": params.dataset["glue_task"],
+        **measured,
+        "model_source": params.model["source"],
+        "model_revision": params.model["revision"] or "",
+        "dataset_path": str(params.path),
+        **provenance_fields(
+            read_json(snakemake.input.summary),
+            params.model["load_from"],
+            read_json(snakemake.input.model_provenance),
+        ),
+    }
     # Predictions first: the metrics file is the rule's sign that the job finished.
     write_parquet(predictions, snakemake.output.predictions)
     write_csv(pd.DataFrame([row]), snakemake.output.metrics)

@@ -1,7 +1,8 @@
-"""Rule plot_metric: one bar chart (accuracy, inference time or memory usage)."""
+"""Rule plot_metric: one bar chart of the performance table (score, accuracy, time, memory...)."""
 
+from glueperf.aggregate import read_performance_table
 from glueperf.outputs import run_script
-from glueperf.plotting import plot_one, read_performance_table
+from glueperf.plotting import plot_one
 
 
 def main(snakemake):

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from glueperf.outputs import run_script, write_json
+from glueperf.tasks import DatasetSpec
 from glueperf.validation import summarize
 
 
@@ -11,7 +12,7 @@ def main(snakemake):
     params = snakemake.params
     # No input file when the configured local file is missing: summarize names it.
     data = snakemake.input.data or params.path
-    summary = summarize(data, params.columns["text"], params.columns["label"], params.sha256)
+    summary = summarize(data, DatasetSpec(**params.dataset), params.sha256)
     summary["source"] = params.path
     if snakemake.input.provenance:  # fetched from the Hub: which commit
         summary["commit"] = json.loads(Path(snakemake.input.provenance).read_text())["commit"]

@@ -25,10 +25,12 @@ class Repository:
     def __init__(self):
         self.commits: dict[str, dict[str, bytes]] = {}
 
-    def commit(self, files: dict[str, bytes]) -> str:
-        digest = hashlib.sha1(repr(sorted((k, v) for k, v in files.items())).encode())
-        digest.update(str(len(self.commits)).encode())
-        sha = digest.hexdigest()
+    def commit(self, files: dict[str, bytes], sha: str | None = None) -> str:
+        """Add a commit (``sha``: the hash it gets, e.g. to mirror a real repository's)."""
+        if sha is None:
+            digest = hashlib.sha1(repr(sorted((k, v) for k, v in files.items())).encode())
+            digest.update(str(len(self.commits)).encode())
+            sha = digest.hexdigest()
         self.commits[sha] = dict(files)
         return sha
 
@@ -158,3 +160,18 @@ class FakeHub:
                 self._send(200, data, headers, body)
 
         return Handler
+
+
+def point_hub_client_at(url, home, monkeypatch):
+    """For snakemake subprocesses (environment) and this process (the client reads its
+    endpoint once, at import)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setattr(
+        constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}"
+    )

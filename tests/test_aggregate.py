@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from glueperf import GlueperfError
-from glueperf.aggregate import performance_table, read_metrics
+from glueperf.aggregate import GLUE_AVERAGE, glue_summary, performance_table, read_metrics
 
 REPORT_COLUMNS = [
     "Dataset",
@@ -24,7 +24,6 @@ def metrics_row(model: str, dataset: str, number: int, labeled: bool = True) -> 
     return {
         "model": model,
         "dataset": dataset,
-        "task": f"task {dataset}",
         "n_rows": 100 + number,
         "n_labeled": 100 + number if labeled else 0,
         "correct": 50 + number if labeled else math.nan,
@@ -65,12 +64,14 @@ def test_first_five_columns_are_the_reports(metrics_files):
 
 def test_one_row_per_input_in_input_order_with_values_carried_over(metrics_files):
     paths, rows = metrics_files
-    table = performance_table(read_metrics(paths))
+    tasks = {"sst2": "Sentiment analysis", "cola": "Linguistic acceptability"}
+    table = performance_table(read_metrics(paths), tasks)
     assert len(table) == len(paths)
     expected = pd.DataFrame(rows)
     assert table["Model"].tolist() == expected["model"].tolist()
     assert table["Dataset"].tolist() == expected["dataset"].tolist()
-    assert table["Task"].tolist() == expected["task"].tolist()
+    # The Task label comes from the config (display only), "" for a dataset without one.
+    assert table["Task"].tolist() == [tasks.get(d, "") for d in expected["dataset"]]
     assert table["Inference Time (seconds)"].tolist() == expected["inference_time_s"].tolist()
     assert table["Memory Usage (MB)"].tolist() == expected["peak_rss_mb"].tolist()
     pd.testing.assert_series_equal(
@@ -118,7 +119,61 @@ def test_no_metrics_files_is_an_error():
 @pytest.mark.parametrize("name", ["NA", "null", "None", "nan", "2e5", "007"])
 def test_names_that_look_like_missing_values_or_numbers_stay_names(tmp_path, name):
     # The config schema allows these names; pandas' defaults would read them as NaN or numbers.
-    path = write_rows(tmp_path / "m.csv", [metrics_row(name, name, 0) | {"task": "N/A"}])
-    table = performance_table(read_metrics([path]))
+    path = write_rows(tmp_path / "m.csv", [metrics_row(name, name, 0)])
+    table = performance_table(read_metrics([path]), {name: "N/A"})
     assert table.loc[0, ["Model", "Dataset", "Task"]].tolist() == [name, name, "N/A"]
     assert table.loc[0, "Accuracy (%)"] == 50.0  # numbers are still numbers
+
+
+def glue_table(rows) -> pd.DataFrame:
+    """A performance table of (family, dataset, glue_task, score) rows."""
+    return pd.DataFrame(
+        [
+            {
+                "Model": f"{family}-{dataset}",
+                "family": family,
+                "Dataset": dataset,
+                "glue_task": task,
+                "Score": score,
+            }
+            for family, dataset, task, score in rows
+        ]
+    )
+
+
+def test_the_glue_summary_has_a_row_per_family_and_a_column_per_glue_dataset():
+    table = glue_table(
+        [
+            ("bert", "sst2-validation", "sst2", 90.0),
+            ("bert", "mnli-m", "mnli", 80.0),
+            ("bert", "mnli-mm", "mnli", 82.0),
+            ("bert", "cola-validation", "cola", 50.0),
+            ("bert", "own-data", "", 10.0),  # not a GLUE dataset: not in the summary
+            ("bert", "sst2-test", "sst2", math.nan),  # unlabeled: no score
+            ("tiny", "sst2-validation", "sst2", 70.0),
+        ]
+    )
+    summary = glue_summary(table)
+    assert summary["Model"].tolist() == ["bert", "tiny"]
+    # GLUE's task order, whatever the order of the config
+    assert list(summary.columns) == [
+        "Model",
+        "CoLA (cola-validation)",
+        "SST-2 (sst2-validation)",
+        "MNLI (mnli-m)",
+        "MNLI (mnli-mm)",
+        GLUE_AVERAGE,
+        "tasks",
+    ]
+    bert = summary.iloc[0]
+    # MNLI counts once, as the mean of matched and mismatched: (50 + 90 + 81) / 3
+    assert bert[GLUE_AVERAGE] == round((50 + 90 + 81) / 3, 1) and bert["tasks"] == 3
+    tiny = summary.iloc[1]
+    assert tiny[GLUE_AVERAGE] == 70.0 and tiny["tasks"] == 1
+    assert math.isnan(tiny["CoLA (cola-validation)"])
+
+
+def test_a_model_without_a_family_is_its_own_row(metrics_files):
+    paths, _ = metrics_files
+    table = performance_table(read_metrics(paths), families={"m2": "bert-base"})
+    assert table["family"].tolist() == ["m1", "m1", "bert-base", "bert-base"]

@@ -32,7 +32,6 @@ from conftest import (
     REPO,
     WORDS,
     Workflow,
-    build_tiny_model,
     make_sentences,
     reference_predictions,
 )
@@ -107,8 +106,6 @@ def bad_models(tmp_path_factory, tiny_model) -> dict[str, Path]:
     (root / "no_tokenizer").mkdir()
     for name in ("config.json", "model.safetensors"):
         shutil.copy2(tiny_model / name, root / "no_tokenizer" / name)
-    # A regression head: one output.
-    build_tiny_model(root / "regression", num_labels=1)
     # A directory with a tokenizer only.
     (root / "no_config").mkdir()
     copy_tokenizer(tiny_model, root / "no_config")
@@ -125,7 +122,6 @@ MODEL_FAULTS = {
     "base_bert": ["is a BertModel", "not a sequence classifier"],
     "gpt2_lm": ["is a GPT2LMHeadModel", "not a sequence classifier"],
     "no_tokenizer": ["no tokenizer in the directory", "tokenizer.json"],
-    "regression": ["has 1 output", "regression"],
     "no_config": ["no config.json"],
     "no_weights": ["could not be loaded", "model.safetensors"],
 }
@@ -309,7 +305,7 @@ def make_datasets(data: Path) -> dict[str, dict]:
                 target=ints(rng.integers(0, 2, n_long)),
                 sentence=texts(n_long, seed=13),  # a decoy under the default name
             ),
-            "text_column": "text",
+            "text_columns": ["text"],
             "label_column": "target",
             **task,
         },
@@ -402,7 +398,7 @@ DATASET_FAULTS = {
     ),
     "float_labels": (
         "validate_dataset",
-        ["{path}, column 'label': labels (-1 = no label) must be integers, found type double"],
+        ["{path}, column 'label': labels of a classification dataset must be integers", "double"],
     ),
     "zero_rows": ("validate_dataset", ["{path}: no rows"]),
     "duplicate_idx": (
@@ -528,7 +524,7 @@ def test_unaffected_datasets_are_evaluated(bad_run):
 def good_predictions(bad_run, dataset):
     spec = bad_run.config["datasets"][dataset]
     frame = pd.read_parquet(spec["path"])
-    text_column = spec.get("text_column", "sentence")
+    text_column = spec.get("text_columns", ["sentence"])[0]
     predictions = pd.read_parquet(bad_run.results / "predictions" / "tiny" / f"{dataset}.parquet")
     reference = reference_predictions(bad_run.model_dir, frame[text_column].tolist())
     return frame, predictions, reference

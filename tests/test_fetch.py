@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hub_server import FakeHub
+from hub_server import FakeHub, point_hub_client_at
 
 from conftest import Workflow, build_tiny_model, reference_predictions, write_dataset
 from glueperf import GlueperfError
@@ -74,21 +74,6 @@ def test_weights_fingerprint_is_the_file_hash_or_a_listing_hash_for_shards():
     assert weights_sha256({"model.safetensors": "ab", "config.json": "cd"}) == "ab"
     sharded = weights_sha256({"a.safetensors": "1", "b.safetensors": "2", "config.json": "3"})
     assert sharded == hashlib.sha256(b"1  a.safetensors\n2  b.safetensors\n").hexdigest()
-
-
-def point_hub_client_at(url, home, monkeypatch):
-    """For snakemake subprocesses (environment) and this process (the client reads its
-    endpoint once, at import)."""
-    from huggingface_hub import constants
-
-    monkeypatch.setenv("HF_ENDPOINT", url)
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(constants, "ENDPOINT", url)
-    monkeypatch.setattr(
-        constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}"
-    )
 
 
 @pytest.fixture
@@ -160,7 +145,9 @@ def test_pipeline_fetches_pinned_inputs_and_reruns_only_what_a_revision_change_a
         "fetch_model": 1,
         "evaluate_model": 1,
         "aggregate_metrics": 1,
+        "summarize_glue": 1,
         "plot_metric": len(PLOTS),
+        "plot_glue_summary": 1,
     }
 
     # Prefetched, the run needs no Hub at all.

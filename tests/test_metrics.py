@@ -14,9 +14,9 @@ from scipy import stats
 from sklearn import metrics as skm
 
 from conftest import QUALITY_FIELDS
+from glueperf import GlueperfError
 from glueperf.metrics import (
     CHUNK_CELLS,
-    GLUE_OFFICIAL,
     METRICS,
     ROW_FIELDS,
     Pairs,
@@ -28,11 +28,11 @@ from glueperf.metrics import (
     pearson,
     percentile_interval,
     regression_replicates,
-    score,
     spearman,
     task_scores,
     wilson_interval,
 )
+from glueperf.tasks import GLUE_TASKS
 
 SEEDS = range(8)
 
@@ -257,14 +257,32 @@ def test_registry_holds_every_glue_metric():
 
 
 def test_glue_official_metrics():
-    assert GLUE_OFFICIAL["cola"] == ("mcc",)
-    assert GLUE_OFFICIAL["mrpc"] == GLUE_OFFICIAL["qqp"] == ("f1", "accuracy")
-    assert GLUE_OFFICIAL["stsb"] == ("pearson", "spearman")
-    for task in ("sst2", "mnli_matched", "mnli_mismatched", "qnli", "rte", "wnli"):
-        assert GLUE_OFFICIAL[task] == ("accuracy",)
-    # Every task's metrics are known and of one kind.
-    for names in GLUE_OFFICIAL.values():
-        assert len({METRICS[name].kind for name in names}) == 1
+    official = {name: task.metrics for name, task in GLUE_TASKS.items()}
+    assert official["cola"] == ("mcc",)
+    assert official["mrpc"] == official["qqp"] == ("f1", "accuracy")
+    assert official["stsb"] == ("pearson", "spearman")
+    for task in ("sst2", "mnli", "qnli", "rte", "wnli"):
+        assert official[task] == ("accuracy",)
+    # Every task's metrics are known, of one kind, and that kind is the task's.
+    for name, names in official.items():
+        kinds = {METRICS[metric].kind for metric in names}
+        assert kinds == {"regression" if GLUE_TASKS[name].regression else "classification"}
+
+
+def test_the_schema_offers_exactly_the_registered_metrics():
+    import yaml
+
+    from conftest import REPO
+
+    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
+    entry = schema["properties"]["datasets"]["additionalProperties"]["properties"]
+    assert entry["metrics"]["items"]["enum"] == list(METRICS)
+    assert entry["glue_task"]["enum"] == list(GLUE_TASKS)
+
+
+def score(labels, predictions, n_classes):
+    """The classification fields, as accuracy-scored tasks report them."""
+    return task_scores(labels, predictions, ("accuracy",), n_classes)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -500,7 +518,7 @@ def test_classification_score_is_the_mean_of_the_official_metrics_x100(official,
 
 def test_mrpc_like_row():
     labels, predictions = random_case(1, 2, n=408, unlabeled_share=0)
-    row = task_scores(labels, predictions, GLUE_OFFICIAL["mrpc"], 2)
+    row = task_scores(labels, predictions, GLUE_TASKS["mrpc"].metrics, 2)
     assert list(row) == list(ROW_FIELDS)
     f1 = textbook_f1_positive(labels, predictions)
     accuracy = float((labels == predictions).mean())
@@ -514,7 +532,7 @@ def test_mrpc_like_row():
 
 def test_cola_score_is_mcc_times_100():
     labels, predictions = random_case(2, 2, n=1043)
-    row = task_scores(labels, predictions, GLUE_OFFICIAL["cola"], 2)
+    row = task_scores(labels, predictions, GLUE_TASKS["cola"].metrics, 2)
     assert row["metric"] == "mcc"
     assert row["score"] == pytest.approx(100 * row["mcc"])
     assert row["score_ci_low"] < row["score"] < row["score_ci_high"] <= 100
@@ -534,7 +552,7 @@ def test_accuracy_only_score_uses_the_wilson_interval(n_classes):
 
 def test_stsb_like_row():
     gold, predicted = regression_case(4, n=1500, unlabeled_share=0.1)
-    row = task_scores(gold, predicted, GLUE_OFFICIAL["stsb"], None, n_resamples=400)
+    row = task_scores(gold, predicted, GLUE_TASKS["stsb"].metrics, None, n_resamples=400)
     assert list(row) == list(ROW_FIELDS)
     keep = gold != -1
     assert row["n_labeled"] == int(keep.sum()) < len(gold)
@@ -681,21 +699,13 @@ def test_interval_always_holds_the_score():
 
 
 def test_official_metrics_are_checked():
-    with pytest.raises(ValueError, match="unknown metric 'bleu'"):
+    with pytest.raises(GlueperfError, match="unknown metric 'bleu'"):
         task_scores([0, 1], [0, 1], ("bleu",), 2)
-    with pytest.raises(ValueError, match="'f1' needs 2 classes"):
+    with pytest.raises(GlueperfError, match="'f1' needs 2 classes"):
         task_scores([0, 1, 2], [0, 1, 2], ("f1",), 3)
-    with pytest.raises(ValueError, match="'pearson' is a regression metric"):
+    with pytest.raises(GlueperfError, match="'pearson' is a regression metric"):
         task_scores([0, 1], [0, 1], ("pearson",), 2)
-    with pytest.raises(ValueError, match="'accuracy' is a classification metric"):
+    with pytest.raises(GlueperfError, match="'accuracy' is a classification metric"):
         task_scores([0.5, 1.0], [0.5, 1.0], ("accuracy",), None)
-    with pytest.raises(ValueError, match="at least one"):
+    with pytest.raises(GlueperfError, match="at least one"):
         task_scores([0, 1], [0, 1], (), 2)
-
-
-def test_score_keeps_its_fields_and_agrees_with_task_scores():
-    labels, predictions = random_case(2, 3)
-    old = score(labels, predictions, 3)
-    assert list(old) == ["n_labeled", *QUALITY_FIELDS]
-    new = task_scores(labels, predictions, ("accuracy",), 3)
-    assert {key: new[key] for key in old} == old

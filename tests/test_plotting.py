@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from matplotlib.container import BarContainer
 
-from glueperf.plotting import PLOTS, footnote, grouped_bars, plot_one, read_performance_table
+from glueperf.aggregate import read_performance_table
+from glueperf.plotting import PLOTS, footnote, grouped_bars, plot_one
 
 MODELS = ["alpha", "beta", "gamma"]
 DATASETS = ["sst2-validation", "sst2-test", "cola-validation"]
@@ -22,6 +23,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The unit each plot's y-label must state, in parentheses.
 UNITS = {
     "accuracy": "%",
+    "score": "x 100",
     "inference_time": "s",
     "memory_usage": "MiB",
     "throughput": "sentences/s",
@@ -48,6 +50,10 @@ def table(tmp_path) -> pd.DataFrame:
                     "Model": model,
                     "accuracy_ci_low_pct": accuracy - 3 if labeled else math.nan,
                     "accuracy_ci_high_pct": accuracy + 2 if labeled else math.nan,
+                    "Metric": "accuracy",
+                    "Score": accuracy,
+                    "score_ci_low": accuracy - 3 if labeled else math.nan,
+                    "score_ci_high": accuracy + 2 if labeled else math.nan,
                 }
             )
     pd.DataFrame(rows).to_csv(tmp_path / "table.csv", index=False)
@@ -81,7 +87,9 @@ def test_grouped_bars_has_title_units_and_one_bar_series_per_model(table, stem):
     assert axes.get_title() == title and title
     unit = re.search(r"\(([^)]+)\)\s*$", axes.get_ylabel())
     assert unit and unit.group(1) == UNITS[stem], axes.get_ylabel()
-    assert [label.get_text() for label in axes.get_xticklabels()] == DATASETS
+    ticks = [label.get_text() for label in axes.get_xticklabels()]
+    # Under the official score each dataset names its metric.
+    assert ticks == [d + "\naccuracy" if stem == "score" else d for d in DATASETS]
 
     series = [c for c in axes.containers if isinstance(c, BarContainer)]
     assert [s.get_label() for s in series] == MODELS
@@ -183,6 +191,10 @@ def many_datasets_table(n_datasets: int = 12, models=MODELS) -> pd.DataFrame:
                     "accuracy_ci_low_pct": accuracy - 3,
                     "accuracy_ci_high_pct": min(100.0, accuracy + 2),
                     "throughput_eps": float(10 ** rng.uniform(2, 4.5)),
+                    "Metric": "mcc",
+                    "Score": accuracy - 50,
+                    "score_ci_low": accuracy - 53,
+                    "score_ci_high": accuracy - 48,
                 }
             )
     return pd.DataFrame(rows)

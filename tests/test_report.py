@@ -116,6 +116,7 @@ def test_report_embeds_every_result(run):
     assert run.report.is_file(), run.report_log
     added = set(re.findall(r"Adding (\S+) \(", run.report_log))
     expected = {f"{plot}.png" for plot in PLOTS} | {"model_performance.csv"}
+    expected |= {"glue_summary.png", "glue_summary.csv"}
     expected |= {f"{dataset}.csv" for dataset in DATASETS}
     assert added == expected, run.report_log
     text = run.report.read_text()

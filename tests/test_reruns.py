@@ -18,7 +18,13 @@ import pytest
 from conftest import Workflow, make_sentences, write_dataset
 from glueperf.plotting import PLOTS
 
-AFTER_EVALUATION = {"aggregate_metrics": 1, "plot_metric": len(PLOTS)}
+AFTER_EVALUATION = {
+    "aggregate_metrics": 1,
+    "summarize_glue": 1,
+    "plot_metric": len(PLOTS),
+    "plot_glue_summary": 1,
+}
+PLOT_JOBS = [("plot_glue_summary", None, None)] + [("plot_metric", None, None)] * len(PLOTS)
 MODELS_ON = {"alpha": ["m1", "m2"], "beta": ["m1"]}
 
 
@@ -43,7 +49,7 @@ def evaluations(pairs):
 
 
 def downstream():
-    return [("aggregate_metrics", None, None)] + [("plot_metric", None, None)] * len(PLOTS)
+    return sorted([("aggregate_metrics", None, None), ("summarize_glue", None, None), *PLOT_JOBS])
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +132,7 @@ def test_moving_a_dataset_file_reruns_that_dataset(pipeline, dataset):
 
 @pytest.mark.parametrize("dataset", ["alpha", "beta"])
 def test_changing_a_text_column_reruns_that_dataset(pipeline, dataset):
-    pipeline.change_config(lambda c: c["datasets"][dataset].update(text_column="text"))
+    pipeline.change_config(lambda c: c["datasets"][dataset].update(text_columns=["text"]))
     assert_only_the_dataset_branch_reruns(pipeline, dataset)
 
 
@@ -201,8 +207,8 @@ def append_comment(path) -> None:
 def test_editing_the_plotting_code_reruns_only_the_plots(pipeline):
     append_comment(pipeline.workflow.root / "scripts" / "glueperf" / "plotting.py")
     jobs, counted = pipeline.jobs()
-    assert counted == {"plot_metric": len(PLOTS)}
-    assert jobs == [("plot_metric", None, None)] * len(PLOTS)
+    assert counted == {"plot_metric": len(PLOTS), "plot_glue_summary": 1}
+    assert jobs == sorted(PLOT_JOBS)
 
 
 def test_editing_the_aggregation_code_reruns_aggregate_and_plots(pipeline):
@@ -211,7 +217,11 @@ def test_editing_the_aggregation_code_reruns_aggregate_and_plots(pipeline):
     assert counted == AFTER_EVALUATION
 
 
-@pytest.mark.parametrize("module", ["engine.py", "evaluation.py", "measure.py", "metrics.py"])
+@pytest.mark.parametrize(
+    "module",
+    # fetch.py and outputs.py too: the evaluation imports them (code= follows the imports)
+    ["engine.py", "evaluation.py", "labels.py", "measure.py", "metrics.py", "fetch.py"],
+)
 def test_editing_the_evaluation_code_reruns_every_evaluation(pipeline, module):
     append_comment(pipeline.workflow.root / "scripts" / "glueperf" / module)
     jobs, counted = pipeline.jobs()
@@ -222,3 +232,18 @@ def test_editing_the_validation_code_reruns_from_validation(pipeline):
     append_comment(pipeline.workflow.root / "scripts" / "glueperf" / "validation.py")
     _, counted = pipeline.jobs()
     assert counted == {"validate_dataset": 2, "evaluate_model": 3, **AFTER_EVALUATION}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda c: c["datasets"]["alpha"].update(task="Grammaticality"),
+        lambda c: c["datasets"]["alpha"].update(note="a caption for people"),
+        lambda c: c["models"]["m1"].update(family="bert-base"),
+    ],
+    ids=["task", "note", "family"],
+)
+def test_display_only_fields_rerun_no_evaluation(pipeline, change):
+    pipeline.change_config(change)
+    _, counted = pipeline.jobs()
+    assert "evaluate_model" not in counted and "validate_dataset" not in counted

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import make_sentences, write_dataset
 from glueperf import GlueperfError
+from glueperf.tasks import DatasetSpec
 from glueperf.validation import DatasetError, load_dataset, summarize
 
 
@@ -35,7 +36,7 @@ def raises_dataset_error(
 ):
     """Run summarize on a bad file; check the error names the file, column and rows."""
     with pytest.raises(DatasetError) as caught:
-        summarize(path, text_column, label_column)
+        summarize(path, DatasetSpec(text_columns=(text_column,), label_column=label_column))
     message = str(caught.value)
     assert str(path) in message
     if column is not None:
@@ -67,7 +68,7 @@ def test_summarize_counts_rows_labels_and_hashes_the_file(tmp_path):
         assert summary["sha256"] == hashlib.sha256(stream.read()).hexdigest()
     assert summary["path"] == path
     assert summary["has_idx"] is True
-    assert summary["text_column"] == "sentence" and summary["label_column"] == "label"
+    assert summary["text_columns"] == ["sentence"] and summary["label_column"] == "label"
 
 
 def test_summarize_uses_the_configured_columns_and_works_without_idx(tmp_path):
@@ -76,7 +77,7 @@ def test_summarize_uses_the_configured_columns_and_works_without_idx(tmp_path):
         text=sentences(4),
         target=labels([-1, -1, 3, 3]),
     )
-    summary = summarize(path, text_column="text", label_column="target")
+    summary = summarize(path, DatasetSpec(text_columns=("text",), label_column="target"))
     assert summary["n_rows"] == 4
     assert summary["n_labeled"] == 2
     assert summary["label_counts"] == {"-1": 2, "3": 2}
@@ -105,15 +106,16 @@ def test_load_dataset_returns_texts_labels_and_idx_in_file_order(tmp_path):
         label=labels([1, 0, -1, 1, 0, 0]),
         idx=pa.array([10, 3, 7, 0, 1, 2], pa.int32()),
     )
-    got_texts, got_labels, got_idx = load_dataset(path)
-    assert got_texts == texts
-    assert got_labels.tolist() == [1, 0, -1, 1, 0, 0]
-    assert got_idx.tolist() == [10, 3, 7, 0, 1, 2]
+    data = load_dataset(path)
+    assert data.texts == texts
+    assert data.pairs is None
+    assert data.labels.tolist() == [1, 0, -1, 1, 0, 0]
+    assert data.idx.tolist() == [10, 3, 7, 0, 1, 2]
 
 
 def test_load_dataset_numbers_rows_when_there_is_no_idx(tmp_path):
     path = write_table(tmp_path / "d.parquet", sentence=sentences(3), label=labels([0, 1, 0]))
-    assert load_dataset(path)[2].tolist() == [0, 1, 2]
+    assert load_dataset(path).idx.tolist() == [0, 1, 2]
 
 
 # --- each check raises DatasetError naming the file, the column and the rows ----------------

@@ -10,3 +10,7 @@ class GlueperfError(Exception):
 
     Scripts turn it into one clear line on stderr and a non-zero exit instead of a traceback.
     """
+
+
+# The label of a row without one (GLUE's test splits hide theirs): never scored.
+NO_LABEL = -1

@@ -27,9 +27,11 @@ import psutil
 from glueperf import GlueperfError
 from glueperf.engine import Batching, Engine
 from glueperf.fetch import OFFLINE_ADVICE, is_hub_model
+from glueperf.labels import LabelMapping, map_labels, model_class_names
 from glueperf.measure import PeakMemory, PhaseTimer, gpu_peaks_mb, reset_gpu_peaks
-from glueperf.metrics import score
-from glueperf.validation import NO_LABEL, load_dataset
+from glueperf.metrics import task_scores
+from glueperf.tasks import DatasetSpec
+from glueperf.validation import NO_LABEL, Dataset, load_dataset
 
 log = logging.getLogger(__name__)
 
@@ -184,11 +186,6 @@ def _check_classifier(source: str, model, tokenizer, info: dict) -> None:
             f"model '{source}': weights {shown} are missing from the checkpoint (or do not fit "
             "it), so they would be random; is it a fine-tuned sequence classifier?"
         )
-    if model.config.num_labels < 2:
-        raise GlueperfError(
-            f"model '{source}' has {model.config.num_labels} output (a regression head); "
-            "glueperf evaluates classifiers with 2 or more classes"
-        )
     if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
         raise GlueperfError(
             f"model '{source}': its tokenizer has no vocabulary besides special tokens "
@@ -200,72 +197,59 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def warm_up(engine: Engine) -> None:
+def warm_up(engine: Engine, pairs: bool) -> None:
     """One tiny batch so that CUDA context, kernels and allocator set-up are not timed."""
-    engine.run(["warm up the kernels", "a second, longer sentence to warm up the kernels"])
+    texts = ["warm up the kernels", "a second, longer sentence to warm up the kernels"]
+    engine.run(texts, texts[::-1] if pairs else None)
 
 
 def evaluate(
-    model_name: str,
-    model_source: str,
-    model_revision: str | None,
-    dataset_name: str,
-    dataset_path: str,
-    task: str,
-    text_column: str = "sentence",
-    label_column: str = "label",
+    model_dir: str,
+    data_file: str,
+    spec: DatasetSpec | None = None,
     device: str = "auto",
     dtype: str = "float32",
     batching: Batching | None = None,
-    model_location: str | None = None,
-    data_file: str | None = None,
-    provenance: dict | None = None,
+    names: tuple[str, str] = ("model", "dataset"),
 ) -> tuple[dict, pd.DataFrame]:
-    """Evaluate and measure; returns (metrics row, predictions table).
+    """Evaluate the model in ``model_dir`` on ``data_file`` and measure it.
 
-    ``model_source`` and ``model_revision`` are what the config asked for and are recorded;
-    the model is loaded from ``model_location`` and the data read from ``data_file`` when given
-    (their fetched copies). ``provenance``
-    (commits, checksums) is added to the row as it is.
+    Returns the measured fields of the metrics row (quality, times, memory, sizes, what it ran
+    on) and the predictions table; the caller adds who and what was evaluated (names, sources,
+    provenance). ``names`` (model, dataset) only make error messages name the config entries.
     """
     import torch
     import transformers
 
     # Interpreter start and imports, before any of our work: part of every job's fixed cost.
     startup_s = time.time() - psutil.Process().create_time()
+    spec = spec or DatasetSpec()
     batching = batching or Batching()
     device = resolve_device(device)
     timer = PhaseTimer(device)
     with PeakMemory() as memory:
         with timer.phase("read_s"):
-            texts, labels, idx = load_dataset(data_file or dataset_path, text_column, label_column)
+            data = load_dataset(data_file, spec)
         reset_gpu_peaks(device)
         with timer.phase("model_load_s"):
-            model, tokenizer = load_model(
-                model_location or model_source,
-                None if model_location else model_revision,
-                dtype,
-                device,
-            )
-        n_classes = model.config.num_labels
-        check_labels_fit(labels, n_classes, data_file or dataset_path, label_column, model_source)
+            model, tokenizer = load_model(model_dir, None, dtype, device)
+        mapping = check_task_fits(model, data, spec, data_file, names)
         limit = token_limit(model, tokenizer, batching.max_length)
         batching = Batching(**{**asdict(batching), "max_length": min(batching.max_length, limit)})
         engine = Engine(model, tokenizer, device, batching)
         with timer.phase("warmup_s"):
-            warm_up(engine)
+            warm_up(engine, pairs=data.pairs is not None)
         engine.progress = True
         with timer.phase("inference_time_s"):
-            result = engine.run(texts)
+            result = engine.run(data.texts, data.pairs)
         gpu_allocated_mb, gpu_reserved_mb = gpu_peaks_mb(device)
+    outputs = result.predictions if mapping is None else mapping.apply(result.predictions)
+    n_classes = None if mapping is None else len(data.label_names or mapping.to_dataset)
     seconds = timer.seconds
     forward_s = seconds["inference_time_s"] - (0.0 if engine.overlap else result.tokenize_s)
     row = {
-        "model": model_name,
-        "dataset": dataset_name,
-        "task": task,
-        "n_rows": len(texts),
-        **score(labels, result.predictions, n_classes),
+        "n_rows": len(data.texts),
+        **task_scores(data.labels, outputs, spec.metrics, n_classes),
         "inference_time_s": seconds["inference_time_s"],
         "tokenize_s": result.tokenize_s,
         "forward_s": forward_s,
@@ -273,7 +257,7 @@ def evaluate(
         "read_s": seconds["read_s"],
         "startup_s": startup_s,
         "warmup_s": seconds["warmup_s"],
-        "throughput_eps": len(texts) / seconds["inference_time_s"],
+        "throughput_eps": len(data.texts) / seconds["inference_time_s"],
         "peak_rss_mb": memory.peak_rss_mb,
         "gpu_peak_allocated_mb": gpu_allocated_mb,
         "gpu_peak_reserved_mb": gpu_reserved_mb,
@@ -282,6 +266,8 @@ def evaluate(
         "n_truncated": result.n_truncated,
         "n_batches": result.n_batches,
         "oom_retries": result.oom_retries,
+        "text_input": "pair" if data.pairs is not None else "single",
+        "label_mapping": "" if mapping is None else mapping.description,
         "device": device,
         "device_name": device_name(device),
         "dtype": dtype,
@@ -291,21 +277,49 @@ def evaluate(
         "max_length": batching.max_length,
         "torch_version": torch.__version__,
         "transformers_version": transformers.__version__,
-        "model_source": model_source,
-        "model_revision": model_revision or "",
-        "dataset_path": str(dataset_path),
-        **(provenance or {}),
     }
-    predictions = pd.DataFrame(
-        {
-            "idx": idx,
-            "label": labels,
-            "prediction": result.predictions,
-            "probability": result.probabilities,
-            "n_tokens": result.token_counts,
-        }
+    columns = {"idx": data.idx, "label": data.labels}
+    if mapping is None:  # regression: the predicted score
+        columns["score"] = outputs
+    else:
+        columns["prediction"] = outputs
+        columns["probability"] = result.probabilities
+    columns["n_tokens"] = result.token_counts
+    return row, pd.DataFrame(columns)
+
+
+def check_task_fits(model, data: Dataset, spec: DatasetSpec, path, names) -> LabelMapping | None:
+    """A regression model for a regression dataset, a classifier for a classification one, and
+    the classifier's classes matched to the dataset's labels (None for regression)."""
+    model_name, dataset_name = names
+    n_outputs = model.config.num_labels
+    model_regression = n_outputs == 1 or model.config.problem_type == "regression"
+    if model_regression != spec.regression:
+        model_kind = (
+            "a regression model (one output, a score)"
+            if model_regression
+            else f"a classifier of {n_outputs} classes"
+        )
+        dataset_kind = (
+            "a regression dataset (scores)"
+            if spec.regression
+            else f"a classification dataset (labels {list(data.label_names or [])})"
+        )
+        raise GlueperfError(
+            f"model '{model_name}' is {model_kind}, but dataset '{dataset_name}' ({path}) is "
+            f"{dataset_kind}: check the model's datasets, or the dataset's glue_task / regression"
+        )
+    if spec.regression:
+        return None
+    mapping = map_labels(
+        model_name,
+        model_class_names(model.config.id2label, n_outputs),
+        dataset_name,
+        data.label_names,
+        spec.label_map,
     )
-    return row, predictions
+    check_labels_fit(data.labels, len(mapping.to_dataset), path, spec.label_column, model_name)
+    return mapping
 
 
 # A tokenizer that knows no limit reports a huge sentinel (int(1e30)) as model_max_length.

@@ -30,7 +30,7 @@ from typing import Literal
 
 import numpy as np
 
-from glueperf.validation import NO_LABEL
+from glueperf import NO_LABEL, GlueperfError
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
@@ -320,23 +320,6 @@ ROW_FIELDS = (
     "score_ci_high",
 )
 
-# GLUE's official metrics per task (the names of its Hub configs); the score is their mean.
-GLUE_OFFICIAL: dict[str, tuple[str, ...]] = {
-    "cola": ("mcc",),
-    "sst2": ("accuracy",),
-    "mrpc": ("f1", "accuracy"),
-    "qqp": ("f1", "accuracy"),
-    "stsb": ("pearson", "spearman"),
-    "mnli": ("accuracy",),
-    "mnli_matched": ("accuracy",),
-    "mnli_mismatched": ("accuracy",),
-    "qnli": ("accuracy",),
-    "rte": ("accuracy",),
-    "wnli": ("accuracy",),
-    "ax": ("mcc",),
-}
-
-
 # --- intervals ----------------------------------------------------------------------------------
 
 
@@ -411,18 +394,32 @@ def _check_official(official: Sequence[str], n_classes: int | None) -> tuple[str
     official = tuple(official)
     kind = REGRESSION if n_classes is None else CLASSIFICATION
     if not official or len(set(official)) != len(official):
-        raise ValueError(f"official metrics must be distinct and at least one: {official}")
+        raise GlueperfError(f"official metrics must be distinct and at least one: {official}")
     for name in official:
         if name not in METRICS:
-            raise ValueError(f"unknown metric '{name}'; known: {', '.join(METRICS)}")
+            raise GlueperfError(f"unknown metric '{name}'; known: {', '.join(METRICS)}")
         metric = METRICS[name]
         if metric.kind != kind:
-            raise ValueError(f"'{name}' is a {metric.kind} metric, this is a {kind} task")
+            raise GlueperfError(f"'{name}' is a {metric.kind} metric, this is a {kind} task")
         if metric.binary_only and n_classes != 2:
-            raise ValueError(f"'{name}' needs 2 classes, this task has {n_classes}")
+            raise GlueperfError(f"'{name}' needs 2 classes, this task has {n_classes}")
     if n_classes is not None and n_classes < 2:
-        raise ValueError(f"a classification task has at least 2 classes, not {n_classes}")
+        raise GlueperfError(f"a classification task has at least 2 classes, not {n_classes}")
     return official
+
+
+def check_dataset_metrics(dataset: str, metrics: Sequence[str], regression: bool) -> None:
+    """A dataset's configured metrics are known and of its kind (checked when the run starts;
+    the class count, for f1, is checked once the labels are known)."""
+    kind = REGRESSION if regression else CLASSIFICATION
+    wrong = [name for name in metrics if name not in METRICS or METRICS[name].kind != kind]
+    if wrong:
+        raise GlueperfError(
+            f"config key datasets.{dataset}.metrics: {wrong} are not {kind} metrics, and the "
+            f"dataset is a {kind} dataset (metrics: "
+            + ", ".join(f"{name} ({metric.kind})" for name, metric in METRICS.items())
+            + ")"
+        )
 
 
 def _of_kind(kind: str):
@@ -449,7 +446,7 @@ def task_scores(
     classification (``n_classes`` >= 2): ``labels`` and ``outputs`` are class ids; rows labeled
     -1 are not scored. regression (``n_classes`` None): float gold and predicted scores; rows
     labeled -1 (GLUE's hidden test labels, as the Hub files write them for STS-B too) or NaN are
-    not scored. ``official``: the task's official metrics (e.g. ``GLUE_OFFICIAL["mrpc"]``);
+    not scored. ``official``: the task's official metrics (e.g. ``GLUE_TASKS["mrpc"].metrics``);
     ``score`` is their mean x 100 with a 95 % interval (x 100): Wilson's when the official
     metric is accuracy alone, else the percentile interval of ``n_resamples`` bootstrap
     replicates of that mean drawn with ``seed`` (NaN replicates left out; NaN when
@@ -513,27 +510,3 @@ def _accuracy_fields(counts: np.ndarray) -> dict:
         "accuracy_ci_low_pct": 100.0 * low,
         "accuracy_ci_high_pct": 100.0 * high,
     }
-
-
-def score(labels, predictions, n_classes: int) -> dict:
-    """The classification fields of before task_scores: n_labeled, correct, accuracy_pct with its
-    Wilson interval, mcc and macro_f1, over rows whose label is not -1 (NaN when none is)."""
-    labels = np.asarray(labels, dtype=np.int64)
-    predictions = np.asarray(predictions, dtype=np.int64)
-    labeled = labels != NO_LABEL
-    n_labeled = int(labeled.sum())
-    row = {
-        "n_labeled": n_labeled,
-        "correct": math.nan,
-        "accuracy_pct": math.nan,
-        "accuracy_ci_low_pct": math.nan,
-        "accuracy_ci_high_pct": math.nan,
-        "mcc": math.nan,
-        "macro_f1": math.nan,
-    }
-    if n_labeled:
-        counts = confusion_matrix(labels[labeled], predictions[labeled], n_classes)
-        row.update(_accuracy_fields(counts))
-        row["mcc"] = matthews_corrcoef(counts)
-        row["macro_f1"] = macro_f1(counts)
-    return row

@@ -20,6 +20,13 @@ PLOTS = {
         "{:.1f}",
         ("accuracy_ci_low_pct", "accuracy_ci_high_pct"),
     ),
+    "score": (
+        "Score",
+        "Official score (x 100)",
+        "Each task's official GLUE metric (95 % interval)",
+        "{:.1f}",
+        ("score_ci_low", "score_ci_high"),
+    ),
     "inference_time": (
         "Inference Time (seconds)",
         "Inference time (s)",
@@ -99,9 +106,13 @@ def grouped_bars(
     """A figure with one group of bars per dataset and one bar per model, values written on top.
 
     ``interval``: the (low, high) columns of a confidence interval, drawn as error bars; the
-    column is then a percentage and the axis runs from 0 to 100. ``note``: a footnote.
+    column is then a percentage (or a score x 100) and the axis runs from 0 to 100, or from -100
+    where a score (MCC, a correlation) is negative. ``note``: a footnote.
     """
     datasets = list(dict.fromkeys(table["Dataset"]))
+    bottom = 0
+    if interval is not None and (table[list(interval)].min().min() < 0 or table[column].min() < 0):
+        bottom = -100
     models = list(dict.fromkeys(table["Model"]))
     width = 0.8 / len(models)
     figure, axes = plt.subplots(figsize=(figure_width(len(datasets), len(models)), HEIGHT))
@@ -137,8 +148,8 @@ def grouped_bars(
                 )
             value_labels.append(text)
     if interval is not None:
-        axes.set_ylim(0, 112)  # room for the labels above 100 %
-        axes.set_yticks(range(0, 101, 20))
+        axes.set_ylim(bottom, 112)  # room for the labels above 100 %
+        axes.set_yticks(range(bottom, 101, 20))
     else:
         finite = table[column].dropna()
         finite = finite[finite > 0]
@@ -148,7 +159,7 @@ def grouped_bars(
     rotate = len(datasets) > ROTATE_TICKS_AFTER
     axes.set_xticks(
         positions,
-        datasets,
+        tick_labels(table, datasets, column),
         rotation=TICK_ROTATION if rotate else 0,
         ha="right" if rotate else "center",
         rotation_mode="anchor" if rotate else "default",
@@ -173,16 +184,51 @@ def grouped_bars(
         if interval is None:
             axes.margins(y=0.3)
         else:
-            axes.set_ylim(0, 125)
+            axes.set_ylim(bottom, 125)
         figure.tight_layout(rect=(0, 0.04 if note else 0, 1, 1))
     return figure
 
 
-def read_performance_table(path) -> pd.DataFrame:
-    """model_performance.csv with only empty cells missing and names kept as text (pandas would
-    read a model named 'NA' as missing and a dataset named '2e5' as a number)."""
-    names = dict.fromkeys(("Model", "Dataset", "Task"), str)
-    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=names)
+def tick_labels(table: pd.DataFrame, datasets: list[str], column: str) -> list[str]:
+    """Dataset names; under the official score, each with its metric (e.g. 'f1/accuracy')."""
+    if column != "Score" or "Metric" not in table.columns:
+        return datasets
+    metrics = table.dropna(subset=["Metric"]).groupby("Dataset", sort=False)["Metric"].first()
+    return [f"{d}\n{metrics[d]}" if d in metrics.index else d for d in datasets]
+
+
+def plot_glue_summary(summary: pd.DataFrame, path) -> None:
+    """The GLUE summary as papers print it: models down, tasks across, the official score (x 100)
+    in each cell and the model's GLUE average last; '-' where a model did not run a task."""
+    from glueperf.outputs import atomic_path
+
+    columns = [c for c in summary.columns if c not in ("Model", "tasks")]
+    values = summary[columns].to_numpy(dtype=float) if len(summary) else np.empty((0, 0))
+    figure, axes = plt.subplots(
+        figsize=(max(MIN_WIDTH, 1.2 * len(columns) + 2.5), 1.2 + 0.45 * max(1, len(summary)))
+    )
+    axes.imshow(
+        np.ma.masked_invalid(values) if values.size else np.zeros((1, 1)),
+        cmap="RdYlGn",
+        vmin=0,
+        vmax=100,
+        aspect="auto",
+    )
+    for (row, col), value in np.ndenumerate(values):
+        axes.text(col, row, "-" if math.isnan(value) else f"{value:.1f}", ha="center", va="center")
+    axes.set_xticks(range(len(columns)), [c.replace(" (", "\n(") for c in columns], fontsize=8)
+    axes.set_yticks(range(len(summary)), summary["Model"].tolist())
+    axes.xaxis.tick_top()
+    axes.set_title(
+        "GLUE summary: official score x 100 per task, and the average over the tasks run"
+        if len(summary)
+        else "No GLUE dataset (glue_task) was scored",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=120)
+    plt.close(figure)
 
 
 def plot_one(table: pd.DataFrame, stem: str, path) -> None:

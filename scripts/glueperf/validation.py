@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -9,10 +11,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from glueperf import GlueperfError
+from glueperf import NO_LABEL, GlueperfError
 from glueperf.fetch import OFFLINE_ADVICE, is_remote, sha256_file
+from glueperf.tasks import DatasetSpec
 
-NO_LABEL = -1
 IDX_COLUMN = "idx"
 # How many offending rows an error message lists before it says "and N more".
 ROWS_SHOWN = 10
@@ -85,36 +87,83 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def load_dataset(path, text_column="sentence", label_column="label"):
-    """Texts, labels and idx of a dataset file, after every check in ``validate_table``."""
-    table = validate_table(read_table(path), path, text_column, label_column)
-    texts = table.column(text_column).to_pylist()
-    labels = table.column(label_column).to_numpy().astype(np.int64)
+@dataclass
+class Dataset:
+    """A validated dataset file, in file order: first texts, second texts of a pair (None for
+    single texts), labels (int64 class ids, or float32 scores for regression; -1 = no label)."""
+
+    texts: list[str]
+    pairs: list[str] | None
+    labels: np.ndarray
+    idx: np.ndarray
+    label_names: tuple[str, ...] | None
+
+
+def load_dataset(path, spec: DatasetSpec | None = None) -> Dataset:
+    """A dataset file after every check in ``validate_table``."""
+    spec = spec or DatasetSpec()
+    table = validate_table(read_table(path), path, spec)
+    first, *second = (table.column(c).to_pylist() for c in spec.text_columns)
+    labels = table.column(spec.label_column).to_numpy()
+    labels = labels.astype(np.float32 if spec.regression else np.int64)
     if IDX_COLUMN in table.column_names:
         idx = table.column(IDX_COLUMN).to_numpy().astype(np.int64)
     else:
-        idx = np.arange(len(texts), dtype=np.int64)
-    return texts, labels, idx
+        idx = np.arange(table.num_rows, dtype=np.int64)
+    return Dataset(first, second[0] if second else None, labels, idx, label_names(table, spec))
 
 
-def validate_table(table: pa.Table, path, text_column: str, label_column: str) -> pa.Table:
+def file_label_names(table: pa.Table, label_column: str) -> tuple[str, ...] | None:
+    """The ClassLabel names that the Hub's parquet files carry in their ``huggingface`` schema
+    metadata (as the ``datasets`` library writes them), or None."""
+    metadata = (table.schema.metadata or {}).get(b"huggingface")
+    if not metadata:
+        return None
+    try:
+        feature = json.loads(metadata)["info"]["features"][label_column]
+        names = feature["names"] if feature.get("_type") == "ClassLabel" else None
+    except (ValueError, KeyError, TypeError):
+        return None
+    return tuple(str(name) for name in names) if names else None
+
+
+def label_names(table: pa.Table, spec: DatasetSpec) -> tuple[str, ...] | None:
+    """The dataset's class names in id order: the config's, else the file's own, else the GLUE
+    task's; None for regression or when nothing names them."""
+    if spec.regression:
+        return None
+    if spec.label_names_from_config:
+        return spec.label_names
+    return file_label_names(table, spec.label_column) or spec.label_names
+
+
+def validate_table(table: pa.Table, path, spec: DatasetSpec | None = None) -> pa.Table:
     """Raise DatasetError for the first problem found; return the table ready to use (its
     dictionary-encoded columns, as pandas writes categoricals, decoded)."""
+    spec = spec or DatasetSpec()
     duplicated = sorted({c for c in table.column_names if table.column_names.count(c) > 1})
     if duplicated:
         raise DatasetError(path, f"column name(s) {duplicated} occur more than once")
-    missing = [c for c in (text_column, label_column) if c not in table.column_names]
+    required = [*spec.text_columns, spec.label_column]
+    missing = [c for c in required if c not in table.column_names]
     if missing:
+        kind = "a sentence pair" if spec.is_pair else "single sentences"
         raise DatasetError(
             path,
-            f"required column(s) {missing} missing; the file has {table.column_names}. "
-            "Set text_column / label_column for this dataset in the config.",
+            f"required column(s) {missing} missing for {kind} ({', '.join(required)}); the file "
+            f"has {table.column_names}. Set text_columns / label_column for this dataset in the "
+            "config, or the right glue_task.",
         )
     table = _decode_dictionaries(table)
     if table.num_rows == 0:
         raise DatasetError(path, "no rows")
-    _check_texts(table.column(text_column), path, text_column)
-    _check_labels(table.column(label_column), path, label_column)
+    for column in spec.text_columns:
+        _check_texts(table.column(column), path, column)
+    if spec.regression:
+        _check_scores(table.column(spec.label_column), path, spec.label_column)
+    else:
+        names = label_names(table, spec)
+        _check_labels(table.column(spec.label_column), path, spec.label_column, names)
     if IDX_COLUMN in table.column_names:
         _check_idx(table.column(IDX_COLUMN), path)
     return table
@@ -187,7 +236,15 @@ def distinct(values, rows) -> list:
     return sorted(set(values.iloc[rows].tolist()))[:ROWS_SHOWN]
 
 
-def _check_labels(column: pa.ChunkedArray, path, name: str) -> None:
+def _check_labels(column: pa.ChunkedArray, path, name: str, names=None) -> None:
+    if pa.types.is_floating(column.type):
+        raise DatasetError(
+            path,
+            f"labels of a classification dataset must be integers (class ids), found type "
+            f"{column.type} ({_first_values(column)}); for scores set `regression: true` (or "
+            "glue_task: stsb)",
+            column=name,
+        )
     values = _check_integers(column, path, name, "labels (-1 = no label)")
     bad_rows = np.flatnonzero((values < NO_LABEL).to_numpy())
     if len(bad_rows):
@@ -196,6 +253,37 @@ def _check_labels(column: pa.ChunkedArray, path, name: str) -> None:
             f"labels must be class ids >= 0 or -1 for no label, found {distinct(values, bad_rows)}",
             column=name,
             rows=bad_rows,
+        )
+    if names is not None:
+        outside = np.flatnonzero((values >= len(names)).to_numpy())
+        if len(outside):
+            raise DatasetError(
+                path,
+                f"labels {distinct(values, outside)} are not among the {len(names)} classes "
+                f"{list(names)} (ids 0..{len(names) - 1})",
+                column=name,
+                rows=outside,
+            )
+
+
+def _check_scores(column: pa.ChunkedArray, path, name: str) -> None:
+    """Regression targets: numbers, none missing or NaN (-1 = no label, as in GLUE test files)."""
+    if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
+        raise DatasetError(
+            path,
+            f"scores of a regression dataset must be numbers, found type {column.type} "
+            f"({_first_values(column)})",
+            column=name,
+        )
+    values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+    missing = np.flatnonzero(~np.isfinite(values))
+    if len(missing):
+        shown = sorted({repr(float(v)) for v in values[missing]})
+        raise DatasetError(
+            path,
+            f"score is missing, NaN or infinite ({', '.join(shown)})",
+            column=name,
+            rows=missing,
         )
 
 
@@ -211,8 +299,9 @@ def _check_idx(column: pa.ChunkedArray, path) -> None:
         )
 
 
-def summarize(path, text_column="sentence", label_column="label", expected_sha256=None) -> dict:
+def summarize(path, spec: DatasetSpec | None = None, expected_sha256=None) -> dict:
     """Validate a dataset file and describe it (the content of results/validated/{dataset}.json)."""
+    spec = spec or DatasetSpec()
     table = read_table(path)
     checksum = sha256_of(path)
     if expected_sha256 and checksum != expected_sha256:
@@ -221,24 +310,44 @@ def summarize(path, text_column="sentence", label_column="label", expected_sha25
             f"sha256 is {checksum}, but the config expects {expected_sha256}: "
             "the file is not the one the config pins",
         )
-    table = validate_table(table, path, text_column, label_column)
-    labels = pd.Series(table.column(label_column).to_numpy())
-    counts = labels.value_counts().sort_index()
-    return {
+    table = validate_table(table, path, spec)
+    labels = table.column(spec.label_column).to_numpy(zero_copy_only=False)
+    labeled = labels != NO_LABEL
+    summary = {
         "path": str(path),
         "sha256": checksum,
-        "text_column": text_column,
-        "label_column": label_column,
+        "text_columns": list(spec.text_columns),
+        "label_column": spec.label_column,
+        "regression": spec.regression,
         "n_rows": table.num_rows,
-        "n_labeled": int((labels != NO_LABEL).sum()),
-        "label_counts": {str(label): int(n) for label, n in counts.items()},
+        "n_labeled": int(labeled.sum()),
         "has_idx": IDX_COLUMN in table.column_names,
         "checks_passed": [
             "readable parquet",
             "required columns present",
             "at least one row",
             "text: non-null, non-empty strings",
-            "labels: integers, -1 = no label",
+            "scores: finite numbers, -1 = no label"
+            if spec.regression
+            else "labels: integer class ids of the dataset's classes, -1 = no label",
             "idx: unique integers (when present)",
         ],
     }
+    if spec.regression:
+        scores = labels[labeled].astype(np.float64)
+        summary["score_range"] = [float(scores.min()), float(scores.max())] if len(scores) else []
+    else:
+        counts = pd.Series(labels).value_counts().sort_index()
+        summary["label_counts"] = {str(label): int(n) for label, n in counts.items()}
+        names = label_names(table, spec)
+        summary["label_names"] = list(names) if names else None
+        summary["label_names_from"] = _label_names_origin(table, spec, names)
+    return summary
+
+
+def _label_names_origin(table, spec: DatasetSpec, names) -> str:
+    if names is None:
+        return ""
+    if spec.label_names_from_config:
+        return "config"
+    return "file" if file_label_names(table, spec.label_column) else f"glue task {spec.glue_task}"
