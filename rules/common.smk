@@ -156,6 +156,7 @@ def model_spec(wildcards):
         "source": model_source(wildcards),
         "revision": model_revision(wildcards) if fetched else None,
         "load_from": model_dir(wildcards.model),
+        "trust_remote_code": model_config(wildcards.model)["trust_remote_code"],
     }
 
 

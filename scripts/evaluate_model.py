@@ -43,6 +43,7 @@ def main(snakemake):
             max_length=settings["max_length"],
         ),
         provenance=provenance,
+        trust_remote_code=params.model["trust_remote_code"],
     )
     # Predictions first: the metrics file is the rule's sign that the job finished.
     write_parquet(predictions, snakemake.output.predictions)
