@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from glueperf import GlueperfError
+from glueperf import TRUNCATED_WARN_PCT, GlueperfError
 from glueperf.engine import Batching, Engine
 from glueperf.fetch import OFFLINE_ADVICE, is_hub_model
 from glueperf.measure import PeakMemory, PhaseTimer, gpu_peaks_mb, reset_gpu_peaks
@@ -396,6 +396,7 @@ def evaluate(
         "n_tokens": int(result.token_counts.sum()),
         "padded_tokens": result.padded_tokens,
         "n_truncated": result.n_truncated,
+        "truncated_pct": truncated_pct(result.n_truncated, len(texts), batching.max_length),
         "n_batches": result.n_batches,
         "oom_retries": result.oom_retries,
         "device": device,
@@ -423,6 +424,22 @@ def evaluate(
         }
     )
     return row, predictions
+
+
+def truncated_pct(n_truncated: int, n_rows: int, max_length: int) -> float:
+    """The share of rows cut at ``max_length``, in %; a warning when it exceeds
+    TRUNCATED_WARN_PCT (shown on the console too, by run_script)."""
+    pct = 100.0 * n_truncated / n_rows if n_rows else 0.0
+    if pct > TRUNCATED_WARN_PCT:
+        log.warning(
+            "%.1f %% of rows (%d of %d) were longer than max_length %d tokens and truncated: the "
+            "model saw only their beginning, so quality figures describe the cut sentences",
+            pct,
+            n_truncated,
+            n_rows,
+            max_length,
+        )
+    return pct
 
 
 # A tokenizer that knows no limit reports a huge sentinel (int(1e30)) as model_max_length.

@@ -82,6 +82,12 @@ def run_script(main, log_path) -> None:
             stream=log_stream,
             force=True,
         )
+        # Warnings (many rows truncated, pickled weights) go to the console too, not only into
+        # a log nobody opens after a successful run.
+        to_console = logging.StreamHandler(console)
+        to_console.setFormatter(logging.Formatter("glueperf warning: %(message)s"))
+        to_console.addFilter(lambda record: record.levelno == logging.WARNING)
+        logging.getLogger("glueperf").addHandler(to_console)
         try:
             main()
         except GlueperfError as error:
