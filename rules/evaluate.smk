@@ -29,5 +29,6 @@ rule evaluate_model:
         columns=dataset_columns,
         task=dataset_task,
         settings=evaluation_settings,
+        model_fingerprint=model_fingerprint,
     script:
         "../scripts/evaluate_model.py"
