@@ -15,7 +15,13 @@ CODE_DIR = Path(workflow.basedir) / "scripts" / "glueperf"
 MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.bin", "*.txt", "*.model"]
 sys.path.insert(0, str(CODE_DIR.parent))
 from glueperf.fetch import is_hub_model, is_remote
-from glueperf.locks import record_lock_owner, remove_stale_lock
+from glueperf.locks import (
+    RunInProgress,
+    executes_jobs,
+    hold_run_lock,
+    record_lock_owner,
+    remove_stale_lock,
+)
 
 # Names as the schema allows them: no '/' so that a name is one path component.
 NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]*"
@@ -34,15 +40,30 @@ def check_references():
 
 check_references()
 
+
+# Exactly one run executes jobs in a directory at a time: Snakemake's own lock lets runs started
+# together through. Taken as the Snakefile is read, before Snakemake's lock, for the life of
+# the process, by a command line that runs jobs (not -n, --lint, --report, --unlock...), and
+# again at onstart for Snakemake used from Python (glueperf/locks.py: hold_run_lock).
+def hold_run_lock_or_stop():
+    try:
+        hold_run_lock()
+    except RunInProgress as error:
+        raise WorkflowError(str(error)) from None
+
+
 # A run killed outright (SIGKILL, power loss) leaves Snakemake's lock behind, and every later
 # run would stop at it: remove it when the run that took it is gone (see glueperf/locks.py).
 if workflow.is_main_process:
+    if executes_jobs():
+        hold_run_lock_or_stop()
     stale_lock_note = remove_stale_lock()
     if stale_lock_note:
         print(stale_lock_note, file=sys.stderr)
 
 
 onstart:
+    hold_run_lock_or_stop()  # held already when started from the command line
     record_lock_owner()
 
 
