@@ -1,10 +1,22 @@
 # glueperf: how well, how fast and how leanly a Hugging Face text classifier runs on GLUE data.
 # Entry point only: configuration, the stages' rule files, and the final targets.
 import copy
+import sys
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+# Snakemake reads YAML leniently (of a key written twice the last one wins) and names no file that
+# is not a mapping: every config file is read strictly first (scripts/glueperf/configfile.py).
+sys.path.insert(0, f"{workflow.basedir}/scripts")
+from glueperf.configfile import ConfigFileError, check_config_files
+
+try:
+    check_config_files(["config.yaml", *workflow.overwrite_configfiles])
+except ConfigFileError as error:
+    raise WorkflowError(str(error)) from None
 
 
 configfile: "config.yaml"

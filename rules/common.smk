@@ -1,5 +1,6 @@
 # Helpers for the stage files: config checks, target lists and input/params functions.
 import ast
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -19,7 +20,13 @@ from glueperf import GlueperfError
 from glueperf.fetch import is_hub_model, is_remote
 from glueperf.metrics import check_dataset_metrics
 from glueperf.tasks import dataset_spec, display_task
-from glueperf.locks import record_lock_owner, remove_stale_lock
+from glueperf.locks import (
+    RunInProgress,
+    executes_jobs,
+    hold_run_lock,
+    record_lock_owner,
+    remove_stale_lock,
+)
 
 # Names as the schema allows them: no '/' so that a name is one path component.
 NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]*"
@@ -38,15 +45,30 @@ def check_references():
 
 check_references()
 
+
+# Exactly one run executes jobs in a directory at a time: Snakemake's own lock lets runs started
+# together through. Taken as the Snakefile is read, before Snakemake's lock, for the life of
+# the process, by a command line that runs jobs (not -n, --lint, --report, --unlock...), and
+# again at onstart for Snakemake used from Python (glueperf/locks.py: hold_run_lock).
+def hold_run_lock_or_stop():
+    try:
+        hold_run_lock()
+    except RunInProgress as error:
+        raise WorkflowError(str(error)) from None
+
+
 # A run killed outright (SIGKILL, power loss) leaves Snakemake's lock behind, and every later
 # run would stop at it: remove it when the run that took it is gone (see glueperf/locks.py).
 if workflow.is_main_process:
+    if executes_jobs():
+        hold_run_lock_or_stop()
     stale_lock_note = remove_stale_lock()
     if stale_lock_note:
         print(stale_lock_note, file=sys.stderr)
 
 
 onstart:
+    hold_run_lock_or_stop()  # held already when started from the command line
     record_lock_owner()
 
 
@@ -136,8 +158,43 @@ def dataset_file(wildcards):
     if is_remote(path):
         return f"resources/datasets/{wildcards.dataset}.parquet"
     # A missing file fails its own validation job, which names it, instead of the whole run:
-    # with --keep-going the other datasets are still evaluated.
-    return path if Path(path).exists() else []
+    # with --keep-going the other datasets are still evaluated. So does a FIFO or a device
+    # (/dev/zero), which Snakemake would otherwise open to checksum it.
+    return path if Path(path).is_file() else []
+
+
+def file_fingerprint(path):
+    """Size, modification time (ns) and inode of a file. As a `params:` value this reruns a job
+    whenever any of them changes: Snakemake itself reruns only for an input newer than the
+    output, so a file moved over the input (with an older time) or rewritten and dated back
+    (`touch -d`) went unnoticed. Cheap: nothing is read; validation records the sha256.
+    """
+    try:
+        info = os.stat(path)
+    except OSError:  # missing: its job names it
+        return None
+    return [info.st_size, info.st_mtime_ns, info.st_ino]
+
+
+def dataset_fingerprint(wildcards):
+    """A local dataset file's fingerprint; none for a Hub file, whose fetched copy is only
+    replaced by a refetch (newer than every result) and does not exist before the first run.
+    """
+    path = dataset_path(wildcards)
+    return None if is_remote(path) else file_fingerprint(path)
+
+
+def model_fingerprint(wildcards):
+    """Fingerprints of every file in a local model directory (code included, which
+    trust_remote_code may run); none for a fetched Hub model, as for Hub datasets."""
+    if is_fetched(wildcards.model):
+        return None
+    source = Path(model_dir(wildcards.model))
+    if not source.is_dir():
+        return None
+    return {
+        f.name: file_fingerprint(f) for f in sorted(source.iterdir()) if f.is_file()
+    }
 
 
 def dataset_provenance(wildcards):
@@ -199,6 +256,7 @@ def model_spec(wildcards):
         "source": model_source(wildcards),
         "revision": model_revision(wildcards) if fetched else None,
         "load_from": model_dir(wildcards.model),
+        "trust_remote_code": model_config(wildcards.model)["trust_remote_code"],
     }
 
 

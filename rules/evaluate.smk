@@ -28,5 +28,6 @@ rule evaluate_model:
         path=dataset_path,
         dataset=dataset_settings,
         settings=evaluation_settings,
+        model_fingerprint=model_fingerprint,
     script:
         "../scripts/evaluate_model.py"

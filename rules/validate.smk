@@ -13,5 +13,6 @@ rule validate_dataset:
         path=dataset_path,
         dataset=dataset_settings,
         sha256=dataset_checksum,
+        fingerprint=dataset_fingerprint,
     script:
         "../scripts/validate_dataset.py"

@@ -33,6 +33,7 @@ def main(snakemake):
             max_length=settings["max_length"],
         ),
         names=(model, dataset),
+        trust_remote_code=params.model["trust_remote_code"],
     )
     row = {
         "model": model,

@@ -75,6 +75,8 @@ def written(value) -> str:
     """A YAML value as the README's default column writes it."""
     if value is None:
         return "`null`"
+    if isinstance(value, bool):  # as YAML writes it
+        return f"`{str(value).lower()}`"
     if value == "":
         return '`""`'
     if value == {}:

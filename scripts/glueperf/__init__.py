@@ -4,6 +4,11 @@ The Snakemake rules call thin scripts in ``scripts/``; everything they do lives 
 this package so that it can be imported and tested without Snakemake.
 """
 
+# A run in which more than this share of rows (%) was cut at max_length is flagged: a warning in
+# its log and on the console, and a note under every plot. The model then judged only the start
+# of those sentences, and its accuracy is not the accuracy on the dataset as it is.
+TRUNCATED_WARN_PCT = 1.0
+
 
 class GlueperfError(Exception):
     """An error in the user's input (data, model or config), with a message meant for people.

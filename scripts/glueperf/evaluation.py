@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
+import re
 import time
+from contextlib import suppress
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,7 +27,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from glueperf import GlueperfError
+from glueperf import TRUNCATED_WARN_PCT, GlueperfError
 from glueperf.engine import Batching, Engine
 from glueperf.fetch import OFFLINE_ADVICE, is_hub_model
 from glueperf.labels import LabelMapping, map_labels, model_class_names
@@ -39,13 +42,26 @@ DTYPES = ("float32", "bfloat16", "float16")
 
 
 def resolve_device(requested: str = "auto") -> str:
-    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; anything else is used as given."""
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; anything else is used as given, once
+    it is known to exist here (torch's own errors for a missing device are tracebacks)."""
     import torch
 
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise GlueperfError(f"evaluation.device is '{requested}' but no CUDA device is visible")
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise GlueperfError(f"evaluation.device is '{requested}' but no CUDA device is visible")
+        index = int(requested.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise GlueperfError(
+                f"evaluation.device is '{requested}' but only {torch.cuda.device_count()} CUDA "
+                f"device(s) are visible (cuda:0..cuda:{torch.cuda.device_count() - 1})"
+            )
+    if requested == "mps" and not torch.backends.mps.is_available():
+        raise GlueperfError(
+            "evaluation.device is 'mps' but Apple's Metal (MPS) backend is not available on this "
+            "machine; use 'auto' or 'cpu'"
+        )
     return requested
 
 
@@ -62,32 +78,89 @@ TOKENIZER_FILES = (
 CLASSIFIER_SUFFIX = "ForSequenceClassification"
 
 
-def load_model(source: str, revision: str | None, dtype: str, device: str):
-    """Model and tokenizer from a Hub id or a local directory in Hugging Face format.
+# Weights files as transformers looks for them: safetensors (plain tensors) before PyTorch's
+# pickle format, which can hold code and is only ever read with torch.load(weights_only=True).
+SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
+PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+SAFETENSORS, PICKLE = "safetensors", "pytorch-pickle"
+TRUST_KEY = "models.<name>.trust_remote_code"
+
+
+def load_model(
+    source: str,
+    revision: str | None,
+    dtype: str,
+    device: str,
+    trust_remote_code: bool = False,
+):
+    """Model and tokenizer from a Hub id or a local directory in Hugging Face format, and what
+    the metrics row records of how they were loaded (``weights_format``, ``trust_remote_code``).
 
     Whatever is wrong (no such directory, no tokenizer, not a sequence classifier, a classifier
-    head missing from the weights, the Hub unreachable) is a GlueperfError naming the source.
+    head missing from the weights, the Hub unreachable, code of the model's own that the config
+    does not trust, a pickle that holds more than tensors) is a GlueperfError naming the source.
     """
     import torch
 
     if dtype not in DTYPES:
         raise GlueperfError(f"evaluation.dtype must be one of {DTYPES}, got '{dtype}'")
-    options = {"dtype": getattr(torch, dtype), "attn_implementation": "sdpa"}
+    options = {
+        "dtype": getattr(torch, dtype),
+        "attn_implementation": "sdpa",
+        # Explicit, never None: None makes transformers ask on standard input.
+        "trust_remote_code": bool(trust_remote_code),
+        "weights_only": True,
+        # Weights whose shape differs from the config come back in the loading info, which
+        # _check_classifier names, rather than as transformers' RuntimeError and report.
+        "ignore_mismatched_sizes": True,
+    }
     if Path(source).is_dir():  # a revision names a Hub commit; a directory is used as it is
-        _check_model_dir(Path(source))
+        directory = Path(source)
+        _check_model_dir(directory, trust_remote_code)
+        weights_format = _weights_format(directory)
+        if weights_format:  # the same choice for transformers, stated rather than left to it
+            options["use_safetensors"] = weights_format == SAFETENSORS
         model, tokenizer, info = _loading_errors(source, _from_pretrained, source, options)
     elif not is_hub_model(source):
         raise GlueperfError(f"model '{source}': no such directory ({Path(source).absolute()})")
     else:
         model, tokenizer, info = _from_hub(source, revision, options)
+        weights_format = _hub_weights_format(source, revision)
     _check_classifier(source, model, tokenizer, info)
-    return model.eval().to(device), tokenizer
+    if weights_format == PICKLE:
+        log.warning(
+            "model '%s': weights from a PyTorch pickle file, read with torch.load(weights_only="
+            "True), which loads tensors only and refuses anything else; safetensors is safer",
+            source,
+        )
+    loaded = {"weights_format": weights_format or "", "trust_remote_code": bool(trust_remote_code)}
+    return model.eval().to(device), tokenizer, loaded
+
+
+def _weights_format(directory: Path) -> str | None:
+    if any((directory / name).is_file() for name in SAFETENSORS_FILES):
+        return SAFETENSORS
+    if any((directory / name).is_file() for name in PICKLE_FILES):
+        return PICKLE
+    return None  # transformers says which file it missed
+
+
+def _hub_weights_format(source: str, revision: str | None) -> str:
+    """Which weights a Hub model was loaded from: the files now in the local cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for name in SAFETENSORS_FILES:
+        if isinstance(try_to_load_from_cache(source, name, revision=revision), str):
+            return SAFETENSORS
+    return PICKLE
 
 
 def _from_pretrained(source, options, **hub_options):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(source, **hub_options)
+    tokenizer = AutoTokenizer.from_pretrained(
+        source, trust_remote_code=options["trust_remote_code"], **hub_options
+    )
     model, info = AutoModelForSequenceClassification.from_pretrained(
         source, output_loading_info=True, **options, **hub_options
     )
@@ -134,6 +207,12 @@ def _loading_errors(source: str, load, *args, **kwargs):
 
     try:
         return load(*args, **kwargs)
+    except pickle.UnpicklingError as error:
+        raise GlueperfError(
+            f"model '{source}': its weights are a pickle that holds more than tensors, and "
+            "torch.load(weights_only=True) refused it (loading it fully could run code of the "
+            f"file's own): {_pickle_reason(error)}. Save the weights as safetensors."
+        ) from error
     except (OSError, ValueError, KeyError, HfHubHTTPError) as error:
         raise GlueperfError(f"model '{source}' could not be loaded: {_one_line(error)}") from error
     except Exception as error:
@@ -145,7 +224,13 @@ def _loading_errors(source: str, load, *args, **kwargs):
         raise
 
 
-def _check_model_dir(directory: Path) -> None:
+def _pickle_reason(error: BaseException) -> str:
+    """torch's own reason in its long message, e.g. 'unsupported GLOBAL posix.system ...'."""
+    found = re.search(r"(Trying to load|Unsupported)[^\n]*", str(error))
+    return found.group(0).rstrip(".") if found else _one_line(error)[:300]
+
+
+def _check_model_dir(directory: Path, trust_remote_code: bool = False) -> None:
     """What a model directory must hold, named before transformers would stumble on it."""
     if not (directory / "config.json").is_file():
         raise GlueperfError(
@@ -157,11 +242,32 @@ def _check_model_dir(directory: Path) -> None:
     except (OSError, ValueError) as error:
         raise GlueperfError(f"model '{directory}': config.json unreadable ({error})") from error
     _check_architectures(str(directory), config.get("architectures"))
+    if not trust_remote_code:
+        _check_no_own_code(directory, config)
     if not any((directory / name).is_file() for name in TOKENIZER_FILES):
         raise GlueperfError(
             f"model '{directory}': no tokenizer in the directory (none of "
             f"{', '.join(TOKENIZER_FILES)}); save it beside the model with "
             "tokenizer.save_pretrained"
+        )
+
+
+def _check_no_own_code(directory: Path, config: dict) -> None:
+    """A model or tokenizer that names code of its own (``auto_map``) is refused unless trusted:
+    transformers would run it, or quietly load its own class of the same model type instead."""
+    named = {"config.json": config.get("auto_map")}
+    tokenizer_config = directory / "tokenizer_config.json"
+    if tokenizer_config.is_file():
+        # An unreadable tokenizer config is named by transformers itself.
+        with suppress(OSError, ValueError, KeyError, TypeError):
+            named["tokenizer_config.json"] = json.loads(tokenizer_config.read_text())["auto_map"]
+    named = {file: auto_map for file, auto_map in named.items() if auto_map}
+    if named:
+        shown = "; ".join(f"{file} auto_map {auto_map}" for file, auto_map in named.items())
+        raise GlueperfError(
+            f"model '{directory}' comes with code of its own ({shown}); glueperf does not run a "
+            f"model's own code unless the config sets `{TRUST_KEY}: true` for this model (do "
+            "that only for code you have read)"
         )
 
 
@@ -177,9 +283,17 @@ def _check_classifier(source: str, model, tokenizer, info: dict) -> None:
     """A sequence classifier with trained head and a tokenizer with a vocabulary: transformers
     would otherwise run a fresh random head, or a tokenizer that knows no word, silently."""
     _check_architectures(source, getattr(model.config, "architectures", None))
-    missing = sorted(info.get("missing_keys") or []) + sorted(
-        str(key) for key in info.get("mismatched_keys") or []
-    )
+    mismatched = sorted(info.get("mismatched_keys") or [])
+    if mismatched:
+        shown = ", ".join(
+            f"{key} (checkpoint {list(saved)}, config {list(expected)})"
+            for key, saved, expected in mismatched[:5]
+        )
+        raise GlueperfError(
+            f"model '{source}': the shapes of weights {shown} do not fit its config.json; does "
+            "num_labels / id2label give another number of classes than the weights have?"
+        )
+    missing = sorted(info.get("missing_keys") or [])
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" * (len(missing) > 5))
         raise GlueperfError(
@@ -211,6 +325,7 @@ def evaluate(
     dtype: str = "float32",
     batching: Batching | None = None,
     names: tuple[str, str] = ("model", "dataset"),
+    trust_remote_code: bool = False,
 ) -> tuple[dict, pd.DataFrame]:
     """Evaluate the model in ``model_dir`` on ``data_file`` and measure it.
 
@@ -232,7 +347,7 @@ def evaluate(
             data = load_dataset(data_file, spec)
         reset_gpu_peaks(device)
         with timer.phase("model_load_s"):
-            model, tokenizer = load_model(model_dir, None, dtype, device)
+            model, tokenizer, loaded = load_model(model_dir, None, dtype, device, trust_remote_code)
         mapping = check_task_fits(model, data, spec, data_file, names)
         limit = token_limit(model, tokenizer, batching.max_length)
         batching = Batching(**{**asdict(batching), "max_length": min(batching.max_length, limit)})
@@ -264,6 +379,7 @@ def evaluate(
         "n_tokens": int(result.token_counts.sum()),
         "padded_tokens": result.padded_tokens,
         "n_truncated": result.n_truncated,
+        "truncated_pct": truncated_pct(result.n_truncated, len(data.texts), batching.max_length),
         "n_batches": result.n_batches,
         "oom_retries": result.oom_retries,
         "text_input": "pair" if data.pairs is not None else "single",
@@ -277,6 +393,7 @@ def evaluate(
         "max_length": batching.max_length,
         "torch_version": torch.__version__,
         "transformers_version": transformers.__version__,
+        **loaded,
     }
     columns = {"idx": data.idx, "label": data.labels}
     if mapping is None:  # regression: the predicted score
@@ -320,6 +437,22 @@ def check_task_fits(model, data: Dataset, spec: DatasetSpec, path, names) -> Lab
     )
     check_labels_fit(data.labels, len(mapping.to_dataset), path, spec.label_column, model_name)
     return mapping
+
+
+def truncated_pct(n_truncated: int, n_rows: int, max_length: int) -> float:
+    """The share of rows cut at ``max_length``, in %; a warning when it exceeds
+    TRUNCATED_WARN_PCT (shown on the console too, by run_script)."""
+    pct = 100.0 * n_truncated / n_rows if n_rows else 0.0
+    if pct > TRUNCATED_WARN_PCT:
+        log.warning(
+            "%.1f %% of rows (%d of %d) were longer than max_length %d tokens and truncated: the "
+            "model saw only their beginning, so quality figures describe the cut sentences",
+            pct,
+            n_truncated,
+            n_rows,
+            max_length,
+        )
+    return pct
 
 
 # A tokenizer that knows no limit reports a huge sentinel (int(1e30)) as model_max_length.

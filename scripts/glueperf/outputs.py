@@ -68,8 +68,12 @@ def run_script(main, log_path) -> None:
     """Run a script's ``main()`` with stderr in the rule's log and input errors made clear.
 
     A GlueperfError (bad data, model or config) becomes one line naming what is wrong, in the log
-    and on the console, and exit status 1; anything else keeps its traceback (in the log).
+    and on the console, and exit status 1. Any other exception is written to the log with its
+    traceback (Snakemake points at the log, so the log must hold it), summed up in one line on the
+    console, and exits with status 1 too. Standard input is /dev/null: nothing a script runs
+    (transformers asking whether to run a model's code, say) can wait for or read an answer.
     """
+    close_stdin()
     console = sys.stderr
     with open(log_path, "w") as log_stream, redirect_stderr(log_stream):
         logging.basicConfig(
@@ -78,6 +82,12 @@ def run_script(main, log_path) -> None:
             stream=log_stream,
             force=True,
         )
+        # Warnings (many rows truncated, pickled weights) go to the console too, not only into
+        # a log nobody opens after a successful run.
+        to_console = logging.StreamHandler(console)
+        to_console.setFormatter(logging.Formatter("glueperf warning: %(message)s"))
+        to_console.addFilter(lambda record: record.levelno == logging.WARNING)
+        logging.getLogger("glueperf").addHandler(to_console)
         try:
             main()
         except GlueperfError as error:
@@ -85,3 +95,19 @@ def run_script(main, log_path) -> None:
             logging.getLogger("glueperf").error(message)
             print(message, file=console)
             sys.exit(1)
+        except Exception as error:
+            logging.getLogger("glueperf").exception("unexpected error, traceback follows")
+            log_stream.flush()
+            print(
+                f"glueperf: unexpected error {type(error).__name__}: {error} "
+                f"(traceback in {log_path})",
+                file=console,
+            )
+            sys.exit(1)
+
+
+def close_stdin() -> None:
+    """Point standard input, for this process and any it starts, at /dev/null."""
+    with open(os.devnull) as null:
+        os.dup2(null.fileno(), 0)
+    sys.stdin = open(os.devnull)  # noqa: SIM115 (kept open for the process's life)

@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from glueperf import TRUNCATED_WARN_PCT  # noqa: E402
+
 # What each plot shows: file stem -> (column, y-axis label, title, value format, CI columns).
 PLOTS = {
     "accuracy": (
@@ -85,7 +87,23 @@ def footnote(table: pd.DataFrame, measured: bool) -> str:
             for row in table.itertuples()
         ]
         parts.append("Measured on " + "; ".join(dict.fromkeys(setups)))
+    parts += truncation_warnings(table, several_models=len(models) > 1)
     return " · ".join(parts)
+
+
+def truncation_warnings(table: pd.DataFrame, several_models: bool, shown: int = 3) -> list[str]:
+    """'⚠ sst2-train: 12.0 % of rows truncated' for each run over TRUNCATED_WARN_PCT."""
+    if "truncated_pct" not in table.columns:  # a table from before the column existed
+        return []
+    flagged = table[table["truncated_pct"] > TRUNCATED_WARN_PCT]
+    warnings = [
+        f"⚠ {row.Dataset}{f' ({row.Model})' if several_models else ''}: "
+        f"{row.truncated_pct:.1f} % of rows truncated"
+        for row in flagged.itertuples()
+    ]
+    if len(warnings) > shown:
+        warnings = warnings[:shown] + [f"⚠ {len(warnings) - shown} more runs truncated rows"]
+    return warnings
 
 
 def overlapping(boxes) -> bool:

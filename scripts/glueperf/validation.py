@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +24,8 @@ ROWS_SHOWN = 10
 INT64_MAX = np.iinfo(np.int64).max
 # Characters that show nothing: a text made only of these and whitespace counts as empty.
 INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"))
+# Unicode categories that show nothing either: control (Cc) and format (Cf) characters.
+SHOW_NOTHING = {"Cc", "Cf"}
 
 
 class DatasetError(GlueperfError):
@@ -57,12 +62,36 @@ def read_table(path, columns=None) -> pa.Table:
         return _read_remote_table(path, columns)
     if Path(path).is_dir():
         raise DatasetError(path, "is a directory, not a parquet file")
-    if not Path(path).is_file():
+    if not Path(path).exists():
         raise DatasetError(path, "file not found (check the dataset's `path` in the config)")
+    if not Path(path).is_file():  # opened, a FIFO would wait and /dev/zero never end
+        raise DatasetError(path, f"is a {_file_kind(path)}, not a regular parquet file")
     try:
+        _check_unique_names(pq.read_schema(path).names, path)
         return pq.read_table(path, columns=columns)
     except (pa.ArrowException, OSError) as error:
         raise DatasetError(path, f"not a readable parquet file ({_one_line(error)})") from error
+
+
+def _file_kind(path) -> str:
+    mode = os.stat(path).st_mode
+    kinds = [
+        (stat.S_ISFIFO, "FIFO (named pipe)"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+    ]
+    return next((name for test, name in kinds if test(mode)), "special file")
+
+
+def _check_unique_names(names: list[str], path) -> None:
+    """Checked before the data is read: pyarrow's own error for a name that occurs twice
+    ("Multiple matches for FieldRef") does not say that the file is at fault."""
+    duplicated = sorted({c for c in names if names.count(c) > 1})
+    if duplicated:
+        raise DatasetError(
+            path, f"column name(s) {duplicated} occur more than once", column=duplicated[0]
+        )
 
 
 def _read_remote_table(path, columns=None) -> pa.Table:
@@ -71,6 +100,8 @@ def _read_remote_table(path, columns=None) -> pa.Table:
 
     try:
         with fsspec.open(path, "rb") as stream:
+            _check_unique_names(pq.ParquetFile(stream).schema_arrow.names, path)
+            stream.seek(0)
             return pq.read_table(stream, columns=columns)
     except FileNotFoundError as error:
         raise DatasetError(path, f"file not found on the server ({_one_line(error)})") from error
@@ -141,9 +172,7 @@ def validate_table(table: pa.Table, path, spec: DatasetSpec | None = None) -> pa
     """Raise DatasetError for the first problem found; return the table ready to use (its
     dictionary-encoded columns, as pandas writes categoricals, decoded)."""
     spec = spec or DatasetSpec()
-    duplicated = sorted({c for c in table.column_names if table.column_names.count(c) > 1})
-    if duplicated:
-        raise DatasetError(path, f"column name(s) {duplicated} occur more than once")
+    _check_unique_names(table.column_names, path)
     required = [*spec.text_columns, spec.label_column]
     missing = [c for c in required if c not in table.column_names]
     if missing:
@@ -182,8 +211,12 @@ def _first_values(column: pa.ChunkedArray) -> str:
 
 
 def _visible(text: str) -> bool:
-    """Anything left once whitespace and invisible characters (zero-width space...) are gone."""
-    return bool(text.translate(INVISIBLE).strip())
+    """Anything left once whitespace, invisible characters (zero-width space...) and control
+    characters (\\x00, \\x1b...) are gone."""
+    left = text.translate(INVISIBLE).strip()
+    if left.isprintable():  # the common case, decided in C
+        return bool(left)
+    return any(not c.isspace() and unicodedata.category(c) not in SHOW_NOTHING for c in left)
 
 
 def _check_texts(column: pa.ChunkedArray, path, name: str) -> None:
