@@ -4,7 +4,9 @@ rule evaluate_model:
         data=dataset_file,
         model=model_files,
         model_provenance=model_provenance,
-        code=code_files("engine.py", "evaluation.py", "measure.py", "metrics.py"),
+        code=code_files(
+            "devices.py", "engine.py", "evaluation.py", "measure.py", "metrics.py"
+        ),
     output:
         metrics=report(
             "results/metrics/{model}/{dataset}.csv",

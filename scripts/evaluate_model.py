@@ -1,15 +1,15 @@
-"""Rule evaluate_model: one model on one dataset -> a one-row metrics CSV and predictions."""
+"""Rule evaluate_model: one model on one dataset -> a one-row metrics CSV and predictions.
+
+The device is claimed first, before torch is imported (glueperf/devices.py): the evaluation then
+holds it alone for the life of this process and sees only that GPU, or the CPU.
+"""
 
 import json
+import os
 from pathlib import Path
 
-import pandas as pd
-import torch
-
-from glueperf.engine import Batching
-from glueperf.evaluation import evaluate
-from glueperf.fetch import provenance_fields
-from glueperf.outputs import run_script, write_csv, write_parquet
+from glueperf.devices import claim_device
+from glueperf.outputs import run_script, tell
 
 
 def read_json(path):
@@ -18,6 +18,21 @@ def read_json(path):
 
 def main(snakemake):
     params, settings = snakemake.params, snakemake.params.settings
+    wildcards = snakemake.wildcards
+    claim = claim_device(
+        settings["device"],
+        job=f"evaluate_model {wildcards.model}/{wildcards.dataset} in {os.getcwd()}",
+        report=tell,
+    )
+    # Only now: torch reads CUDA_VISIBLE_DEVICES, as narrowed by the claim, when CUDA starts.
+    import pandas as pd
+    import torch
+
+    from glueperf.engine import Batching
+    from glueperf.evaluation import evaluate
+    from glueperf.fetch import provenance_fields
+    from glueperf.outputs import write_csv, write_parquet
+
     torch.set_num_threads(snakemake.threads)
     provenance = provenance_fields(
         read_json(snakemake.input.summary),
@@ -25,17 +40,17 @@ def main(snakemake):
         read_json(snakemake.input.model_provenance),
     )
     row, predictions = evaluate(
-        model_name=snakemake.wildcards.model,
+        model_name=wildcards.model,
         model_source=params.model["source"],
         model_revision=params.model["revision"],
         model_location=params.model["load_from"],
-        dataset_name=snakemake.wildcards.dataset,
+        dataset_name=wildcards.dataset,
         dataset_path=params.path,
         data_file=snakemake.input.data,
         task=params.task,
         text_column=params.columns["text"],
         label_column=params.columns["label"],
-        device=settings["device"],
+        device=claim.device,
         dtype=settings["dtype"],
         batching=Batching(
             batch_tokens=settings["batch_tokens"],
@@ -44,6 +59,9 @@ def main(snakemake):
         ),
         provenance=provenance,
     )
+    # The process's start-up, not the wait for the device (recorded on its own).
+    row["startup_s"] -= claim.fields()["device_wait_s"]
+    row.update(claim.fields())
     # Predictions first: the metrics file is the rule's sign that the job finished.
     write_parquet(predictions, snakemake.output.predictions)
     write_csv(pd.DataFrame([row]), snakemake.output.metrics)

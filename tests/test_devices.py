@@ -14,12 +14,14 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import psutil
 import pytest
 
-from conftest import REPO
+from conftest import REPO, Workflow, write_dataset
 from glueperf import GlueperfError
 from glueperf.devices import (
     HELD,
@@ -356,3 +358,124 @@ def test_an_orphan_keeps_its_gpu_until_it_ends(tmp_path):
     spans = read_spans(record)
     assert spans[orphan]["end"] <= spans[waiter.pid]["start"]
     assert gone(psutil.Process(orphan)) if psutil.pid_exists(orphan) else True
+
+
+# --- through the pipeline --------------------------------------------------------------------
+
+
+def log_time(log: Path, text: str) -> float:
+    """The time of the first line of a job's log that contains ``text``."""
+    for line in log.read_text(errors="replace").splitlines():
+        if text in line:
+            stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+            return stamp.timestamp()
+    raise AssertionError(f"no line with {text!r} in {log}:\n{log.read_text(errors='replace')}")
+
+
+def start_snakemake(workflow: Workflow, *args) -> tuple[subprocess.Popen, Path]:
+    console = workflow.root / f"console-{time.monotonic_ns()}.txt"
+    with open(console, "w") as stream:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "snakemake", *args],
+            cwd=workflow.root,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return process, console
+
+
+def tiny_workflow(tmp_path, tiny_model, datasets: dict[str, int]) -> Workflow:
+    workflow = Workflow(tmp_path / "workflow")
+    workflow.write_config(
+        {
+            "models": {"tiny": {"source": str(tiny_model)}},
+            "datasets": {
+                name: {
+                    "path": str(write_dataset(tmp_path / f"{name}.parquet", n=n)),
+                    "task": "Sentiment analysis",
+                }
+                for name, n in datasets.items()
+            },
+            "evaluation": {"device": "cpu"},
+        }
+    )
+    return workflow
+
+
+def test_two_evaluations_started_together_measure_one_after_the_other(tmp_path, tiny_model, locks):
+    """Snakemake starts both evaluations at once (2 cores, 1 thread each, no gpu limit in the
+    profile); while this test holds the CPU both wait, and once it lets go they run in turn."""
+    workflow = tiny_workflow(tmp_path, tiny_model, {"alpha": 200, "beta": 200})
+    logs = {
+        name: workflow.root / f"results/logs/evaluate_model/tiny/{name}.log"
+        for name in ("alpha", "beta")
+    }
+    test_holds_the_cpu = try_lock(locks, Device("cpu", "the CPU"), "the test")
+    process, console = start_snakemake(
+        workflow, "--cores", "2", "--set-threads", "evaluate_model=1"
+    )
+    try:
+        wait_until(
+            lambda: all(
+                log.is_file() and "waits for the CPU" in log.read_text() for log in logs.values()
+            ),
+            timeout=300,
+            what="both evaluations to wait for the CPU",
+        )
+    finally:
+        os.close(test_holds_the_cpu)
+    assert process.wait(timeout=600) == 0, console.read_text()
+    output = console.read_text()
+    assert output.count("waits for the CPU") >= 2 and "is held by process" in output
+    spans = {}
+    for name, log in logs.items():
+        row = pd.read_csv(workflow.root / f"results/metrics/tiny/{name}.csv").iloc[0]
+        assert row["device_wait_s"] > 0 and row["device"] == "cpu"
+        assert pd.isna(row["gpu_index"]) and pd.isna(row["gpu_uuid"])
+        assert 0 < row["startup_s"] < 120  # the wait is not start-up
+        end = (workflow.root / f"results/metrics/tiny/{name}.csv").stat().st_mtime
+        spans[name] = (log_time(log, "runs on the CPU"), end)
+    (first_start, first_end), (second_start, second_end) = sorted(spans.values())
+    assert first_end <= second_start  # the second began only after the first had finished
+
+
+def test_a_job_left_running_by_a_killed_snakemake_is_waited_for(tmp_path, tiny_model):
+    """Issue 12: Snakemake killed outright, its evaluation runs on; the next run (which removes
+    the stale Snakemake lock) must not start the same evaluation beside it."""
+    workflow = tiny_workflow(tmp_path, tiny_model, {"alpha": 200})
+    log = workflow.root / "results/logs/evaluate_model/tiny/alpha.log"
+    first, first_console = start_snakemake(workflow, "--cores", "1")
+    wait_until(
+        lambda: log.is_file() and "runs on the CPU" in log.read_text(),
+        timeout=300,
+        what=f"the first evaluation:\n{first_console.read_text()}",
+    )
+    job = [
+        p
+        for p in psutil.Process(first.pid).children(recursive=True)
+        if any("evaluate_model" in part for part in p.cmdline())
+    ]
+    assert len(job) == 1
+    orphan = job[0]
+    orphan.suspend()  # it stays where it is, holding its locks, until the second run waits
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    second, console = start_snakemake(workflow, "--cores", "1")
+    try:
+        wait_until(
+            lambda: f"is held by process {orphan.pid}" in console.read_text(),
+            timeout=300,
+            what=f"the second run to wait:\n{console.read_text()}",
+        )
+        assert "an earlier run of the same job to end" in console.read_text()
+    finally:
+        orphan.resume()
+    wait_until(lambda: gone(orphan), timeout=300, what="the orphan to end")
+    orphan_ended = time.time()
+    assert second.wait(timeout=600) == 0, console.read_text()
+    assert "removed the Snakemake lock of an earlier run" in console.read_text()
+    assert "waited" in log.read_text() and "\0" not in log.read_text()
+    assert log_time(log, "runs on the CPU") >= orphan_ended - 0.5  # not before it had ended
+    row = pd.read_csv(workflow.root / "results/metrics/tiny/alpha.csv").iloc[0]
+    assert row["device_wait_s"] > 0

@@ -16,6 +16,7 @@ from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
 
 from glueperf import GlueperfError
+from glueperf.devices import hold_job
 
 
 @contextmanager
@@ -69,8 +70,15 @@ def run_script(main, log_path) -> None:
 
     A GlueperfError (bad data, model or config) becomes one line naming what is wrong, in the log
     and on the console, and exit status 1; anything else keeps its traceback (in the log).
+
+    First, before its log is opened, the job is locked for the life of the process
+    (``glueperf.devices.hold_job``): while the same job still runs in another process, left
+    behind by a Snakemake run that was killed, this one waits, saying so on the console, so
+    that the two never write the same log and outputs at once.
     """
-    console = sys.stderr
+    global CONSOLE
+    console = CONSOLE = sys.stderr
+    job = hold_job(log_path, report=lambda message, _: print(message, file=console, flush=True))
     with open(log_path, "w") as log_stream, redirect_stderr(log_stream):
         logging.basicConfig(
             level=logging.INFO,
@@ -78,6 +86,8 @@ def run_script(main, log_path) -> None:
             stream=log_stream,
             force=True,
         )
+        if job.wait_s:
+            tell(f"glueperf: waited {job.wait_s:.1f} s for an earlier run of this job to end")
         try:
             main()
         except GlueperfError as error:
@@ -85,3 +95,15 @@ def run_script(main, log_path) -> None:
             logging.getLogger("glueperf").error(message)
             print(message, file=console)
             sys.exit(1)
+
+
+# Where run_script found stderr before it sent stderr to the log: the console of Snakemake.
+CONSOLE = None
+
+
+def tell(message: str, console: bool = True) -> None:
+    """A line in the job's log, and also on the console (Snakemake's output) when ``console``;
+    for what a user waits on, like a device that another evaluation holds."""
+    logging.getLogger("glueperf").warning(message.removeprefix("glueperf: "))
+    if console and CONSOLE is not None and CONSOLE is not sys.stderr:
+        print(message, file=CONSOLE, flush=True)
