@@ -104,6 +104,7 @@ CONSOLE = None
 def tell(message: str, console: bool = True) -> None:
     """A line in the job's log, and also on the console (Snakemake's output) when ``console``;
     for what a user waits on, like a device that another evaluation holds."""
-    logging.getLogger("glueperf").warning(message.removeprefix("glueperf: "))
+    level = logging.WARNING if console else logging.INFO
+    logging.getLogger("glueperf").log(level, message.removeprefix("glueperf: "))
     if console and CONSOLE is not None and CONSOLE is not sys.stderr:
         print(message, file=CONSOLE, flush=True)
