@@ -65,6 +65,7 @@ def main(snakemake):
     # Predictions first: the metrics file is the rule's sign that the job finished.
     write_parquet(predictions, snakemake.output.predictions)
     write_csv(pd.DataFrame([row]), snakemake.output.metrics)
+    tell(f"glueperf: done with {claim.held_label()}; results written", console=False)
 
 
 if __name__ == "__main__":

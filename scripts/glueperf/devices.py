@@ -307,6 +307,9 @@ class Claim:
     def gpu(self) -> Gpu | None:
         return self.held.device.gpu if self.held else None
 
+    def held_label(self) -> str:
+        return self.held.device.label if self.held else self.device
+
     def fields(self) -> dict:
         """The metrics row's record of the device and of the wait for it."""
         gpu = self.gpu
