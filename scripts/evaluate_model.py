@@ -1,16 +1,15 @@
-"""Rule evaluate_model: one model on one dataset -> a one-row metrics CSV and predictions."""
+"""Rule evaluate_model: one model on one dataset -> a one-row metrics CSV and predictions.
+
+The device is claimed first, before torch is imported (glueperf/devices.py): the evaluation then
+holds it alone for the life of this process and sees only that GPU, or the CPU.
+"""
 
 import json
+import os
 from pathlib import Path
 
-import pandas as pd
-import torch
-
-from glueperf.engine import Batching
-from glueperf.evaluation import evaluate
-from glueperf.fetch import provenance_fields
-from glueperf.outputs import run_script, write_csv, write_parquet
-from glueperf.tasks import DatasetSpec
+from glueperf.devices import claim_device
+from glueperf.outputs import run_script, tell
 
 
 def read_json(path):
@@ -20,12 +19,27 @@ def read_json(path):
 def main(snakemake):
     params, settings = snakemake.params, snakemake.params.settings
     model, dataset = snakemake.wildcards.model, snakemake.wildcards.dataset
+    claim = claim_device(
+        settings["device"],
+        job=f"evaluate_model {model}/{dataset} in {os.getcwd()}",
+        report=tell,
+    )
+    # Only now: torch reads CUDA_VISIBLE_DEVICES, as narrowed by the claim, when CUDA starts.
+    import pandas as pd
+    import torch
+
+    from glueperf.engine import Batching
+    from glueperf.evaluation import evaluate
+    from glueperf.fetch import provenance_fields
+    from glueperf.outputs import write_csv, write_parquet
+    from glueperf.tasks import DatasetSpec
+
     torch.set_num_threads(snakemake.threads)
     measured, predictions = evaluate(
         model_dir=params.model["load_from"],
         data_file=snakemake.input.data,
         spec=DatasetSpec(**params.dataset),
-        device=settings["device"],
+        device=claim.device,
         dtype=settings["dtype"],
         batching=Batching(
             batch_tokens=settings["batch_tokens"],
@@ -35,11 +49,14 @@ def main(snakemake):
         names=(model, dataset),
         trust_remote_code=params.model["trust_remote_code"],
     )
+    # The process's start-up, not the wait for the device (recorded on its own).
+    measured["startup_s"] -= claim.fields()["device_wait_s"]
     row = {
         "model": model,
         "dataset": dataset,
         "glue_task": params.dataset["glue_task"],
         **measured,
+        **claim.fields(),
         "model_source": params.model["source"],
         "model_revision": params.model["revision"] or "",
         "dataset_path": str(params.path),
@@ -52,6 +69,7 @@ def main(snakemake):
     # Predictions first: the metrics file is the rule's sign that the job finished.
     write_parquet(predictions, snakemake.output.predictions)
     write_csv(pd.DataFrame([row]), snakemake.output.metrics)
+    tell(f"glueperf: done with {claim.held_label()}; results written", console=False)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -241,6 +242,22 @@ def reference_predictions(model_dir, sentences, max_length: int | None = None) -
             )
     torch.set_num_threads(threads)
     return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_device_locks(tmp_path_factory):
+    """The tests' evaluations lock devices in a directory of their own (inherited by every
+    Snakemake they start), not in the host's: test runs in other clones on this host would
+    otherwise wait for each other's CPU evaluations."""
+    from glueperf.devices import LOCK_DIR_VARIABLE
+
+    previous = os.environ.get(LOCK_DIR_VARIABLE)
+    os.environ[LOCK_DIR_VARIABLE] = str(tmp_path_factory.mktemp("device-locks"))
+    yield
+    if previous is None:
+        os.environ.pop(LOCK_DIR_VARIABLE, None)
+    else:
+        os.environ[LOCK_DIR_VARIABLE] = previous
 
 
 class Workflow:

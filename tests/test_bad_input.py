@@ -4,8 +4,9 @@ half-written is left; and with --keep-going every unaffected dataset is still ev
 
 One pipeline run (``--keep-going --cores 2``) holds every bad dataset and bad model beside two
 good but awkward datasets (odd whitespace and scripts; long sentences under other column names),
-with the Hub pointed at a closed port. The same run shows that the `gpu` resource keeps two
-evaluations from running at once. Unit tests below cover the same errors without Snakemake, and
+with the Hub pointed at a closed port. The same run shows that two evaluations do not run at once
+(each takes both cores here; the device lock that keeps them apart with more cores is tested in
+tests/test_devices.py). Unit tests below cover the same errors without Snakemake, and
 hypothesis fuzzes the validator.
 """
 

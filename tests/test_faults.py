@@ -3,7 +3,8 @@
 
 A CUDA out-of-memory during evaluation (the engine halves its token budget and finishes) is
 covered by the engine's unit tests (tests/test_engine.py); two evaluations never running at once
-on one GPU by tests/test_bad_input.py.
+on one device, also when Snakemake alone was killed and its evaluation runs on, by
+tests/test_devices.py.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
 
 from glueperf import GlueperfError
+from glueperf.devices import hold_job
 
 
 @contextmanager
@@ -72,9 +73,16 @@ def run_script(main, log_path) -> None:
     traceback (Snakemake points at the log, so the log must hold it), summed up in one line on the
     console, and exits with status 1 too. Standard input is /dev/null: nothing a script runs
     (transformers asking whether to run a model's code, say) can wait for or read an answer.
+
+    First, before its log is opened, the job is locked for the life of the process
+    (``glueperf.devices.hold_job``): while the same job still runs in another process, left
+    behind by a Snakemake run that was killed, this one waits, saying so on the console, so
+    that the two never write the same log and outputs at once.
     """
     close_stdin()
-    console = sys.stderr
+    global CONSOLE
+    console = CONSOLE = sys.stderr
+    job = hold_job(log_path, report=lambda message, _: print(message, file=console, flush=True))
     with open(log_path, "w") as log_stream, redirect_stderr(log_stream):
         logging.basicConfig(
             level=logging.INFO,
@@ -88,6 +96,8 @@ def run_script(main, log_path) -> None:
         to_console.setFormatter(logging.Formatter("glueperf warning: %(message)s"))
         to_console.addFilter(lambda record: record.levelno == logging.WARNING)
         logging.getLogger("glueperf").addHandler(to_console)
+        if job.wait_s:
+            tell(f"glueperf: waited {job.wait_s:.1f} s for an earlier run of this job to end")
         try:
             main()
         except GlueperfError as error:
@@ -111,3 +121,16 @@ def close_stdin() -> None:
     with open(os.devnull) as null:
         os.dup2(null.fileno(), 0)
     sys.stdin = open(os.devnull)  # noqa: SIM115 (kept open for the process's life)
+
+
+# Where run_script found stderr before it sent stderr to the log: the console of Snakemake.
+CONSOLE = None
+
+
+def tell(message: str, console: bool = True) -> None:
+    """A line in the job's log, and also on the console (Snakemake's output) when ``console``;
+    for what a user waits on, like a device that another evaluation holds."""
+    # INFO: the console line is printed here, not by run_script's handler of warnings.
+    logging.getLogger("glueperf").info(message.removeprefix("glueperf: "))
+    if console and CONSOLE is not None and CONSOLE is not sys.stderr:
+        print(message, file=CONSOLE, flush=True)
