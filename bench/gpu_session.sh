@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # All GPU work of one benchmarking session (see BENCHMARKS.md). Run from the repository root on
 # the GPU machine, with .carry/ holding: wheels/ (snakemake for the machine's Python),
-# models/minilm-sst2/, data/{sst2,cola}/*.parquet. PART selects what runs: sweep | pipeline | loops | final (= pipeline and loops).
+# models/tokenizer/ (the bert-base-uncased tokenizer files of ../shared/models/minilm-*),
+# data/{sst2,cola,mnli}/*.parquet. PART selects what runs: sweep | pipeline | loops | pairs |
+# final (= pipeline, pairs and loops). REPEATS (default 3) sets the loop comparisons' repeats.
 set -u
 PART=${1:-final}
+REPEATS=${REPEATS:-3}
+TOKENIZER=.carry/models/tokenizer
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=true
@@ -12,6 +16,9 @@ now() { python3 -c "import time; print(time.time())"; }
 step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
 
 step environment
+# A user's pip install leaves bytecode; this machine ships torch without it and sets
+# PYTHONDONTWRITEBYTECODE: compile it once, so that start-up is timed as users see it.
+python3 -m compileall -q -j 0 "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null 2>&1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c 'import torch, transformers, tokenizers, sys; print(sys.version.split()[0], torch.__version__, transformers.__version__, tokenizers.__version__, torch.cuda.get_device_name())'
 nproc
@@ -29,7 +36,7 @@ if [ "$PART" = pipeline ] || [ "$PART" = final ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $C/wheels/*.whl || exit 1
   export PYTHONPATH=/tmp/site
   python3 -c "import snakemake.cli" || exit 1
-  python3 bench/save_twin.py $C/models/minilm-sst2 /tmp/twin
+  python3 bench/save_twin.py $TOKENIZER /tmp/twin
   sed -e "s#distilbert/distilbert-base-uncased-finetuned-sst-2-english#/tmp/twin#" \
       -e "s#hf://datasets/nyu-mll/glue/\(sst2\|cola\)/\([a-z]*\)-00000-of-00001.parquet#$C/data/\1/\2.parquet#" \
       config.yaml > /tmp/gpu_config.yaml
@@ -40,6 +47,12 @@ if [ "$PART" = pipeline ] || [ "$PART" = final ]; then
   end=$(now)
   echo "full run wall seconds: $(python3 -c "print(round($end - $start, 2))")"
   for f in results/benchmarks/evaluate_model/*/*.tsv; do echo "$f"; cat "$f"; done
+  python3 -c "
+import pandas as pd
+t = pd.read_csv('results/model_performance.csv')
+cols = ['Dataset', 'Score', 'Metric', 'Inference Time (seconds)', 'Memory Usage (MB)', 'startup_s', 'model_load_s', 'warmup_s', 'device_wait_s', 'gpu_index', 'gpu_uuid', 'device_name', 'gpu_peak_allocated_mb', 'label_mapping']
+print(t[cols].to_string())
+"
   cat results/logs/evaluate_model/*/*.log | tail -n 30
   start=$(now)
   python3 -m snakemake --cores 1 --configfile /tmp/gpu_config.yaml --scheduler greedy -q
@@ -50,12 +63,14 @@ if [ "$PART" = pipeline ] || [ "$PART" = final ]; then
   unset PYTHONPATH
 fi
 
-if [ "$PART" = loops ] || [ "$PART" = final ]; then
-  step minilm-sst2 on SST-2 validation and train: agreement and bf16 flips
-  python3 bench/compare_loops.py --model $C/models/minilm-sst2 --repeats 1 --skip tokenizer forward \
-    --data $C/data/sst2/validation.parquet $C/data/sst2/train.parquet --json "$OUT/minilm.json"
+if [ "$PART" = pairs ] || [ "$PART" = final ]; then
+  step twin on MNLI validation_matched pairs, all loops, $REPEATS repeats
+  python3 bench/compare_loops.py --model $TOKENIZER --twin --glue-task mnli \
+    --data $C/data/mnli/validation_matched.parquet --repeats "$REPEATS" --json "$OUT/twin_mnli.json"
+fi
 
-  step twin on SST-2 train, all loops, 3 repeats
-  python3 bench/compare_loops.py --model $C/models/minilm-sst2 --twin --data $C/data/sst2/train.parquet \
-    --repeats 3 --json "$OUT/twin_train.json"
+if [ "$PART" = loops ] || [ "$PART" = final ]; then
+  step twin on SST-2 train, all loops, $REPEATS repeats
+  python3 bench/compare_loops.py --model $TOKENIZER --twin --data $C/data/sst2/train.parquet \
+    --repeats "$REPEATS" --json "$OUT/twin_train.json"
 fi
