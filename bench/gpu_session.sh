@@ -26,7 +26,7 @@ nproc
 if [ "$PART" = sweep ]; then
   for budget in 8192 16384 32768 65536; do
     step twin, engine only, batch_tokens=$budget
-    python3 bench/compare_loops.py --model $C/models/minilm-sst2 --twin --data $C/data/sst2/train.parquet \
+    python3 bench/compare_loops.py --model $TOKENIZER --twin --data $C/data/sst2/train.parquet \
       --repeats 3 --skip a b tokenizer --batch-tokens $budget --max-batch-size 4096
   done
 fi
