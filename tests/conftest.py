@@ -73,18 +73,12 @@ def build_tiny_model(
     if architecture == "roberta":
         return _build_tiny_roberta(directory, num_labels, max_position_embeddings, id2label)
     import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     vocab = {token: i for i, token in enumerate(specials + WORDS + ["##s", "##ed", "##ing"])}
-    backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
-    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    backend.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    backend = wordpiece(
+        vocab, "[UNK]", "[CLS] $A [SEP]", "[CLS] $A [SEP] $B:1 [SEP]:1", ("[CLS]", "[SEP]")
     )
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
@@ -115,6 +109,19 @@ def build_tiny_model(
     return directory
 
 
+def wordpiece(vocab: dict, unk: str, single: str, pair: str, specials: tuple):
+    """A lower-casing WordPiece tokenizer with the given single and pair templates."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    backend = Tokenizer(models.WordPiece(vocab, unk_token=unk))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single=single, pair=pair, special_tokens=[(token, vocab[token]) for token in specials]
+    )
+    return backend
+
+
 def _label_names(id2label):
     if not id2label:
         return {}
@@ -124,7 +131,6 @@ def _label_names(id2label):
 def _build_tiny_roberta(directory: Path, num_labels, max_position_embeddings, id2label):
     """RoBERTa's conventions: <s> a </s></s> b </s>, no token type ids, positions offset by 2."""
     import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import (
         PreTrainedTokenizerFast,
         RobertaConfig,
@@ -133,14 +139,7 @@ def _build_tiny_roberta(directory: Path, num_labels, max_position_embeddings, id
 
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     vocab = {token: i for i, token in enumerate(specials + WORDS)}
-    backend = Tokenizer(models.WordPiece(vocab, unk_token="<unk>"))
-    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    backend.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>",
-        pair="<s> $A </s> </s> $B </s>",
-        special_tokens=[("<s>", 0), ("</s>", 2)],
-    )
+    backend = wordpiece(vocab, "<unk>", "<s> $A </s>", "<s> $A </s> </s> $B </s>", ("<s>", "</s>"))
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         bos_token="<s>",
