@@ -25,13 +25,12 @@ def main(snakemake):
         report=tell,
     )
     # Only now: torch reads CUDA_VISIBLE_DEVICES, as narrowed by the claim, when CUDA starts.
-    import pandas as pd
     import torch
 
     from glueperf.engine import Batching
     from glueperf.evaluation import evaluate
     from glueperf.fetch import provenance_fields
-    from glueperf.outputs import write_csv, write_parquet
+    from glueperf.outputs import write_parquet, write_row
     from glueperf.tasks import DatasetSpec
 
     torch.set_num_threads(snakemake.threads)
@@ -68,7 +67,7 @@ def main(snakemake):
     }
     # Predictions first: the metrics file is the rule's sign that the job finished.
     write_parquet(predictions, snakemake.output.predictions)
-    write_csv(pd.DataFrame([row]), snakemake.output.metrics)
+    write_row(row, snakemake.output.metrics)
     tell(f"glueperf: done with {claim.held_label()}; results written", console=False)
 
 

@@ -773,7 +773,8 @@ def test_fuzzed_frames_are_accepted_and_counted_right_or_refused_with_a_dataset_
             str(k): int(v) for k, v in labels.value_counts().sort_index().items()
         }
         assert summary["has_idx"] == ("idx" in frame.columns)
-        texts, got_labels, idx = load_dataset(path)
+        data = load_dataset(path)
+        texts, got_labels, idx = data.texts, data.labels, data.idx
         assert texts == frame["sentence"].astype(object).tolist()
         assert got_labels.tolist() == labels.tolist()
         expected_idx = frame["idx"].astype("int64") if "idx" in frame else range(len(frame))

@@ -46,12 +46,8 @@ def evaluate_on(tmp_path, model, sentences, max_length=512):
     frame["sentence"] = sentences
     frame.to_parquet(data, index=False)
     row, _ = evaluate(
-        model_name="tiny",
-        model_source=str(model),
-        model_revision=None,
-        dataset_name="long",
-        dataset_path=str(data),
-        task="Sentiment analysis",
+        model_dir=str(model),
+        data_file=str(data),
         device="cpu",
         batching=Batching(max_length=max_length),
     )

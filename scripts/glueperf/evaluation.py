@@ -24,7 +24,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import psutil
 
 from glueperf import TRUNCATED_WARN_PCT, GlueperfError
@@ -326,12 +325,12 @@ def evaluate(
     batching: Batching | None = None,
     names: tuple[str, str] = ("model", "dataset"),
     trust_remote_code: bool = False,
-) -> tuple[dict, pd.DataFrame]:
+) -> tuple[dict, dict[str, np.ndarray]]:
     """Evaluate the model in ``model_dir`` on ``data_file`` and measure it.
 
     Returns the measured fields of the metrics row (quality, times, memory, sizes, what it ran
-    on) and the predictions table; the caller adds who and what was evaluated (names, sources,
-    provenance). ``names`` (model, dataset) only make error messages name the config entries.
+    on) and the predictions table's columns; the caller adds who and what was evaluated (names,
+    sources, provenance). ``names`` (model, dataset) only name the config entries in errors.
     """
     import torch
     import transformers
@@ -402,7 +401,7 @@ def evaluate(
         columns["prediction"] = outputs
         columns["probability"] = result.probabilities
     columns["n_tokens"] = result.token_counts
-    return row, pd.DataFrame(columns)
+    return row, columns
 
 
 def check_task_fits(model, data: Dataset, spec: DatasetSpec, path, names) -> LabelMapping | None:

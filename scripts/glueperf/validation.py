@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -244,29 +243,30 @@ def _is_string_view(kind: pa.DataType) -> bool:
     return getattr(pa.types, "is_string_view", lambda _: False)(kind)
 
 
-def _check_integers(column: pa.ChunkedArray, path, name: str, what: str) -> pd.Series:
-    """Integer type, no nulls, within int64; the values as a Series."""
+def _check_integers(column: pa.ChunkedArray, path, name: str, what: str) -> np.ndarray:
+    """Integer type, no nulls, within int64; the values as an int64 array. (pyarrow and numpy
+    only: the validation job need not import pandas, which costs every job a second.)"""
     if not pa.types.is_integer(column.type):
         raise DatasetError(
             path,
             f"{what} must be integers, found type {column.type} ({_first_values(column)})",
             column=name,
         )
-    values = column.to_pandas()
-    null_rows = np.flatnonzero(values.isna().to_numpy())
+    null_rows = np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))
     if len(null_rows):
         raise DatasetError(path, f"{name} is null", column=name, rows=null_rows)
-    too_large = np.flatnonzero((values > INT64_MAX).to_numpy())
+    values = column.to_numpy()
+    too_large = np.flatnonzero(values > INT64_MAX) if values.dtype == np.uint64 else []
     if len(too_large):
         raise DatasetError(
             path, f"{what} beyond the 64-bit integer range", column=name, rows=too_large
         )
-    return values
+    return values.astype(np.int64)
 
 
 def distinct(values, rows) -> list:
     """The first few distinct values at ``rows``, sorted, for an error message."""
-    return sorted(set(values.iloc[rows].tolist()))[:ROWS_SHOWN]
+    return sorted(set(np.asarray(values)[rows].tolist()))[:ROWS_SHOWN]
 
 
 def _check_labels(column: pa.ChunkedArray, path, name: str, names=None) -> None:
@@ -279,7 +279,7 @@ def _check_labels(column: pa.ChunkedArray, path, name: str, names=None) -> None:
             column=name,
         )
     values = _check_integers(column, path, name, "labels (-1 = no label)")
-    bad_rows = np.flatnonzero((values < NO_LABEL).to_numpy())
+    bad_rows = np.flatnonzero(values < NO_LABEL)
     if len(bad_rows):
         raise DatasetError(
             path,
@@ -288,7 +288,7 @@ def _check_labels(column: pa.ChunkedArray, path, name: str, names=None) -> None:
             rows=bad_rows,
         )
     if names is not None:
-        outside = np.flatnonzero((values >= len(names)).to_numpy())
+        outside = np.flatnonzero(values >= len(names))
         if len(outside):
             raise DatasetError(
                 path,
@@ -322,7 +322,8 @@ def _check_scores(column: pa.ChunkedArray, path, name: str) -> None:
 
 def _check_idx(column: pa.ChunkedArray, path) -> None:
     values = _check_integers(column, path, IDX_COLUMN, "idx")
-    duplicate_rows = np.flatnonzero(values.duplicated(keep=False).to_numpy())
+    unique, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    duplicate_rows = np.flatnonzero(counts[inverse] > 1)
     if len(duplicate_rows):
         raise DatasetError(
             path,
@@ -370,8 +371,8 @@ def summarize(path, spec: DatasetSpec | None = None, expected_sha256=None) -> di
         scores = labels[labeled].astype(np.float64)
         summary["score_range"] = [float(scores.min()), float(scores.max())] if len(scores) else []
     else:
-        counts = pd.Series(labels).value_counts().sort_index()
-        summary["label_counts"] = {str(label): int(n) for label, n in counts.items()}
+        values, counts = np.unique(labels, return_counts=True)
+        summary["label_counts"] = {str(v): int(n) for v, n in zip(values, counts, strict=True)}
         names = label_names(table, spec)
         summary["label_names"] = list(names) if names else None
         summary["label_names_from"] = _label_names_origin(table, spec, names)
