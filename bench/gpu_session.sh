@@ -2,8 +2,8 @@
 # All GPU work of one benchmarking session (see BENCHMARKS.md). Run from the repository root on
 # the GPU machine, with .carry/ holding: wheels/ (snakemake for the machine's Python),
 # models/tokenizer/ (the bert-base-uncased tokenizer files of ../shared/models/minilm-*),
-# data/{sst2,cola,mnli}/*.parquet. PART selects what runs: sweep | pipeline | loops | pairs |
-# final (= pipeline, pairs and loops). REPEATS (default 3) sets the loop comparisons' repeats.
+# data/{sst2,cola,mnli}/*.parquet. PART selects what runs: sweep | pipeline | endtoend | loops |
+# pairs | final (= pipeline, endtoend, pairs and loops). REPEATS (default 3) sets the loop comparisons' repeats.
 set -u
 PART=${1:-final}
 REPEATS=${REPEATS:-3}
@@ -61,6 +61,15 @@ print(t[cols].to_string())
   cp results/model_performance.csv "$OUT/" 2>/dev/null
   cp results/plots/*.png "$OUT/" 2>/dev/null
   unset PYTHONPATH
+fi
+
+if [ "$PART" = endtoend ] || [ "$PART" = final ]; then
+  step the notebook end to end, one process: imports, model load, its loop on the same four datasets
+  [ -d /tmp/twin ] || python3 bench/save_twin.py $TOKENIZER /tmp/twin
+  python3 bench/notebook_run.py /tmp/twin $C/data/sst2/train.parquet $C/data/sst2/validation.parquet \
+    $C/data/sst2/test.parquet $C/data/cola/validation.parquet
+  step start-up, step by step, each in a fresh interpreter
+  python3 bench/startup_probe.py --tokenizer $TOKENIZER --repeats 3 2>&1 | grep -v Warning
 fi
 
 if [ "$PART" = pairs ] || [ "$PART" = final ]; then
