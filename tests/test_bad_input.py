@@ -788,7 +788,7 @@ def test_a_directory_or_duplicate_column_names_are_dataset_errors(tmp_path):
         [texts(2), texts(2), ints([0, 1])], ["sentence", "sentence", "label"]
     )
     with pytest.raises(DatasetError, match=r"\['sentence'\] occur more than once"):
-        validate_table(table, "twice.parquet", "sentence", "label")
+        validate_table(table, "twice.parquet")
     pq.write_table(table, tmp_path / "twice.parquet")
     with pytest.raises(DatasetError, match="sentence"):  # pyarrow refuses it as it reads
         summarize(tmp_path / "twice.parquet")

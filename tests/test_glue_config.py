@@ -115,7 +115,13 @@ def test_mnli_classes_are_matched_by_name(hub_run):
     model = AutoModelForSequenceClassification.from_pretrained(models[name]).eval()
     first = data.head(40)
     with torch.inference_mode():
-        inputs = tokenizer(first["premise"].tolist(), first["hypothesis"].tolist(), padding=True)
+        inputs = tokenizer(
+            first["premise"].tolist(),
+            first["hypothesis"].tolist(),
+            padding=True,
+            truncation=True,
+            max_length=tokenizer.model_max_length,
+        )
         logits = model(**{k: torch.tensor(v) for k, v in inputs.items()}).logits
     model_classes = logits.argmax(-1).numpy()
     assert len(set(model_classes)) > 1

@@ -280,7 +280,7 @@ def test_performance_table(run):
 
 def test_every_plot_is_written(run):
     plots = sorted(p.name for p in (run.results / "plots").iterdir())
-    assert plots == sorted(f"{plot}.png" for plot in PLOTS)
+    assert plots == sorted([f"{plot}.png" for plot in PLOTS] + ["glue_summary.png"])
     for name in plots:
         path = run.results / "plots" / name
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -353,7 +353,7 @@ def test_undefined_dataset_later_in_the_list(workflow, small):
             lambda c: c["datasets"]["alpha"].update(task=3),
             ["3 is not of type 'string'", "['task']"],
         ),
-        (lambda c: c["datasets"]["alpha"].pop("task"), ["'task' is a required property"]),
+        (lambda c: c["datasets"]["alpha"].pop("path"), ["'path' is a required property"]),
         (
             lambda c: c["evaluation"].update(dtype="float64"),
             ["'float64' is not one of", "['dtype']"],

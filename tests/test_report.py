@@ -36,6 +36,7 @@ DATASETS = {
 MODEL = "tiny"
 # A phrase each plot's caption must hold: what the plot measures and how.
 PLOT_CAPTIONS = {
+    "score": ["official metric", "Wilson for accuracy", "seeded bootstrap"],
     "accuracy": ["95 % Wilson score interval", "cross-task check", "Matthews correlation"],
     "inference_time": ["tokenization plus every forward pass", "loading the model"],
     "memory_usage": ["peak resident set size", "gpu_peak_allocated_mb"],

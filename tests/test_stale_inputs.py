@@ -18,7 +18,11 @@ import pytest
 from conftest import Workflow, build_tiny_model, write_dataset
 from glueperf.plotting import PLOTS
 
-DOWNSTREAM = [("aggregate_metrics", None, None)] + [("plot_metric", None, None)] * len(PLOTS)
+DOWNSTREAM = sorted(
+    [("aggregate_metrics", None, None), ("summarize_glue", None, None)]
+    + [("plot_glue_summary", None, None)]
+    + [("plot_metric", None, None)] * len(PLOTS)
+)
 A_DAY_AGO = time.time() - 86400
 
 
