@@ -136,7 +136,8 @@ def test_fuzzed_frames_are_accepted_and_counted_right_or_refused_with_a_dataset_
             str(k): int(v) for k, v in labels.value_counts().sort_index().items()
         }
         assert summary["has_idx"] == ("idx" in frame.columns)
-        texts, got_labels, idx = load_dataset(path)
+        data = load_dataset(path)
+        texts, got_labels, idx = data.texts, data.labels, data.idx
         assert texts == frame["sentence"].astype(object).tolist()
         assert got_labels.tolist() == labels.tolist()
         expected_idx = frame["idx"].astype("int64") if "idx" in frame else range(len(frame))
@@ -150,7 +151,7 @@ def test_a_directory_or_duplicate_column_names_are_dataset_errors(tmp_path):
         [texts(2), texts(2), ints([0, 1])], ["sentence", "sentence", "label"]
     )
     with pytest.raises(DatasetError, match=r"\['sentence'\] occur more than once"):
-        validate_table(table, "twice.parquet", "sentence", "label")
+        validate_table(table, "twice.parquet")
     pq.write_table(table, tmp_path / "twice.parquet")
     with pytest.raises(DatasetError, match="sentence"):  # pyarrow refuses it as it reads
         summarize(tmp_path / "twice.parquet")
