@@ -27,6 +27,13 @@ from glueperf.locks import (
     record_lock_owner,
     remove_stale_lock,
 )
+from glueperf.resultsdir import (
+    ResultsOfAnotherConfig,
+    check_results_config,
+    config_files,
+    makes_report,
+    record_results_config,
+)
 
 # Names as the schema allows them: no '/' so that a name is one path component.
 NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]*"
@@ -67,9 +74,31 @@ if workflow.is_main_process:
         print(stale_lock_note, file=sys.stderr)
 
 
+# One directory holds the results of one config (glueperf/resultsdir.py): a run or a report with
+# other config files than those that made results/ stops here, before it overwrites them or
+# reports on other models. A run that executes jobs then claims results/, also when it finds
+# nothing to do (at onstart too, for Snakemake used from Python).
+RUN_CONFIG_FILES = config_files(workflow.overwrite_configfiles)
+
+
+def keep_results_of_one_config(report=False):
+    try:
+        check_results_config(RUN_CONFIG_FILES, report=report)
+    except ResultsOfAnotherConfig as error:
+        raise WorkflowError(str(error)) from None
+
+
+if workflow.is_main_process and (executes_jobs() or makes_report()):
+    keep_results_of_one_config(report=makes_report())
+    if executes_jobs():
+        record_results_config(RUN_CONFIG_FILES, config)
+
+
 onstart:
     hold_run_lock_or_stop()  # held already when started from the command line
     record_lock_owner()
+    keep_results_of_one_config()  # checked and recorded already from the command line
+    record_results_config(RUN_CONFIG_FILES, config)
 
 
 def model_config(model):

@@ -8,8 +8,21 @@ cd "$(dirname "$0")/.."
 packages=$(grep -v '^#' tests/apt-packages.txt | xargs)
 missing=$(for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done | xargs)
 if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  echo "installing Debian packages: $missing"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  # Only what is missing, without recommends, and never an upgrade of what the system already
+  # has: when the packages would need newer versions of installed ones (systemd, perl...), apt's
+  # dry run (-s) says so and nothing is installed; the tests that need them skip.
+  install=(apt-get install -y -qq --no-install-recommends --no-upgrade)
+  apt-get update -qq
+  upgrades=$("${install[@]}" -s $missing | awk '/^Inst [^ ]+ \[/ {print $2}' | xargs)
+  if [ -n "$upgrades" ]; then
+    echo "not installing Debian packages $missing: apt-get would upgrade installed packages" \
+      "($upgrades). Install them yourself if you want those tests; they skip without them." >&2
+  else
+    echo "installing Debian packages (and what they need, nothing upgraded): $missing"
+    DEBIAN_FRONTEND=noninteractive "${install[@]}" $missing >/dev/null
+  fi
+elif [ -n "$missing" ]; then
+  echo "Debian packages missing (the tests that need them skip): $missing" >&2
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -98,6 +98,42 @@ def test_unlabeled_accuracy_stays_empty(metrics_files, tmp_path):
     assert line.split(",")[4] == ""  # empty, not 0
 
 
+# A metrics row with full-precision floats, as evaluate_model writes them, and what the table
+# shows of each field.
+UNROUNDED = {
+    "inference_time_s": (7.3179497349999565, "7.318"),
+    "startup_s": (2.815716505050659, "2.816"),
+    "peak_rss_mb": (786.68359375, "786.7"),
+    "gpu_peak_reserved_mb": (1004.000001, "1004.0"),
+    "accuracy_pct": (89.3348623853211, "89.33"),
+    "truncated_pct": (0.0049999, "0.0"),
+    "score": (79.24775631645693, "79.25"),
+    "score_ci_low": (75.11409277434376, "75.11"),
+    "mcc": (0.38380110308209325, "0.3838"),
+    "pearson": (-0.123456789, "-0.1235"),
+    "throughput_eps": (96.56499487485671, "96.6"),
+    "n_rows": (872, "872"),
+    "batch_tokens": (16384, "16384"),
+    "gpu_index": (3, "3"),
+    "model_source": ("/models/m-1.5", "/models/m-1.5"),
+}
+
+
+def test_the_table_rounds_each_number_to_what_it_can_mean(tmp_path):
+    row = {"model": "m", "dataset": "d", **{k: value for k, (value, _) in UNROUNDED.items()}}
+    path = write_rows(tmp_path / "metrics.csv", [row])
+    performance_table(read_metrics([path])).to_csv(tmp_path / "table.csv", index=False)
+    # As a person reads the file: the CSV text, each column under its (renamed) header.
+    header, line = (tmp_path / "table.csv").read_text().splitlines()
+    written = dict(zip(header.split(","), line.split(","), strict=True))
+    shown = {"inference_time_s": "Inference Time (seconds)", "peak_rss_mb": "Memory Usage (MB)"}
+    shown |= {"accuracy_pct": "Accuracy (%)", "score": "Score"}
+    for field, (_, expected) in UNROUNDED.items():
+        assert written[shown.get(field, field)] == expected, field
+    # The metrics file itself keeps every digit.
+    assert read_metrics([path]).loc[0, "inference_time_s"] == 7.3179497349999565
+
+
 @pytest.mark.parametrize("n_rows", [0, 2])
 def test_a_metrics_file_must_hold_exactly_one_row(metrics_files, tmp_path, n_rows):
     paths, _ = metrics_files

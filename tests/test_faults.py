@@ -31,7 +31,7 @@ N_ROWS = 2500
 STARTED = " sentences"  # the evaluation's progress bar is in its log: inference has begun
 
 
-class Run:
+class SnakemakeProcess:
     """A snakemake process in its own process group, with its output in a file."""
 
     def __init__(self, workflow: Workflow, *args):
@@ -93,14 +93,14 @@ def killed(tmp_path_factory, tiny_model) -> dict:
     found = {"workflow": workflow, "results": results}
 
     # 1. SIGKILL the evaluation script only: Snakemake sees its job fail.
-    run = Run(workflow)
+    run = SnakemakeProcess(workflow)
     run.wait_for_inference(log)
     run.evaluation_script().send_signal(signal.SIGKILL)
     found["script"] = {"rc": run.finish(), "output": run.output(), "left": outputs_left(results)}
 
     # 2. SIGKILL Snakemake and its job together (the whole process group), as a power loss would.
     log.unlink()
-    run = Run(workflow)
+    run = SnakemakeProcess(workflow)
     run.wait_for_inference(log)
     os.killpg(run.process.pid, signal.SIGKILL)
     found["group"] = {
@@ -110,7 +110,7 @@ def killed(tmp_path_factory, tiny_model) -> dict:
     }
 
     # 3. The next plain run.
-    run = Run(workflow)
+    run = SnakemakeProcess(workflow)
     found["next"] = {"rc": run.finish(timeout=600), "output": run.output()}
     return found
 

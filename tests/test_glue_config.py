@@ -99,7 +99,8 @@ def test_every_glue_dataset_is_fetched_at_the_pinned_commit_and_scored(hub_run):
             expected = 100 * np.mean(
                 [row._5 / 100 if m == "accuracy" else getattr(row, m) for m in task.metrics]
             )
-        assert row.Score == pytest.approx(expected)
+        # From the table's rounded figures (scores and percentages to 2 decimals).
+        assert row.Score == pytest.approx(expected, abs=0.02)
 
 
 def test_mnli_classes_are_matched_by_name(hub_run):

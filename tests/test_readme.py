@@ -116,3 +116,46 @@ def test_every_figure_the_readme_shows_exists():
 def test_the_readme_names_every_plot():
     for plot in PLOTS:
         assert f"{plot}.png" in README or f"{plot}," in README or f",{plot}}}" in README, plot
+
+
+# --- every command runs as written after the set-up command --------------------------------------
+
+# Programs that the set-up installs into .venv/bin only: bare, they are "command not found" (or
+# another installation's) unless the venv is activated, which the README never asks for.
+VENV_PROGRAMS = {"snakemake", "python", "pip", "pytest", "ruff", "snakefmt"}
+
+
+def readme_commands(text: str = README) -> list[str]:
+    """Each command of the README: the lines of its bash blocks (comments dropped, continued
+    lines joined) and the inline code spans that start with a program, split at && || | ;."""
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    lines = [
+        line.split(" #")[0]
+        for block in blocks
+        for line in block.replace("\\\n", " ").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    spans = [" ".join(span.split()) for span in re.findall(r"`([^`]+)`", prose)]
+    lines += [span for span in spans if " " in span]  # one word (`snakemake`) names a program
+    return [part.strip() for line in lines for part in re.split(r"&&|\|\||\||;", line)]
+
+
+def program(command: str) -> str:
+    """The program a command runs, after any VAR=value settings."""
+    words = [word for word in command.split() if not re.fullmatch(r"[A-Z_]+=\S*", word)]
+    return words[0] if words else ""
+
+
+def test_every_command_uses_the_venvs_programs():
+    bare = [c for c in readme_commands() if program(c) in VENV_PROGRAMS]
+    assert not bare, f"commands that need .venv/bin/ (the set-up does not activate it): {bare}"
+    venv = [c for c in readme_commands() if program(c).startswith(".venv/bin/")]
+    assert len(venv) >= 10
+    for command in venv:  # each one of the programs the set-up installs
+        assert program(command).removeprefix(".venv/bin/") in VENV_PROGRAMS, command
+
+
+def test_the_command_check_sees_bare_programs():
+    text = "```bash\nsnakemake --cores 1  # run\n```\nthen `HF_HUB_OFFLINE=1 pip install x` ok"
+    assert [program(c) for c in readme_commands(text)] == ["snakemake", "pip"]

@@ -59,7 +59,9 @@ CHROMIUM_FLAGS = [
 ]
 
 
-class Run:
+class ReportedRun:
+    """A finished pipeline run and the report made of it: console, report log and paths."""
+
     def __init__(self, workflow: Workflow, config: dict, result, report_log: str):
         self.workflow, self.config = workflow, config
         self.console, self.report_log = result.stdout, report_log
@@ -68,7 +70,7 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, tiny_model) -> Run:
+def run(tmp_path_factory, tiny_model) -> ReportedRun:
     base = tmp_path_factory.mktemp("report")
     datasets = {}
     for seed, (name, (rows, labeled, task, note)) in enumerate(DATASETS.items()):
@@ -83,7 +85,7 @@ def run(tmp_path_factory, tiny_model) -> Run:
     workflow.write_config(config)
     result = workflow.snakemake()
     report = workflow.snakemake("--report", "report.html")
-    return Run(workflow, config, result, report.stdout + report.stderr)
+    return ReportedRun(workflow, config, result, report.stdout + report.stderr)
 
 
 # --- console and logs ---------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def test_reference_result(results):
     assert round(row["mcc"], 4) == 0.7874
     assert row["dtype"] == "float32"
     table = pd.read_csv(results / "model_performance.csv")
-    assert round(table.loc[0, "Accuracy (%)"], 4) == 89.3349
+    assert table.loc[0, "Accuracy (%)"] == 89.33  # the table rounds to what people read
 
 
 def test_predictions_equal_one_sentence_at_a_time(results, reference):

@@ -29,6 +29,17 @@ TABLE_NAME_COLUMNS = ("Model", "Dataset", "Task", "glue_task", "Metric", "family
 # Counts that stay whole numbers even when empty for an unlabeled dataset (not 20.0).
 COUNT_COLUMNS = ("n_rows", "n_labeled", "correct", "n_tokens", "n_truncated", "n_batches")
 
+# Decimals that model_performance.csv keeps of each measured number: what the number can mean,
+# not every digit of a float (7.3179497349999565 s). By field, else by the field's unit suffix;
+# other columns, and whole numbers, are written as they are. The per-run metrics files keep
+# full precision. Seconds to the millisecond, MiB to a tenth, percentages and scores (x 100) to
+# a hundredth, correlations and F1 (from -1 or 0 to 1) to 4 decimals.
+DECIMALS_BY_FIELD = {
+    **dict.fromkeys(("score", "score_ci_low", "score_ci_high"), 2),
+    **dict.fromkeys(("mcc", "macro_f1", "f1", "pearson", "spearman"), 4),
+}
+DECIMALS_BY_SUFFIX = {"_s": 3, "_mb": 1, "_pct": 2, "_eps": 1}
+
 
 def _read(path, names) -> pd.DataFrame:
     """Only an empty cell is missing, names stay text, counts stay integers."""
@@ -70,14 +81,35 @@ def performance_table(
     metrics: pd.DataFrame, tasks: dict[str, str] | None = None, families: dict | None = None
 ) -> pd.DataFrame:
     """The report's five columns first, then the model, the official metric and score, and every
-    other field, in input order. ``tasks``: dataset -> the Task label shown for people;
+    other field, in input order, each number rounded to what it can mean (``decimals``).
+    ``tasks``: dataset -> the Task label shown for people;
     ``families``: model -> its family (its row in the GLUE summary; default: the model)."""
-    metrics = metrics.copy()
+    metrics = round_for_people(metrics)
     metrics["task"] = metrics["dataset"].map(tasks or {}).fillna("")
     metrics["family"] = metrics["model"].map(families or {}).fillna(metrics["model"])
     renamed = metrics.rename(columns={field: name for name, field in REPORT_COLUMNS.items()})
     first = [name for name in REPORT_COLUMNS if name in renamed.columns]
     return renamed[first + [c for c in renamed.columns if c not in first]]
+
+
+def decimals(field: str) -> int | None:
+    """How many decimals the performance table keeps of a metrics field (None: as it is)."""
+    if field in DECIMALS_BY_FIELD:
+        return DECIMALS_BY_FIELD[field]
+    for suffix, places in DECIMALS_BY_SUFFIX.items():
+        if field.endswith(suffix):
+            return places
+    return None
+
+
+def round_for_people(metrics: pd.DataFrame) -> pd.DataFrame:
+    """A copy of the metrics rows with each floating-point field rounded to its decimals."""
+    rounded = metrics.copy()
+    for field in rounded.columns:
+        places = decimals(field)
+        if places is not None and pd.api.types.is_float_dtype(rounded[field]):
+            rounded[field] = rounded[field].round(places)
+    return rounded
 
 
 def glue_summary(table: pd.DataFrame) -> pd.DataFrame:
