@@ -354,9 +354,8 @@ def evaluate(
         engine = Engine(model, tokenizer, device, batching)
         with timer.phase("warmup_s"):
             warm_up(engine, pairs=data.pairs is not None)
-        engine.progress = True
         with timer.phase("inference_time_s"):
-            result = engine.run(data.texts, data.pairs)
+            result = engine.run(data.texts, data.pairs, progress=True)
         gpu_allocated_mb, gpu_reserved_mb = gpu_peaks_mb(device)
     outputs = result.predictions if mapping is None else mapping.apply(result.predictions)
     n_classes = None if mapping is None else len(data.label_names or mapping.to_dataset)
