@@ -12,7 +12,6 @@ hypothesis fuzzes the validator.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -30,14 +29,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from conftest import (
-    REPO,
     WORDS,
     Workflow,
     make_sentences,
     reference_predictions,
 )
 from glueperf import GlueperfError
-from glueperf.evaluation import check_labels_fit, load_model
+from glueperf.evaluation import check_labels_fit
+from glueperf.models import load_model
 from glueperf.validation import (
     DatasetError,
     load_dataset,
@@ -132,7 +131,7 @@ MODEL_FAULTS = {
 def test_load_model_names_the_source_and_what_is_missing(bad_models, name):
     source = str(bad_models[name])
     with pytest.raises(GlueperfError) as caught:
-        load_model(source, None, "float32", "cpu")
+        load_model(source, "float32", "cpu")
     message = str(caught.value)
     assert f"model '{source}'" in message
     for text in MODEL_FAULTS[name]:
@@ -152,13 +151,13 @@ def test_a_checkpoint_without_its_classifier_weights_is_refused(tmp_path, tiny_m
     with pytest.raises(
         GlueperfError, match=r"classifier\.(bias|weight).*missing from the checkpoint"
     ):
-        load_model(str(target), None, "float32", "cpu")
+        load_model(str(target), "float32", "cpu")
 
 
 def test_a_path_like_source_that_does_not_exist_is_not_sent_to_the_hub(tmp_path):
     for source in ["./models/absent", str(tmp_path / "absent"), "~/absent-model"]:
         with pytest.raises(GlueperfError, match="no such directory"):
-            load_model(source, None, "float32", "cpu")
+            load_model(source, "float32", "cpu")
 
 
 def test_labels_outside_the_models_classes_are_named(tmp_path):
@@ -168,66 +167,6 @@ def test_labels_outside_the_models_classes_are_named(tmp_path):
     message = str(caught.value)
     assert "[2, 7]" in message and "'some/model'" in message and "rows 3, 8" in message
     check_labels_fit(np.array([0, 1, -1]), 3, tmp_path / "d.parquet", "label", "m")  # fits
-
-
-# --- the Hub unreachable: a fast, clear error that says how to run offline -------------------
-
-HUB_PROBE = """
-import json, sys, time
-sys.path.insert(0, sys.argv[1])
-from glueperf import GlueperfError
-from glueperf.evaluation import load_model
-from glueperf.validation import read_table
-calls = {
-    "model": lambda: load_model(sys.argv[2], None, "float32", "cpu"),
-    "dataset": lambda: read_table("hf://datasets/glueperf-test/absent/data.parquet"),
-}
-for name, call in calls.items():
-    started = time.monotonic()
-    try:
-        call()
-        outcome = "loaded"
-    except GlueperfError as error:
-        outcome = str(error)
-    print(json.dumps({"name": name, "seconds": time.monotonic() - started, "outcome": outcome}))
-"""
-
-
-def probe_hub(source: str, env: dict) -> dict[str, dict]:
-    result = subprocess.run(
-        [sys.executable, "-c", HUB_PROBE, str(REPO / "scripts"), source],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    return {line["name"]: line for line in lines}
-
-
-def test_unreachable_hub_fails_within_seconds_with_offline_advice(tmp_path):
-    found = probe_hub("glueperf-test/absent-model", offline_hub_env(tmp_path / "hf-home"))
-    model, dataset = found["model"], found["dataset"]
-    assert model["seconds"] < 20, model
-    assert "model 'glueperf-test/absent-model'" in model["outcome"]
-    assert "unreachable" in model["outcome"] and "HF_HUB_OFFLINE" in model["outcome"]
-    assert dataset["seconds"] < 20, dataset
-    assert "hf://datasets/glueperf-test/absent/data.parquet" in dataset["outcome"]
-    assert "HF_HUB_OFFLINE" in dataset["outcome"]
-
-
-def test_a_hub_model_in_the_cache_loads_while_the_hub_is_unreachable(tmp_path, tiny_model):
-    from hub_server import FakeHub
-    from huggingface_hub import snapshot_download
-
-    env = offline_hub_env(tmp_path / "hf-home")
-    with FakeHub() as hub:  # fill the cache as an earlier, online run would have
-        hub.add_model_dir("acme/tiny", tiny_model)
-        snapshot_download("acme/tiny", cache_dir=tmp_path / "hf-home" / "hub", endpoint=hub.url)
-    found = probe_hub("acme/tiny", env)  # the same cache, the Hub gone
-    assert found["model"]["outcome"] == "loaded"
-    assert found["model"]["seconds"] < 20
 
 
 # --- bad datasets ------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ SKIPPED_MODEL_FILES = ["*.h5", "*.msgpack", "*.ot", "onnx/*", "coreml/*", "*.onn
 HF_DATASET_URL = re.compile(
     r"^hf://datasets/(?P<repo>[^/@]+/[^/@]+)(@(?P<revision>[^/]+))?/(?P<file>.+)$"
 )
+# The packages of the Hub client's transport, whose errors mean that the Hub did not answer.
+TRANSPORT_MODULES = ("httpx", "httpx2", "httpcore", "httpcore2")
 OFFLINE_ADVICE = (
     "To run without the Hub, give a local directory or parquet file in the config, or prefetch "
     "everything once on a machine with internet (`snakemake --cores 1 prefetch`) and run with "
@@ -105,8 +107,8 @@ def hub_errors(what: str):
     except HfHubHTTPError as error:
         raise GlueperfError(f"{what}: the Hub answered with an error ({error})") from error
     except Exception as error:
-        # The Hub client's transport (httpx2) raises its own connection and timeout errors.
-        if type(error).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore"):
+        # The Hub client's transport raises its own connection and timeout errors.
+        if type(error).__module__.split(".")[0] in TRANSPORT_MODULES:
             raise GlueperfError(f"{unreachable} ({error}). {OFFLINE_ADVICE}") from error
         raise
 
