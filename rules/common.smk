@@ -189,11 +189,11 @@ def model_fingerprint(wildcards):
     trust_remote_code may run); none for a fetched Hub model, as for Hub datasets."""
     if is_fetched(wildcards.model):
         return None
-    source = Path(model_dir(wildcards.model))
-    if not source.is_dir():
+    directory = Path(model_dir(wildcards.model))
+    if not directory.is_dir():
         return None
     return {
-        f.name: file_fingerprint(f) for f in sorted(source.iterdir()) if f.is_file()
+        f.name: file_fingerprint(f) for f in sorted(directory.iterdir()) if f.is_file()
     }
 
 
@@ -255,7 +255,7 @@ def model_spec(wildcards):
     return {
         "source": model_source(wildcards),
         "revision": model_revision(wildcards) if fetched else None,
-        "load_from": model_dir(wildcards.model),
+        "model_dir": model_dir(wildcards.model),
         "trust_remote_code": model_config(wildcards.model)["trust_remote_code"],
     }
 
@@ -264,9 +264,9 @@ def model_files(wildcards):
     """The model's files as inputs, so that a refetch or a change reruns its evaluations."""
     if is_fetched(wildcards.model):
         return [model_dir(wildcards.model)]
-    source = Path(model_dir(wildcards.model))
+    directory = Path(model_dir(wildcards.model))
     return sorted(
-        str(f) for pattern in MODEL_FILE_PATTERNS for f in source.glob(pattern)
+        str(f) for pattern in MODEL_FILE_PATTERNS for f in directory.glob(pattern)
     )
 
 
