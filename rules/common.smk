@@ -10,15 +10,14 @@ from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-PLOTS = ["score", "accuracy", "inference_time", "memory_usage", "throughput"]
 # The importable code behind each stage: a change to it reruns that stage (and what follows),
 # like a change to the stage's script does.
 CODE_DIR = Path(workflow.basedir) / "scripts" / "glueperf"
-MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.bin", "*.txt", "*.model"]
 sys.path.insert(0, str(CODE_DIR.parent))
 from glueperf import GlueperfError
-from glueperf.fetch import is_hub_model, is_remote
+from glueperf.fetch import MODEL_FILE_PATTERNS, is_hub_model, is_remote
 from glueperf.metrics import check_dataset_metrics
+from glueperf.plotting import PLOTS
 from glueperf.tasks import dataset_spec, display_task
 from glueperf.locks import (
     RunInProgress,
