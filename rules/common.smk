@@ -102,18 +102,20 @@ def evaluation_pairs():
 
 
 def metrics_files(wildcards=None):
+    """Every evaluation's metrics file: the aggregation's inputs."""
     return [
-        f"results/metrics/{model}/{dataset}.csv"
+        expand(rules.evaluate_model.output.metrics, model=model, dataset=dataset)[0]
         for model, dataset in evaluation_pairs()
     ]
 
 
 def final_outputs():
+    """What `rule all` asks for; called once the stage files have defined their rules."""
     return [
-        "results/model_performance.csv",
-        "results/glue_summary.csv",
-        *expand("results/plots/{plot}.png", plot=PLOTS),
-        "results/plots/glue_summary.png",
+        rules.aggregate_metrics.output.table,
+        rules.summarize_glue.output.summary,
+        *expand(rules.plot_metric.output.plot, plot=PLOTS),
+        rules.plot_glue_summary.output.plot,
     ]
 
 
@@ -139,21 +141,9 @@ def code_files(script):
     return sorted(str(path) for path in found)
 
 
-def dataset_path(wildcards):
-    return dataset_config(wildcards.dataset)["path"]
-
-
-def dataset_revision(wildcards):
-    return dataset_config(wildcards.dataset)["revision"]
-
-
-def dataset_checksum(wildcards):
-    return dataset_config(wildcards.dataset).get("sha256")
-
-
 def dataset_file(wildcards):
     """The dataset's local parquet file: the config's path, or the fetched copy of a Hub file."""
-    path = dataset_path(wildcards)
+    path = dataset_config(wildcards.dataset)["path"]
     if is_remote(path):
         return f"resources/datasets/{wildcards.dataset}.parquet"
     # A missing file fails its own validation job, which names it, instead of the whole run:
@@ -179,7 +169,7 @@ def dataset_fingerprint(wildcards):
     """A local dataset file's fingerprint; none for a Hub file, whose fetched copy is only
     replaced by a refetch (newer than every result) and does not exist before the first run.
     """
-    path = dataset_path(wildcards)
+    path = dataset_config(wildcards.dataset)["path"]
     return None if is_remote(path) else file_fingerprint(path)
 
 
@@ -197,7 +187,7 @@ def model_fingerprint(wildcards):
 
 
 def dataset_provenance(wildcards):
-    if is_remote(dataset_path(wildcards)):
+    if is_remote(dataset_config(wildcards.dataset)["path"]):
         return f"resources/provenance/datasets/{wildcards.dataset}.json"
     return []
 
@@ -228,14 +218,6 @@ def display_labels(wildcards=None):
     }
 
 
-def model_source(wildcards):
-    return model_config(wildcards.model)["source"]
-
-
-def model_revision(wildcards):
-    return model_config(wildcards.model)["revision"]
-
-
 def is_fetched(model):
     return is_hub_model(model_config(model)["source"])
 
@@ -250,12 +232,12 @@ def model_dir(model):
 def model_spec(wildcards):
     """What the metrics row records of the model, and where it is loaded from. A revision
     means nothing for a local directory, so none is recorded for one."""
-    fetched = is_fetched(wildcards.model)
+    spec = model_config(wildcards.model)
     return {
-        "source": model_source(wildcards),
-        "revision": model_revision(wildcards) if fetched else None,
+        "source": spec["source"],
+        "revision": spec["revision"] if is_fetched(wildcards.model) else None,
         "model_dir": model_dir(wildcards.model),
-        "trust_remote_code": model_config(wildcards.model)["trust_remote_code"],
+        "trust_remote_code": spec["trust_remote_code"],
     }
 
 
