@@ -1,7 +1,6 @@
 # Helpers for the stage files: config checks, target lists and input/params functions.
 import ast
 import os
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -11,21 +10,13 @@ from snakemake.utils import validate
 validate(config, schema="../schemas/config.schema.yaml")
 
 # The importable code behind each stage: a change to it reruns that stage (and what follows),
-# like a change to the stage's script does.
+# like a change to the stage's script does. Importable: the Snakefile puts scripts/ on the path.
 CODE_DIR = Path(workflow.basedir) / "scripts" / "glueperf"
-sys.path.insert(0, str(CODE_DIR.parent))
 from glueperf import GlueperfError
 from glueperf.fetch import MODEL_FILE_PATTERNS, is_hub_model, is_remote
 from glueperf.metrics import check_dataset_metrics
 from glueperf.plotting import PLOTS
 from glueperf.tasks import dataset_spec, display_task
-from glueperf.locks import (
-    RunInProgress,
-    executes_jobs,
-    hold_run_lock,
-    record_lock_owner,
-    remove_stale_lock,
-)
 
 # Names as the schema allows them: no '/' so that a name is one path component.
 NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]*"
@@ -43,32 +34,6 @@ def check_references():
 
 
 check_references()
-
-
-# Exactly one run executes jobs in a directory at a time: Snakemake's own lock lets runs started
-# together through. Taken as the Snakefile is read, before Snakemake's lock, for the life of
-# the process, by a command line that runs jobs (not -n, --lint, --report, --unlock...), and
-# again at onstart for Snakemake used from Python (glueperf/locks.py: hold_run_lock).
-def hold_run_lock_or_stop():
-    try:
-        hold_run_lock()
-    except RunInProgress as error:
-        raise WorkflowError(str(error)) from None
-
-
-# A run killed outright (SIGKILL, power loss) leaves Snakemake's lock behind, and every later
-# run would stop at it: remove it when the run that took it is gone (see glueperf/locks.py).
-if workflow.is_main_process:
-    if executes_jobs():
-        hold_run_lock_or_stop()
-    stale_lock_note = remove_stale_lock()
-    if stale_lock_note:
-        print(stale_lock_note, file=sys.stderr)
-
-
-onstart:
-    hold_run_lock_or_stop()  # held already when started from the command line
-    record_lock_owner()
 
 
 def model_config(model):

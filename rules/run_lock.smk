@@ -1,0 +1,39 @@
+# One run at a time per directory, and no stale Snakemake lock: side effects of reading the
+# Snakefile, kept apart from the helpers in common.smk.
+import sys
+
+from snakemake.exceptions import WorkflowError
+
+from glueperf.locks import (
+    RunInProgress,
+    executes_jobs,
+    hold_run_lock,
+    record_lock_owner,
+    remove_stale_lock,
+)
+
+
+# Exactly one run executes jobs in a directory at a time: Snakemake's own lock lets runs started
+# together through. Taken as the Snakefile is read, before Snakemake's lock, for the life of
+# the process, by a command line that runs jobs (not -n, --lint, --report, --unlock...), and
+# again at onstart for Snakemake used from Python (glueperf/locks.py: hold_run_lock).
+def hold_run_lock_or_stop():
+    try:
+        hold_run_lock()
+    except RunInProgress as error:
+        raise WorkflowError(str(error)) from None
+
+
+# A run killed outright (SIGKILL, power loss) leaves Snakemake's lock behind, and every later
+# run would stop at it: remove it when the run that took it is gone (see glueperf/locks.py).
+if workflow.is_main_process:
+    if executes_jobs():
+        hold_run_lock_or_stop()
+    stale_lock_note = remove_stale_lock()
+    if stale_lock_note:
+        print(stale_lock_note, file=sys.stderr)
+
+
+onstart:
+    hold_run_lock_or_stop()  # held already when started from the command line
+    record_lock_owner()
