@@ -8,7 +8,6 @@ commit, and records the commit and the sha256 of every file in a provenance file
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import os
 import re
 import shutil
@@ -18,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from glueperf import GlueperfError
+from glueperf.checksums import local_checksums, sha256_file, weights_sha256
 
 # What a sequence classifier needs: config, weights, tokenizer. Other frameworks' weights
 # (TensorFlow, Flax, ONNX, Rust) are left on the Hub.
@@ -73,14 +73,6 @@ def select_model_files(paths: list[str]) -> list[str]:
     if any(p.endswith(".safetensors") for p in wanted):
         wanted = [p for p in wanted if not p.endswith(".bin") and not p.endswith(".bin.index.json")]
     return sorted(wanted)
-
-
-def sha256_file(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @contextmanager
@@ -180,25 +172,6 @@ def fetch_dataset_file(url: str, revision: str | None, target: Path) -> dict:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return _provenance("dataset", url, revision, commit, {filename: checksum})
-
-
-def weights_sha256(checksums: dict[str, str]) -> str:
-    """One fingerprint of a model's weights: the file's sha256, or for sharded weights the
-    sha256 of the sorted 'name sha256' lines (as `sha256sum` would print them)."""
-    weights = sorted(
-        (name, sha) for name, sha in checksums.items() if name.endswith((".safetensors", ".bin"))
-    )
-    if len(weights) == 1:
-        return weights[0][1]
-    listing = "".join(f"{sha}  {name}\n" for name, sha in weights)
-    return hashlib.sha256(listing.encode()).hexdigest()
-
-
-def local_checksums(directory) -> dict[str, str]:
-    """sha256 of every file in a local model directory, by relative path."""
-    directory = Path(directory)
-    files = sorted(p for p in directory.rglob("*") if p.is_file())
-    return {str(f.relative_to(directory)): sha256_file(f) for f in files}
 
 
 def provenance_fields(validated_summary: dict, model_dir, model_provenance: dict | None) -> dict:

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from glueperf import NO_LABEL, GlueperfError, one_line
-from glueperf.fetch import sha256_file
+from glueperf.checksums import sha256_file
 from glueperf.tasks import DatasetSpec
 
 IDX_COLUMN = "idx"
