@@ -34,6 +34,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/run_lock.smk"
 
 
 wildcard_constraints:

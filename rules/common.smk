@@ -1,7 +1,6 @@
 # Helpers for the stage files: config checks, target lists and input/params functions.
 import ast
 import os
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -10,30 +9,14 @@ from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-PLOTS = ["score", "accuracy", "inference_time", "memory_usage", "throughput"]
 # The importable code behind each stage: a change to it reruns that stage (and what follows),
-# like a change to the stage's script does.
+# like a change to the stage's script does. Importable: the Snakefile puts scripts/ on the path.
 CODE_DIR = Path(workflow.basedir) / "scripts" / "glueperf"
-MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.bin", "*.txt", "*.model"]
-sys.path.insert(0, str(CODE_DIR.parent))
 from glueperf import GlueperfError
-from glueperf.fetch import is_hub_model, is_remote
+from glueperf.fetch import MODEL_FILE_PATTERNS, is_hub_model, is_remote
 from glueperf.metrics import check_dataset_metrics
+from glueperf.plotting import PLOTS
 from glueperf.tasks import dataset_spec, display_task
-from glueperf.locks import (
-    RunInProgress,
-    executes_jobs,
-    hold_run_lock,
-    record_lock_owner,
-    remove_stale_lock,
-)
-from glueperf.resultsdir import (
-    ResultsOfAnotherConfig,
-    check_results_config,
-    config_files,
-    makes_report,
-    record_results_config,
-)
 
 # Names as the schema allows them: no '/' so that a name is one path component.
 NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]*"
@@ -51,54 +34,6 @@ def check_references():
 
 
 check_references()
-
-
-# Exactly one run executes jobs in a directory at a time: Snakemake's own lock lets runs started
-# together through. Taken as the Snakefile is read, before Snakemake's lock, for the life of
-# the process, by a command line that runs jobs (not -n, --lint, --report, --unlock...), and
-# again at onstart for Snakemake used from Python (glueperf/locks.py: hold_run_lock).
-def hold_run_lock_or_stop():
-    try:
-        hold_run_lock()
-    except RunInProgress as error:
-        raise WorkflowError(str(error)) from None
-
-
-# A run killed outright (SIGKILL, power loss) leaves Snakemake's lock behind, and every later
-# run would stop at it: remove it when the run that took it is gone (see glueperf/locks.py).
-if workflow.is_main_process:
-    if executes_jobs():
-        hold_run_lock_or_stop()
-    stale_lock_note = remove_stale_lock()
-    if stale_lock_note:
-        print(stale_lock_note, file=sys.stderr)
-
-
-# One directory holds the results of one config (glueperf/resultsdir.py): a run or a report with
-# other config files than those that made results/ stops here, before it overwrites them or
-# reports on other models. A run that executes jobs then claims results/, also when it finds
-# nothing to do (at onstart too, for Snakemake used from Python).
-RUN_CONFIG_FILES = config_files(workflow.overwrite_configfiles)
-
-
-def keep_results_of_one_config(report=False):
-    try:
-        check_results_config(RUN_CONFIG_FILES, report=report)
-    except ResultsOfAnotherConfig as error:
-        raise WorkflowError(str(error)) from None
-
-
-if workflow.is_main_process and (executes_jobs() or makes_report()):
-    keep_results_of_one_config(report=makes_report())
-    if executes_jobs():
-        record_results_config(RUN_CONFIG_FILES, config)
-
-
-onstart:
-    hold_run_lock_or_stop()  # held already when started from the command line
-    record_lock_owner()
-    keep_results_of_one_config()  # checked and recorded already from the command line
-    record_results_config(RUN_CONFIG_FILES, config)
 
 
 def model_config(model):
@@ -132,18 +67,20 @@ def evaluation_pairs():
 
 
 def metrics_files(wildcards=None):
+    """Every evaluation's metrics file: the aggregation's inputs."""
     return [
-        f"results/metrics/{model}/{dataset}.csv"
+        expand(rules.evaluate_model.output.metrics, model=model, dataset=dataset)[0]
         for model, dataset in evaluation_pairs()
     ]
 
 
 def final_outputs():
+    """What `rule all` asks for; called once the stage files have defined their rules."""
     return [
-        "results/model_performance.csv",
-        "results/glue_summary.csv",
-        *expand("results/plots/{plot}.png", plot=PLOTS),
-        "results/plots/glue_summary.png",
+        rules.aggregate_metrics.output.table,
+        rules.summarize_glue.output.summary,
+        *expand(rules.plot_metric.output.plot, plot=PLOTS),
+        rules.plot_glue_summary.output.plot,
     ]
 
 
@@ -169,21 +106,9 @@ def code_files(script):
     return sorted(str(path) for path in found)
 
 
-def dataset_path(wildcards):
-    return dataset_config(wildcards.dataset)["path"]
-
-
-def dataset_revision(wildcards):
-    return dataset_config(wildcards.dataset)["revision"]
-
-
-def dataset_checksum(wildcards):
-    return dataset_config(wildcards.dataset).get("sha256")
-
-
 def dataset_file(wildcards):
     """The dataset's local parquet file: the config's path, or the fetched copy of a Hub file."""
-    path = dataset_path(wildcards)
+    path = dataset_config(wildcards.dataset)["path"]
     if is_remote(path):
         return f"resources/datasets/{wildcards.dataset}.parquet"
     # A missing file fails its own validation job, which names it, instead of the whole run:
@@ -209,7 +134,7 @@ def dataset_fingerprint(wildcards):
     """A local dataset file's fingerprint; none for a Hub file, whose fetched copy is only
     replaced by a refetch (newer than every result) and does not exist before the first run.
     """
-    path = dataset_path(wildcards)
+    path = dataset_config(wildcards.dataset)["path"]
     return None if is_remote(path) else file_fingerprint(path)
 
 
@@ -218,16 +143,16 @@ def model_fingerprint(wildcards):
     trust_remote_code may run); none for a fetched Hub model, as for Hub datasets."""
     if is_fetched(wildcards.model):
         return None
-    source = Path(model_dir(wildcards.model))
-    if not source.is_dir():
+    directory = Path(model_dir(wildcards.model))
+    if not directory.is_dir():
         return None
     return {
-        f.name: file_fingerprint(f) for f in sorted(source.iterdir()) if f.is_file()
+        f.name: file_fingerprint(f) for f in sorted(directory.iterdir()) if f.is_file()
     }
 
 
 def dataset_provenance(wildcards):
-    if is_remote(dataset_path(wildcards)):
+    if is_remote(dataset_config(wildcards.dataset)["path"]):
         return f"resources/provenance/datasets/{wildcards.dataset}.json"
     return []
 
@@ -258,14 +183,6 @@ def display_labels(wildcards=None):
     }
 
 
-def model_source(wildcards):
-    return model_config(wildcards.model)["source"]
-
-
-def model_revision(wildcards):
-    return model_config(wildcards.model)["revision"]
-
-
 def is_fetched(model):
     return is_hub_model(model_config(model)["source"])
 
@@ -280,12 +197,12 @@ def model_dir(model):
 def model_spec(wildcards):
     """What the metrics row records of the model, and where it is loaded from. A revision
     means nothing for a local directory, so none is recorded for one."""
-    fetched = is_fetched(wildcards.model)
+    spec = model_config(wildcards.model)
     return {
-        "source": model_source(wildcards),
-        "revision": model_revision(wildcards) if fetched else None,
-        "load_from": model_dir(wildcards.model),
-        "trust_remote_code": model_config(wildcards.model)["trust_remote_code"],
+        "source": spec["source"],
+        "revision": spec["revision"] if is_fetched(wildcards.model) else None,
+        "model_dir": model_dir(wildcards.model),
+        "trust_remote_code": spec["trust_remote_code"],
     }
 
 
@@ -293,9 +210,9 @@ def model_files(wildcards):
     """The model's files as inputs, so that a refetch or a change reruns its evaluations."""
     if is_fetched(wildcards.model):
         return [model_dir(wildcards.model)]
-    source = Path(model_dir(wildcards.model))
+    directory = Path(model_dir(wildcards.model))
     return sorted(
-        str(f) for pattern in MODEL_FILE_PATTERNS for f in source.glob(pattern)
+        str(f) for pattern in MODEL_FILE_PATTERNS for f in directory.glob(pattern)
     )
 
 

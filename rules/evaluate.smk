@@ -1,6 +1,6 @@
 rule evaluate_model:
     input:
-        summary="results/validated/{dataset}.json",
+        summary=rules.validate_dataset.output.summary,
         data=dataset_file,
         model=model_files,
         model_provenance=model_provenance,
@@ -25,7 +25,7 @@ rule evaluate_model:
         gpu=1,
     params:
         model=model_spec,
-        path=dataset_path,
+        path=lookup(dpath="datasets/{dataset}/path", within=config),
         dataset=dataset_settings,
         settings=evaluation_settings,
         model_fingerprint=model_fingerprint,

@@ -7,8 +7,8 @@ rule fetch_model:
     conda:
         "../envs/fetch.yaml"
     params:
-        source=model_source,
-        revision=model_revision,
+        source=lookup(dpath="models/{model}/source", within=config),
+        revision=lookup(dpath="models/{model}/revision", within=config),
     script:
         "../scripts/fetch_model.py"
 
@@ -22,8 +22,8 @@ rule fetch_dataset:
     conda:
         "../envs/fetch.yaml"
     params:
-        url=dataset_path,
-        revision=dataset_revision,
+        url=lookup(dpath="datasets/{dataset}/path", within=config),
+        revision=lookup(dpath="datasets/{dataset}/revision", within=config),
     script:
         "../scripts/fetch_dataset.py"
 

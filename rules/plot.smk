@@ -1,6 +1,6 @@
 rule plot_metric:
     input:
-        table="results/model_performance.csv",
+        table=rules.aggregate_metrics.output.table,
         code=code_files("plot_metric.py"),
     output:
         plot=report(

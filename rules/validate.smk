@@ -10,9 +10,9 @@ rule validate_dataset:
     conda:
         "../envs/validate.yaml"
     params:
-        path=dataset_path,
+        path=lookup(dpath="datasets/{dataset}/path", within=config),
         dataset=dataset_settings,
-        sha256=dataset_checksum,
+        sha256=lookup(dpath="datasets/{dataset}/sha256", within=config, default=None),
         fingerprint=dataset_fingerprint,
     script:
         "../scripts/validate_dataset.py"

@@ -35,7 +35,7 @@ def main(snakemake):
 
     torch.set_num_threads(snakemake.threads)
     measured, predictions = evaluate(
-        model_dir=params.model["load_from"],
+        model_dir=params.model["model_dir"],
         data_file=snakemake.input.data,
         spec=DatasetSpec(**params.dataset),
         device=claim.device,
@@ -61,7 +61,7 @@ def main(snakemake):
         "dataset_path": str(params.path),
         **provenance_fields(
             read_json(snakemake.input.summary),
-            params.model["load_from"],
+            params.model["model_dir"],
             read_json(snakemake.input.model_provenance),
         ),
     }

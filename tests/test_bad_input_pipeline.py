@@ -7,7 +7,7 @@ good but awkward datasets (odd whitespace and scripts; long sentences under othe
 with the Hub pointed at a closed port. The same run shows that two evaluations do not run at once
 (each takes both cores here; the device lock that keeps them apart with more cores is tested in
 tests/test_devices.py). Unit tests cover the same errors without Snakemake
-(test_bad_models.py, test_unreachable_hub.py), and hypothesis fuzzes the validator
+(test_bad_models.py), and hypothesis fuzzes the validator
 (test_bad_datasets.py).
 """
 

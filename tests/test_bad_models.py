@@ -13,7 +13,8 @@ import pytest
 
 from bad_input import MODEL_FAULTS, make_bad_models
 from glueperf import GlueperfError
-from glueperf.evaluation import check_labels_fit, load_model
+from glueperf.evaluation import check_labels_fit
+from glueperf.models import load_model
 from glueperf.validation import DatasetError
 
 
@@ -26,7 +27,7 @@ def bad_models(tmp_path_factory, tiny_model):
 def test_load_model_names_the_source_and_what_is_missing(bad_models, name):
     source = str(bad_models[name])
     with pytest.raises(GlueperfError) as caught:
-        load_model(source, None, "float32", "cpu")
+        load_model(source, "float32", "cpu")
     message = str(caught.value)
     assert f"model '{source}'" in message
     for text in MODEL_FAULTS[name]:
@@ -46,13 +47,13 @@ def test_a_checkpoint_without_its_classifier_weights_is_refused(tmp_path, tiny_m
     with pytest.raises(
         GlueperfError, match=r"classifier\.(bias|weight).*missing from the checkpoint"
     ):
-        load_model(str(target), None, "float32", "cpu")
+        load_model(str(target), "float32", "cpu")
 
 
 def test_a_path_like_source_that_does_not_exist_is_not_sent_to_the_hub(tmp_path):
     for source in ["./models/absent", str(tmp_path / "absent"), "~/absent-model"]:
         with pytest.raises(GlueperfError, match="no such directory"):
-            load_model(source, None, "float32", "cpu")
+            load_model(source, "float32", "cpu")
 
 
 def test_labels_outside_the_models_classes_are_named(tmp_path):

@@ -15,13 +15,8 @@ from hub_server import FakeHub, point_hub_client_at
 
 from conftest import Workflow, build_tiny_model, reference_predictions, write_dataset
 from glueperf import GlueperfError
-from glueperf.fetch import (
-    fetch_model,
-    is_hub_model,
-    parse_dataset_url,
-    select_model_files,
-    weights_sha256,
-)
+from glueperf.checksums import weights_sha256
+from glueperf.fetch import fetch_model, is_hub_model, parse_dataset_url, select_model_files
 from glueperf.plotting import PLOTS
 
 DATA_URL = "hf://datasets/acme/glue/sst2/validation-00000-of-00001.parquet"

@@ -220,7 +220,15 @@ def test_editing_the_aggregation_code_reruns_aggregate_and_plots(pipeline):
 @pytest.mark.parametrize(
     "module",
     # fetch.py and outputs.py too: the evaluation imports them (code= follows the imports)
-    ["engine.py", "evaluation.py", "labels.py", "measure.py", "metrics.py"],
+    [
+        "engine.py",
+        "evaluation.py",
+        "models.py",
+        "labels.py",
+        "measure.py",
+        "metrics.py",
+        "fetch.py",
+    ],
 )
 def test_editing_the_evaluation_code_reruns_every_evaluation(pipeline, module):
     append_comment(pipeline.workflow.root / "scripts" / "glueperf" / module)
@@ -228,7 +236,7 @@ def test_editing_the_evaluation_code_reruns_every_evaluation(pipeline, module):
     assert counted == {"evaluate_model": 3, **AFTER_EVALUATION}
 
 
-@pytest.mark.parametrize("module", ["validation.py", "tasks.py", "fetch.py"])
+@pytest.mark.parametrize("module", ["validation.py", "tasks.py", "checksums.py"])
 def test_editing_the_validation_code_reruns_from_validation(pipeline, module):
     append_comment(pipeline.workflow.root / "scripts" / "glueperf" / module)
     _, counted = pipeline.jobs()

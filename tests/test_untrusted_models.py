@@ -23,7 +23,8 @@ import torch
 
 from conftest import REPO, Workflow, write_dataset
 from glueperf import GlueperfError
-from glueperf.evaluation import load_model, resolve_device
+from glueperf.evaluation import resolve_device
+from glueperf.models import load_model
 
 CUSTOM_CODE = """
 from pathlib import Path
@@ -198,7 +199,7 @@ def test_a_models_own_code_is_refused_before_transformers_sees_it(tmp_path, tiny
     marker = tmp_path / "ran"
     source = with_own_code(tiny_model, tmp_path / "own", marker)
     with pytest.raises(GlueperfError, match="comes with code of its own.*trust_remote_code"):
-        load_model(str(source), None, "float32", "cpu")
+        load_model(str(source), "float32", "cpu")
     assert not marker.exists()
 
 
@@ -209,7 +210,7 @@ def test_a_classifier_head_of_another_size_than_the_config_is_one_clear_error(tm
     config["label2id"] = {"a": 0, "b": 1, "c": 2}
     (target / "config.json").write_text(json.dumps(config))
     with pytest.raises(GlueperfError) as caught:
-        load_model(str(target), None, "float32", "cpu")
+        load_model(str(target), "float32", "cpu")
     message = str(caught.value)
     assert "classifier.weight (checkpoint [2, 32], config [3, 32])" in message
     assert "num_labels" in message and "\n" not in message

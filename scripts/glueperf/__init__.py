@@ -19,3 +19,8 @@ class GlueperfError(Exception):
 
 # The label of a row without one (GLUE's test splits hide theirs): never scored.
 NO_LABEL = -1
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message on one line (transformers' and pyarrow's messages span several)."""
+    return " ".join(str(error).split()) or type(error).__name__

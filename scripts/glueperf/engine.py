@@ -20,7 +20,7 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -61,7 +61,6 @@ class EngineResult:
     tokenize_s: float  # seconds spent inside the tokenizer (may overlap the forward passes)
     oom_retries: int = 0
     padded_tokens: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 class ChunkTokenizer:
@@ -206,10 +205,8 @@ class Engine:
         device,
         batching: Batching,
         overlap: bool | None = None,
-        progress: bool = False,
     ):
         self.model = model
-        self.progress = progress
         # One output: a regression head, whose raw score is the prediction.
         self.regression = model.config.num_labels == 1
         self.device = torch.device(device)
@@ -253,8 +250,11 @@ class Engine:
         probabilities, predictions = torch.softmax(logits, dim=-1).max(dim=-1)
         return predictions, probabilities, matrix.size
 
-    def run(self, texts: list[str], pairs: list[str] | None = None) -> EngineResult:
-        """Predictions for ``texts``, or for the pairs (``texts[i]``, ``pairs[i]``)."""
+    def run(
+        self, texts: list[str], pairs: list[str] | None = None, progress: bool = False
+    ) -> EngineResult:
+        """Predictions for ``texts``, or for the pairs (``texts[i]``, ``pairs[i]``); with
+        ``progress``, a progress bar on standard error."""
         n = len(texts)
         timing = {"tokenize_s": 0.0}
         # Longest texts first (by characters, a cheap proxy for tokens): the largest batches run
@@ -281,10 +281,10 @@ class Engine:
         chunks = iter(chunks)
         exhausted = False
         # Counts sentences handed to the device (it may still be working on the last ones).
-        self._bar = tqdm(
-            total=n, unit=" sentences", mininterval=1.0, disable=not self.progress, file=sys.stderr
+        bar = tqdm(
+            total=n, unit=" sentences", mininterval=1.0, disable=not progress, file=sys.stderr
         )
-        with self._bar, torch.inference_mode():
+        with bar, torch.inference_mode():
             while not exhausted or len(pending.ids):
                 chunk = next(chunks, None)
                 exhausted = chunk is None
@@ -301,20 +301,20 @@ class Engine:
                 # Hold back a last, partly filled batch: the next chunk may fill it.
                 keep = batches.pop() if (not exhausted and len(batches) > 1) else np.empty(0, int)
                 for batch in batches:
-                    self._run_batch(pending.take(by_length[batch]), result, outputs)
+                    self._run_batch(pending.take(by_length[batch]), result, outputs, bar)
                 pending = pending.take(by_length[keep])
             outputs.gather(result)
         result.tokenize_s = timing["tokenize_s"]
         return result
 
-    def _run_batch(self, batch: Pending, result: EngineResult, outputs: _DeviceOutputs):
+    def _run_batch(self, batch: Pending, result: EngineResult, outputs: _DeviceOutputs, bar):
         """Forward one batch (sorted longest first); on out-of-memory halve the budget and retry
         the batch in pieces. Batches planned before a back-off are split to the new budget."""
         size, longest = len(batch.ids), len(batch.ids[0])
         if size > 1 and size * longest > result.batch_tokens:
             lengths = np.fromiter(map(len, batch.ids), dtype=np.int64, count=size)
             for piece in plan_batches(lengths, result.batch_tokens, self.batching.max_batch_size):
-                self._run_batch(batch.take(piece), result, outputs)
+                self._run_batch(batch.take(piece), result, outputs, bar)
             return
         try:
             predictions, probabilities, padded = self._forward(batch)
@@ -328,15 +328,15 @@ class Engine:
                 torch.cuda.empty_cache()
             result.oom_retries += 1
             result.batch_tokens = max(1, min(result.batch_tokens, size * longest) // 2)
-            message = (
-                f"out of memory on a batch of {size} x {longest} tokens: "
-                f"token budget halved to {result.batch_tokens}, retrying"
+            log.warning(
+                "out of memory on a batch of %d x %d tokens: token budget halved to %d, retrying",
+                size,
+                longest,
+                result.batch_tokens,
             )
-            log.warning(message)
-            result.notes.append(message)
-            self._run_batch(batch, result, outputs)
+            self._run_batch(batch, result, outputs, bar)
             return
-        self._bar.update(size)
+        bar.update(size)
         result.n_batches += 1
         result.padded_tokens += padded
         outputs.add(batch.positions, predictions, probabilities)

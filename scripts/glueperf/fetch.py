@@ -8,7 +8,6 @@ commit, and records the commit and the sha256 of every file in a provenance file
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import os
 import re
 import shutil
@@ -18,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from glueperf import GlueperfError
+from glueperf.checksums import local_checksums, sha256_file, weights_sha256
 
 # What a sequence classifier needs: config, weights, tokenizer. Other frameworks' weights
 # (TensorFlow, Flax, ONNX, Rust) are left on the Hub.
@@ -26,6 +26,8 @@ SKIPPED_MODEL_FILES = ["*.h5", "*.msgpack", "*.ot", "onnx/*", "coreml/*", "*.onn
 HF_DATASET_URL = re.compile(
     r"^hf://datasets/(?P<repo>[^/@]+/[^/@]+)(@(?P<revision>[^/]+))?/(?P<file>.+)$"
 )
+# The packages of the Hub client's transport, whose errors mean that the Hub did not answer.
+TRANSPORT_MODULES = ("httpx", "httpx2", "httpcore", "httpcore2")
 OFFLINE_ADVICE = (
     "To run without the Hub, give a local directory or parquet file in the config, or prefetch "
     "everything once on a machine with internet (`snakemake --cores 1 prefetch`) and run with "
@@ -73,14 +75,6 @@ def select_model_files(paths: list[str]) -> list[str]:
     return sorted(wanted)
 
 
-def sha256_file(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @contextmanager
 def hub_errors(what: str):
     """Turn the Hub client's network and lookup errors into one clear GlueperfError."""
@@ -105,8 +99,8 @@ def hub_errors(what: str):
     except HfHubHTTPError as error:
         raise GlueperfError(f"{what}: the Hub answered with an error ({error})") from error
     except Exception as error:
-        # The Hub client's transport (httpx2) raises its own connection and timeout errors.
-        if type(error).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore"):
+        # The Hub client's transport raises its own connection and timeout errors.
+        if type(error).__module__.split(".")[0] in TRANSPORT_MODULES:
             raise GlueperfError(f"{unreachable} ({error}). {OFFLINE_ADVICE}") from error
         raise
 
@@ -178,25 +172,6 @@ def fetch_dataset_file(url: str, revision: str | None, target: Path) -> dict:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return _provenance("dataset", url, revision, commit, {filename: checksum})
-
-
-def weights_sha256(checksums: dict[str, str]) -> str:
-    """One fingerprint of a model's weights: the file's sha256, or for sharded weights the
-    sha256 of the sorted 'name sha256' lines (as `sha256sum` would print them)."""
-    weights = sorted(
-        (name, sha) for name, sha in checksums.items() if name.endswith((".safetensors", ".bin"))
-    )
-    if len(weights) == 1:
-        return weights[0][1]
-    listing = "".join(f"{sha}  {name}\n" for name, sha in weights)
-    return hashlib.sha256(listing.encode()).hexdigest()
-
-
-def local_checksums(directory) -> dict[str, str]:
-    """sha256 of every file in a local model directory, by relative path."""
-    directory = Path(directory)
-    files = sorted(p for p in directory.rglob("*") if p.is_file())
-    return {str(f.relative_to(directory)): sha256_file(f) for f in files}
 
 
 def provenance_fields(validated_summary: dict, model_dir, model_provenance: dict | None) -> dict:

@@ -1,33 +1,37 @@
-"""Bar charts of ``model_performance.csv``: datasets on the x axis, one bar colour per model."""
+"""Bar charts of ``model_performance.csv``: datasets on the x axis, one bar colour per model.
+
+Light to import: the Snakefile reads PLOTS from here while it is parsed, so matplotlib is
+imported only by the functions that draw (pyplot()), and pandas only for type hints.
+"""
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only, no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from glueperf import TRUNCATED_WARN_PCT
 
-from glueperf import TRUNCATED_WARN_PCT  # noqa: E402
+if TYPE_CHECKING:
+    import pandas as pd
 
 # What each plot shows: file stem -> (column, y-axis label, title, value format, CI columns).
+# The stems are the plots the pipeline draws (results/plots/<stem>.png), in this order.
 PLOTS = {
-    "accuracy": (
-        "Accuracy (%)",
-        "Accuracy (%)",
-        "Accuracy by dataset (95 % Wilson interval)",
-        "{:.1f}",
-        ("accuracy_ci_low_pct", "accuracy_ci_high_pct"),
-    ),
     "score": (
         "Score",
         "Official score (x 100)",
         "Each task's official GLUE metric (95 % interval)",
         "{:.1f}",
         ("score_ci_low", "score_ci_high"),
+    ),
+    "accuracy": (
+        "Accuracy (%)",
+        "Accuracy (%)",
+        "Accuracy by dataset (95 % Wilson interval)",
+        "{:.1f}",
+        ("accuracy_ci_low_pct", "accuracy_ci_high_pct"),
     ),
     "inference_time": (
         "Inference Time (seconds)",
@@ -64,6 +68,16 @@ MIN_WIDTH, MAX_WIDTH, HEIGHT = 6.4, 30.0, 5.0
 # Tick labels are rotated once there are more datasets than this.
 ROTATE_TICKS_AFTER = 3
 TICK_ROTATION = 30
+
+
+def pyplot():
+    """matplotlib's pyplot, drawing to files only (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def figure_width(n_datasets: int, n_models: int) -> float:
@@ -133,6 +147,7 @@ def grouped_bars(
         bottom = -100
     models = list(dict.fromkeys(table["Model"]))
     width = 0.8 / len(models)
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(figure_width(len(datasets), len(models)), HEIGHT))
     positions = np.arange(len(datasets))
     value_labels = []
@@ -222,6 +237,7 @@ def plot_glue_summary(summary: pd.DataFrame, path) -> None:
 
     columns = [c for c in summary.columns if c not in ("Model", "tasks")]
     values = summary[columns].to_numpy(dtype=float) if len(summary) else np.empty((0, 0))
+    plt = pyplot()
     figure, axes = plt.subplots(
         figsize=(max(MIN_WIDTH, 1.2 * len(columns) + 2.5), 1.2 + 0.45 * max(1, len(summary)))
     )
@@ -258,4 +274,4 @@ def plot_one(table: pd.DataFrame, stem: str, path) -> None:
     figure = grouped_bars(table, column, ylabel, title, value_format, interval, note)
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=120)
-    plt.close(figure)
+    pyplot().close(figure)

@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from glueperf import NO_LABEL, GlueperfError
-from glueperf.fetch import OFFLINE_ADVICE, is_remote, sha256_file
+from glueperf import NO_LABEL, GlueperfError, one_line
+from glueperf.checksums import sha256_file
 from glueperf.tasks import DatasetSpec
 
 IDX_COLUMN = "idx"
@@ -50,15 +50,9 @@ def describe_rows(rows) -> str:
     return shown
 
 
-def sha256_of(path) -> str | None:
-    """The file's sha256, or None for a remote path (hashed once fetched, by fetch_dataset)."""
-    return None if is_remote(path) else sha256_file(path)
-
-
 def read_table(path, columns=None) -> pa.Table:
-    """Read a parquet file (local or any fsspec URL such as hf://) or raise DatasetError."""
-    if is_remote(path):
-        return _read_remote_table(path, columns)
+    """Read a local parquet file or raise DatasetError. A Hub file (hf://) is read from its
+    fetched copy (rules/fetch.smk), never from the network."""
     if Path(path).is_dir():
         raise DatasetError(path, "is a directory, not a parquet file")
     if not Path(path).exists():
@@ -69,7 +63,7 @@ def read_table(path, columns=None) -> pa.Table:
         _check_unique_names(pq.read_schema(path).names, path)
         return pq.read_table(path, columns=columns)
     except (pa.ArrowException, OSError) as error:
-        raise DatasetError(path, f"not a readable parquet file ({_one_line(error)})") from error
+        raise DatasetError(path, f"not a readable parquet file ({one_line(error)})") from error
 
 
 def _file_kind(path) -> str:
@@ -91,30 +85,6 @@ def _check_unique_names(names: list[str], path) -> None:
         raise DatasetError(
             path, f"column name(s) {duplicated} occur more than once", column=duplicated[0]
         )
-
-
-def _read_remote_table(path, columns=None) -> pa.Table:
-    """A URL: its file-system errors are told apart from the Hub or server being unreachable."""
-    import fsspec
-
-    try:
-        with fsspec.open(path, "rb") as stream:
-            _check_unique_names(pq.ParquetFile(stream).schema_arrow.names, path)
-            stream.seek(0)
-            return pq.read_table(stream, columns=columns)
-    except FileNotFoundError as error:
-        raise DatasetError(path, f"file not found on the server ({_one_line(error)})") from error
-    except pa.ArrowException as error:
-        raise DatasetError(path, f"not a readable parquet file ({_one_line(error)})") from error
-    except Exception as error:  # the transport's own errors (httpx2, aiohttp, Hub client)
-        raise DatasetError(
-            path,
-            f"could not be read ({type(error).__name__}: {_one_line(error)}). {OFFLINE_ADVICE}",
-        ) from error
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 @dataclass
@@ -337,7 +307,7 @@ def summarize(path, spec: DatasetSpec | None = None, expected_sha256=None) -> di
     """Validate a dataset file and describe it (the content of results/validated/{dataset}.json)."""
     spec = spec or DatasetSpec()
     table = read_table(path)
-    checksum = sha256_of(path)
+    checksum = sha256_file(path)
     if expected_sha256 and checksum != expected_sha256:
         raise DatasetError(
             path,

@@ -1,0 +1,204 @@
+"""Loading a model: a local directory in Hugging Face format -> model, tokenizer, and what the
+metrics row records of how they were loaded. Hub models are fetched into a local directory by
+the fetch rules first (glueperf/fetch.py), so loading never goes to the network.
+
+Everything that is wrong with a model directory is named before, or instead of, transformers'
+own tracebacks: no such directory, no config or tokenizer, not a sequence classifier, a
+classifier head missing from the weights or of another size, code of the model's own that the
+config does not trust, a pickle that holds more than tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import re
+from contextlib import suppress
+from pathlib import Path
+
+from glueperf import GlueperfError, one_line
+
+log = logging.getLogger(__name__)
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+# A saved tokenizer has at least one of these (fast tokenizer, WordPiece, BPE, SentencePiece).
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "spm.model",
+    "tokenizer.model",
+)
+CLASSIFIER_SUFFIX = "ForSequenceClassification"
+
+
+# Weights files as transformers looks for them: safetensors (plain tensors) before PyTorch's
+# pickle format, which can hold code and is only ever read with torch.load(weights_only=True).
+SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
+PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+SAFETENSORS, PICKLE = "safetensors", "pytorch-pickle"
+TRUST_KEY = "models.<name>.trust_remote_code"
+
+
+def load_model(model_dir: str, dtype: str, device: str, trust_remote_code: bool = False):
+    """Model and tokenizer from the local directory ``model_dir`` (Hugging Face format), and
+    what the metrics row records of how they were loaded (``weights_format``,
+    ``trust_remote_code``).
+
+    Whatever is wrong (see the module docstring) is a GlueperfError naming the directory.
+    """
+    import torch
+
+    if dtype not in DTYPES:
+        raise GlueperfError(f"evaluation.dtype must be one of {DTYPES}, got '{dtype}'")
+    directory = Path(model_dir)
+    if not directory.is_dir():
+        raise GlueperfError(f"model '{model_dir}': no such directory ({directory.absolute()})")
+    _check_model_dir(directory, trust_remote_code)
+    options = {
+        "dtype": getattr(torch, dtype),
+        "attn_implementation": "sdpa",
+        # Explicit, never None: None makes transformers ask on standard input.
+        "trust_remote_code": bool(trust_remote_code),
+        "weights_only": True,
+        # Weights whose shape differs from the config come back in the loading info, which
+        # _check_classifier names, rather than as transformers' RuntimeError and report.
+        "ignore_mismatched_sizes": True,
+    }
+    weights_format = _weights_format(directory)
+    if weights_format:  # the same choice for transformers, stated rather than left to it
+        options["use_safetensors"] = weights_format == SAFETENSORS
+    model, tokenizer, info = _loading_errors(model_dir, options)
+    _check_classifier(model_dir, model, tokenizer, info)
+    if weights_format == PICKLE:
+        log.warning(
+            "model '%s': weights from a PyTorch pickle file, read with torch.load(weights_only="
+            "True), which loads tensors only and refuses anything else; safetensors is safer",
+            model_dir,
+        )
+    loaded = {"weights_format": weights_format or "", "trust_remote_code": bool(trust_remote_code)}
+    return model.eval().to(device), tokenizer, loaded
+
+
+def _weights_format(directory: Path) -> str | None:
+    if any((directory / name).is_file() for name in SAFETENSORS_FILES):
+        return SAFETENSORS
+    if any((directory / name).is_file() for name in PICKLE_FILES):
+        return PICKLE
+    return None  # transformers says which file it missed
+
+
+def _from_pretrained(model_dir: str, options: dict):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        model_dir, trust_remote_code=options["trust_remote_code"]
+    )
+    model, info = AutoModelForSequenceClassification.from_pretrained(
+        model_dir, output_loading_info=True, **options
+    )
+    return model, tokenizer, info
+
+
+def _loading_errors(model_dir: str, options: dict):
+    """``_from_pretrained`` with transformers' errors made one line."""
+    try:
+        return _from_pretrained(model_dir, options)
+    except pickle.UnpicklingError as error:
+        raise GlueperfError(
+            f"model '{model_dir}': its weights are a pickle that holds more than tensors, and "
+            "torch.load(weights_only=True) refused it (loading it fully could run code of the "
+            f"file's own): {_pickle_reason(error)}. Save the weights as safetensors."
+        ) from error
+    except (OSError, ValueError, KeyError) as error:
+        raise GlueperfError(
+            f"model '{model_dir}' could not be loaded: {one_line(error)}"
+        ) from error
+
+
+def _pickle_reason(error: BaseException) -> str:
+    """torch's own reason in its long message, e.g. 'unsupported GLOBAL posix.system ...'."""
+    found = re.search(r"(Trying to load|Unsupported)[^\n]*", str(error))
+    return found.group(0).rstrip(".") if found else one_line(error)[:300]
+
+
+def _check_model_dir(directory: Path, trust_remote_code: bool = False) -> None:
+    """What a model directory must hold, named before transformers would stumble on it."""
+    if not (directory / "config.json").is_file():
+        raise GlueperfError(
+            f"model '{directory}': no config.json in the directory, so it is not a model saved "
+            "in Hugging Face format (model.save_pretrained)"
+        )
+    try:
+        config = json.loads((directory / "config.json").read_text())
+    except (OSError, ValueError) as error:
+        raise GlueperfError(f"model '{directory}': config.json unreadable ({error})") from error
+    _check_architectures(str(directory), config.get("architectures"))
+    if not trust_remote_code:
+        _check_no_own_code(directory, config)
+    if not any((directory / name).is_file() for name in TOKENIZER_FILES):
+        raise GlueperfError(
+            f"model '{directory}': no tokenizer in the directory (none of "
+            f"{', '.join(TOKENIZER_FILES)}); save it beside the model with "
+            "tokenizer.save_pretrained"
+        )
+
+
+def _check_no_own_code(directory: Path, config: dict) -> None:
+    """A model or tokenizer that names code of its own (``auto_map``) is refused unless trusted:
+    transformers would run it, or quietly load its own class of the same model type instead."""
+    named = {"config.json": config.get("auto_map")}
+    tokenizer_config = directory / "tokenizer_config.json"
+    if tokenizer_config.is_file():
+        # An unreadable tokenizer config is named by transformers itself.
+        with suppress(OSError, ValueError, KeyError, TypeError):
+            named["tokenizer_config.json"] = json.loads(tokenizer_config.read_text())["auto_map"]
+    named = {file: auto_map for file, auto_map in named.items() if auto_map}
+    if named:
+        shown = "; ".join(f"{file} auto_map {auto_map}" for file, auto_map in named.items())
+        raise GlueperfError(
+            f"model '{directory}' comes with code of its own ({shown}); glueperf does not run a "
+            f"model's own code unless the config sets `{TRUST_KEY}: true` for this model (do "
+            "that only for code you have read)"
+        )
+
+
+def _check_architectures(model_dir: str, architectures: list[str] | None) -> None:
+    if architectures and not any(a.endswith(CLASSIFIER_SUFFIX) for a in architectures):
+        raise GlueperfError(
+            f"model '{model_dir}' is a {', '.join(architectures)} (config.json architectures), "
+            f"not a sequence classifier (*{CLASSIFIER_SUFFIX}): it has no trained classification "
+            "head"
+        )
+
+
+def _check_classifier(model_dir: str, model, tokenizer, info: dict) -> None:
+    """A sequence classifier with trained head and a tokenizer with a vocabulary: transformers
+    would otherwise run a fresh random head, or a tokenizer that knows no word, silently."""
+    _check_architectures(model_dir, getattr(model.config, "architectures", None))
+    mismatched = sorted(info.get("mismatched_keys") or [])
+    if mismatched:
+        shown = ", ".join(
+            f"{key} (checkpoint {list(saved)}, config {list(expected)})"
+            for key, saved, expected in mismatched[:5]
+        )
+        raise GlueperfError(
+            f"model '{model_dir}': the shapes of weights {shown} do not fit its config.json; "
+            "does num_labels / id2label give another number of classes than the weights have?"
+        )
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" * (len(missing) > 5))
+        raise GlueperfError(
+            f"model '{model_dir}': weights {shown} are missing from the checkpoint (or do not "
+            "fit it), so they would be random; is it a fine-tuned sequence classifier?"
+        )
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
+        raise GlueperfError(
+            f"model '{model_dir}': its tokenizer has no vocabulary besides special tokens "
+            f"({len(tokenizer)} tokens); the tokenizer files are missing or empty"
+        )
