@@ -28,9 +28,9 @@ def main(snakemake):
     import torch
 
     from glueperf.engine import Batching
-    from glueperf.evaluation import evaluate
+    from glueperf.evaluation import evaluate, write_predictions
     from glueperf.fetch import provenance_fields
-    from glueperf.outputs import write_parquet, write_row
+    from glueperf.outputs import write_row
     from glueperf.tasks import DatasetSpec
 
     torch.set_num_threads(snakemake.threads)
@@ -66,7 +66,7 @@ def main(snakemake):
         ),
     }
     # Predictions first: the metrics file is the rule's sign that the job finished.
-    write_parquet(predictions, snakemake.output.predictions)
+    write_predictions(predictions, snakemake.output.predictions)
     write_row(row, snakemake.output.metrics)
     tell(f"glueperf: done with {claim.held_label()}; results written", console=False)
 

@@ -85,8 +85,8 @@ def performance_table(
     ``tasks``: dataset -> the Task label shown for people;
     ``families``: model -> its family (its row in the GLUE summary; default: the model)."""
     metrics = round_for_people(metrics)
-    metrics["task"] = metrics["dataset"].map(tasks or {}).fillna("")
-    metrics["family"] = metrics["model"].map(families or {}).fillna(metrics["model"])
+    metrics["task"] = [(tasks or {}).get(dataset, "") for dataset in metrics["dataset"]]
+    metrics["family"] = [(families or {}).get(model, model) for model in metrics["model"]]
     renamed = metrics.rename(columns={field: name for name, field in REPORT_COLUMNS.items()})
     first = [name for name in REPORT_COLUMNS if name in renamed.columns]
     return renamed[first + [c for c in renamed.columns if c not in first]]

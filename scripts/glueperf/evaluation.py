@@ -152,6 +152,17 @@ def evaluate(
     return row, columns
 
 
+def write_predictions(columns: dict[str, np.ndarray], target) -> None:
+    """The predictions table as a parquet file, with pyarrow alone (no pandas in this job)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from glueperf.outputs import atomic_path
+
+    with atomic_path(target) as path:
+        pq.write_table(pa.table(columns), path)
+
+
 def check_task_fits(model, data: Dataset, spec: DatasetSpec, path, names) -> LabelMapping | None:
     """A regression model for a regression dataset, a classifier for a classification one, and
     the classifier's classes matched to the dataset's labels (None for regression)."""

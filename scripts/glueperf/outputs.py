@@ -71,15 +71,6 @@ def write_row(row: dict, target) -> None:
         writer.writerow(cell(value) for value in row.values())
 
 
-def write_parquet(columns: dict, target) -> None:
-    """Named arrays (numpy) as a parquet file, with pyarrow alone."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    with atomic_path(target) as path:
-        pq.write_table(pa.table(columns), path)
-
-
 def write_json(data, target) -> None:
     with atomic_path(target) as path:
         path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
