@@ -231,6 +231,12 @@ def prefetch_targets():
     )
 
 
+def preparation_settings(wildcards):
+    """What a prepared (traced) model depends on: the device kind, dtype and sentence length."""
+    settings = evaluation_settings(wildcards)
+    return {key: settings[key] for key in ("device", "dtype", "max_length")}
+
+
 def evaluation_settings(wildcards):
     """Top-level `evaluation` with the model's own overrides on top."""
     overrides = model_config(wildcards.model).get("evaluation", {})

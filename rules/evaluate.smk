@@ -1,9 +1,34 @@
+rule prepare_model:
+    input:
+        model=model_files,
+        model_provenance=model_provenance,
+        code=code_files("prepare_model.py"),
+    output:
+        prepared=directory("resources/prepared/{model}"),
+    log:
+        "results/logs/prepare_model/{model}.log",
+    benchmark:
+        "results/benchmarks/prepare_model/{model}.tsv"
+    conda:
+        "../envs/evaluate.yaml"
+    threads: 8
+    resources:
+        gpu=1,
+    params:
+        model=model_spec,
+        settings=preparation_settings,
+        model_fingerprint=model_fingerprint,
+    script:
+        "../scripts/prepare_model.py"
+
+
 rule evaluate_model:
     input:
         summary=rules.validate_dataset.output.summary,
         data=dataset_file,
         model=model_files,
         model_provenance=model_provenance,
+        prepared=rules.prepare_model.output.prepared,
         code=code_files("evaluate_model.py"),
     output:
         metrics=report(

@@ -47,6 +47,7 @@ def main(snakemake):
         ),
         names=(model, dataset),
         trust_remote_code=params.model["trust_remote_code"],
+        prepared_dir=snakemake.input.prepared,
     )
     # The process's start-up, not the wait for the device (recorded on its own).
     measured["startup_s"] -= claim.fields()["device_wait_s"]

@@ -48,6 +48,12 @@ def evaluations(pairs):
     return [("evaluate_model", model, dataset) for model, dataset in pairs]
 
 
+def preparations(models):
+    """The models traced again (rule prepare_model): when their files, device, dtype or
+    max_length change, or the code the tracing runs."""
+    return [("prepare_model", model, None) for model in models]
+
+
 def downstream():
     return sorted([("aggregate_metrics", None, None), ("summarize_glue", None, None), *PLOT_JOBS])
 
@@ -152,8 +158,14 @@ def test_a_models_own_evaluation_setting_reruns_only_that_model(pipeline, model,
     pipeline.change_config(lambda c: c["models"][model].update(evaluation=setting))
     jobs, counted = pipeline.jobs()
     pairs = [(model, d) for d, models in MODELS_ON.items() if model in models]
-    assert counted == {"evaluate_model": len(pairs), **AFTER_EVALUATION}
-    assert jobs == sorted(evaluations(pairs) + downstream())
+    # batch_tokens changes how a model is run, not what was traced; max_length both.
+    traced = preparations([model]) if "max_length" in setting else []
+    assert counted == {
+        **({"prepare_model": 1} if traced else {}),
+        "evaluate_model": len(pairs),
+        **AFTER_EVALUATION,
+    }
+    assert jobs == sorted(traced + evaluations(pairs) + downstream())
 
 
 def test_a_models_setting_equal_to_the_default_changes_nothing(pipeline):
@@ -174,7 +186,7 @@ def test_changing_a_models_files_reruns_that_model(pipeline):
     model_config["id2label"] = {"0": "NEGATIVE", "1": "POSITIVE"}
     config_file.write_text(json.dumps(model_config))
     jobs, _ = pipeline.jobs()
-    assert jobs == sorted(evaluations([("m2", "alpha")]) + downstream())
+    assert jobs == sorted(preparations(["m2"]) + evaluations([("m2", "alpha")]) + downstream())
 
 
 def test_adding_a_model_runs_only_its_jobs(pipeline, tiny_model):
@@ -182,8 +194,8 @@ def test_adding_a_model_runs_only_its_jobs(pipeline, tiny_model):
         lambda c: c["models"].update(m3={"source": str(tiny_model), "datasets": ["beta"]})
     )
     jobs, counted = pipeline.jobs()
-    assert counted == {"evaluate_model": 1, **AFTER_EVALUATION}
-    assert jobs == sorted(evaluations([("m3", "beta")]) + downstream())
+    assert counted == {"prepare_model": 1, "evaluate_model": 1, **AFTER_EVALUATION}
+    assert jobs == sorted(preparations(["m3"]) + evaluations([("m3", "beta")]) + downstream())
 
 
 def test_adding_a_dataset_runs_only_its_jobs(pipeline):
@@ -233,14 +245,21 @@ def test_editing_the_aggregation_code_reruns_aggregate_and_plots(pipeline):
 def test_editing_the_evaluation_code_reruns_every_evaluation(pipeline, module):
     append_comment(pipeline.workflow.root / "scripts" / "glueperf" / module)
     jobs, counted = pipeline.jobs()
-    assert counted == {"evaluate_model": 3, **AFTER_EVALUATION}
+    # The tracing runs the evaluation's code too, except fetch.py (provenance of the row).
+    traced = {} if module == "fetch.py" else {"prepare_model": 2}
+    assert counted == {**traced, "evaluate_model": 3, **AFTER_EVALUATION}
 
 
 @pytest.mark.parametrize("module", ["validation.py", "tasks.py", "checksums.py"])
 def test_editing_the_validation_code_reruns_from_validation(pipeline, module):
     append_comment(pipeline.workflow.root / "scripts" / "glueperf" / module)
     _, counted = pipeline.jobs()
-    assert counted == {"validate_dataset": 2, "evaluate_model": 3, **AFTER_EVALUATION}
+    assert counted == {
+        "validate_dataset": 2,
+        "prepare_model": 2,  # the tracing checks its inputs with the same code
+        "evaluate_model": 3,
+        **AFTER_EVALUATION,
+    }
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,9 @@ def slurm_test_profile(workflow: Workflow) -> Path:
     evaluate = profile["set-resources"]["evaluate_model"]
     assert evaluate["gpu"] == 1
     evaluate.update(gpu=0, cpus_per_task=1, mem_mb=MEM_MB, runtime=10)
-    profile["set-threads"] = {"evaluate_model": 1}
+    # prepare_model shares evaluate_model's requests (a YAML anchor): changed with it.
+    assert profile["set-resources"]["prepare_model"] is evaluate
+    profile["set-threads"] = {"evaluate_model": 1, "prepare_model": 1}
     profile["slurm-status-command"] = "squeue"
     profile["slurm-init-seconds-before-status-checks"] = 2
     profile["slurm-keep-successful-logs"] = True
@@ -102,11 +104,13 @@ def test_pipeline_on_slurm_equals_local_run(slurm_cluster, workflow, tiny_model,
         raise AssertionError(f"{error}\n{slurm_cluster.log_tail()}") from None
     assert "has been submitted with SLURM jobid" in run.stdout + run.stderr
 
-    # One SLURM job per evaluation, with the profile's requests; the local rules stayed local.
+    # One SLURM job per evaluation and one tracing the model, with the profile's requests; the
+    # local rules stayed local.
     jobs = slurm_cluster.jobs()
     assert sorted(job["comment"] for job in jobs) == [
         "rule_evaluate_model_wildcards_tiny_hidden",
         "rule_evaluate_model_wildcards_tiny_labeled",
+        "rule_prepare_model_wildcards_tiny",
     ], jobs
     for job in jobs:
         assert job["state"] == "COMPLETED", jobs
@@ -169,4 +173,4 @@ def test_cheap_rules_run_on_the_submit_host_and_evaluations_on_the_cluster():
     assert block, "the Snakefile has no localrules: block"
     local = set(re.findall(r"\w+", block.group(1)))
     assert {"validate_dataset", "aggregate_metrics", "plot_metric"} <= local
-    assert "evaluate_model" not in local
+    assert "evaluate_model" not in local and "prepare_model" not in local

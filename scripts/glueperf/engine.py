@@ -148,8 +148,9 @@ def pad(ids: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray | Non
 
 
 def model_inputs(model) -> set[str]:
-    """The keyword inputs a model's forward takes."""
-    return set(inspect.signature(model.forward).parameters)
+    """The keyword inputs a model's forward takes (a prepared model lists its own)."""
+    names = getattr(model, "input_names", None)
+    return set(names) if names is not None else set(inspect.signature(model.forward).parameters)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from glueperf.labels import LabelMapping, map_labels, model_class_names
 from glueperf.measure import PeakMemory, PhaseTimer, gpu_peaks_mb, reset_gpu_peaks
 from glueperf.metrics import task_scores
 from glueperf.models import load_model
+from glueperf.prepared import TORCHSCRIPT, TRANSFORMERS, load_prepared
 from glueperf.tasks import DatasetSpec
 from glueperf.validation import NO_LABEL, Dataset, load_dataset
 
@@ -74,15 +75,19 @@ def evaluate(
     batching: Batching | None = None,
     names: tuple[str, str] = ("model", "dataset"),
     trust_remote_code: bool = False,
+    prepared_dir: str | None = None,
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """Evaluate the model in ``model_dir`` on ``data_file`` and measure it.
 
     Returns the measured fields of the metrics row (quality, times, memory, sizes, what it ran
     on) and the predictions table's columns; the caller adds who and what was evaluated (names,
     sources, provenance). ``names`` (model, dataset) only name the config entries in errors.
+    ``prepared_dir``: the model traced by rule prepare_model (glueperf/prepared.py), loaded
+    instead of the transformers model where it fits this device and dtype.
     """
+    from importlib.metadata import version
+
     import torch
-    import transformers
 
     # Interpreter start and imports, before any of our work: part of every job's fixed cost.
     startup_s = time.time() - psutil.Process().create_time()
@@ -95,7 +100,10 @@ def evaluate(
             data = load_dataset(data_file, spec)
         reset_gpu_peaks(device)
         with timer.phase("model_load_s"):
-            model, tokenizer, loaded = load_model(model_dir, dtype, device, trust_remote_code)
+            prepared = load_prepared(prepared_dir, dtype, device) if prepared_dir else None
+            model, tokenizer, loaded = prepared or load_model(
+                model_dir, dtype, device, trust_remote_code
+            )
         mapping = check_task_fits(model, data, spec, data_file, names)
         limit = token_limit(model, tokenizer, batching.max_length)
         batching = Batching(**{**asdict(batching), "max_length": min(batching.max_length, limit)})
@@ -139,7 +147,8 @@ def evaluate(
         "max_batch_size": batching.max_batch_size,
         "max_length": batching.max_length,
         "torch_version": torch.__version__,
-        "transformers_version": transformers.__version__,
+        "transformers_version": version("transformers"),
+        "model_format": TORCHSCRIPT if prepared else TRANSFORMERS,
         **loaded,
     }
     columns = {"idx": data.idx, "label": data.labels}

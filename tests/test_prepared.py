@@ -1,0 +1,101 @@
+"""Prepared models (glueperf.prepared): traced once, loaded with torch alone, and predicting
+exactly what the transformers model predicts; anything that does not fit falls back to it."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from conftest import build_tiny_model, make_sentences
+from glueperf.engine import Batching, Engine
+from glueperf.models import load_model
+from glueperf.prepared import META, MODEL_FILE, TORCHSCRIPT, TRANSFORMERS, load_prepared, prepare
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    base = tmp_path_factory.mktemp("prepared-models")
+    return {
+        "bert": build_tiny_model(base / "bert", initializer_range=0.5),
+        "roberta": build_tiny_model(base / "roberta", architecture="roberta"),
+        "regression": build_tiny_model(base / "regression", num_labels=1, initializer_range=0.5),
+    }
+
+
+def run(model, tokenizer, texts, pairs):
+    return Engine(model, tokenizer, "cpu", Batching(batch_tokens=256)).run(texts, pairs)
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta", "regression"])
+@pytest.mark.parametrize("with_pairs", [False, True])
+def test_a_prepared_model_predicts_exactly_what_the_model_predicts(
+    models, tmp_path, kind, with_pairs
+):
+    meta = prepare(str(models[kind]), "float32", "cpu", tmp_path / "prepared")
+    assert meta["format_used"] == TORCHSCRIPT, meta.get("why")
+    # One file holds the weights once, whatever the sets of inputs traced.
+    assert sorted(p.name for p in (tmp_path / "prepared").iterdir()) == sorted(
+        [META, MODEL_FILE, "tokenizer.json"]
+    )
+    prepared, tokenizer, loaded = load_prepared(tmp_path / "prepared", "float32", "cpu")
+    model, own_tokenizer, own_loaded = load_model(str(models[kind]), "float32", "cpu")
+    assert loaded == own_loaded
+    texts = make_sentences(300, seed=5)
+    pairs = make_sentences(300, seed=6) if with_pairs else None
+    got, expected = run(prepared, tokenizer, texts, pairs), run(model, own_tokenizer, texts, pairs)
+    assert got.n_batches > 2 and got.padded_tokens > got.token_counts.sum()  # padded batches
+    assert np.array_equal(got.predictions, expected.predictions)
+    assert np.array_equal(got.probabilities, expected.probabilities, equal_nan=True)
+    assert np.array_equal(got.token_counts, expected.token_counts)
+    if kind != "regression":
+        assert len(set(expected.predictions.tolist())) == 2
+
+
+def test_token_types_are_traced_only_for_a_model_that_takes_them(models, tmp_path):
+    bert = prepare(str(models["bert"]), "float32", "cpu", tmp_path / "bert")
+    roberta = prepare(str(models["roberta"]), "float32", "cpu", tmp_path / "roberta")
+    assert ["input_ids", "attention_mask", "token_type_ids"] in bert["variants"]
+    assert roberta["variants"] == [["input_ids"], ["input_ids", "attention_mask"]]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"dtype": "bfloat16"}, {"device_type": "cuda"}, {"torch_version": "1.0"}],
+    ids=["dtype", "device", "torch"],
+)
+def test_a_prepared_model_made_for_something_else_is_not_used(models, tmp_path, caplog, change):
+    prepare(str(models["bert"]), "float32", "cpu", tmp_path / "prepared")
+    meta_path = tmp_path / "prepared" / META
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), **change}))
+    with caplog.at_level(logging.INFO, logger="glueperf.prepared"):
+        assert load_prepared(tmp_path / "prepared", "float32", "cpu") is None
+    assert "loading it with transformers" in caplog.text and str(change)[1:-1] in caplog.text
+
+
+def test_a_model_whose_trace_differs_falls_back_to_transformers(
+    models, tmp_path, monkeypatch, caplog
+):
+    import glueperf.prepared as prepared_module
+
+    def differs(*args):
+        raise ValueError("the trace differs from the model")
+
+    monkeypatch.setattr(prepared_module, "_check", differs)
+    with caplog.at_level(logging.WARNING, logger="glueperf.prepared"):
+        meta = prepare(str(models["bert"]), "float32", "cpu", tmp_path / "prepared")
+    assert meta["format_used"] == TRANSFORMERS and "differs" in meta["why"]
+    assert not (tmp_path / "prepared" / MODEL_FILE).exists()
+    assert load_prepared(tmp_path / "prepared", "float32", "cpu") is None
+    assert "load it with transformers" in caplog.text
+
+
+def test_a_model_that_cannot_be_loaded_is_left_to_its_evaluations(tmp_path):
+    """Its evaluations name the problem in their own logs, as for any bad model: preparing it
+    records why and writes no trace, and fails nothing."""
+    meta = prepare(str(tmp_path / "absent"), "float32", "cpu", tmp_path / "prepared")
+    assert meta["format_used"] == TRANSFORMERS and "no such directory" in meta["why"]
+    assert [p.name for p in (tmp_path / "prepared").iterdir()] == [META]
+    assert load_prepared(tmp_path / "prepared", "float32", "cpu") is None
