@@ -3,29 +3,38 @@ each evaluation loads it with torch alone (glueperf/prepared.py)."""
 
 import os
 
+from glueperf import GlueperfError
 from glueperf.devices import claim_device
 from glueperf.outputs import run_script, tell
+from glueperf.prepared import prepare, record_not_prepared
 
 
 def main(snakemake):
     params, settings = snakemake.params, snakemake.params.settings
-    claim = claim_device(
-        settings["device"],
-        job=f"prepare_model {snakemake.wildcards.model} in {os.getcwd()}",
-        report=tell,
-    )
-    # Only now: torch reads CUDA_VISIBLE_DEVICES, as narrowed by the claim, when CUDA starts.
-    import torch
+    output = snakemake.output.prepared
+    try:
+        claim = claim_device(
+            settings["device"],
+            job=f"prepare_model {snakemake.wildcards.model} in {os.getcwd()}",
+            report=tell,
+        )
+        # Only now: torch reads CUDA_VISIBLE_DEVICES, as narrowed by the claim, when CUDA starts.
+        import torch
 
-    from glueperf.evaluation import resolve_device
-    from glueperf.prepared import prepare
+        from glueperf.evaluation import resolve_device
 
-    torch.set_num_threads(snakemake.threads)
+        torch.set_num_threads(snakemake.threads)
+        device = resolve_device(claim.device)
+    except GlueperfError as error:
+        # A device this machine lacks is named by each evaluation, in its own log, with the
+        # rest of the errors about a model or setting: nothing to prepare here.
+        record_not_prepared(output, str(error))
+        return
     meta = prepare(
         params.model["model_dir"],
         settings["dtype"],
-        resolve_device(claim.device),
-        snakemake.output.prepared,
+        device,
+        output,
         trust_remote_code=params.model["trust_remote_code"],
         max_length=settings["max_length"],
     )

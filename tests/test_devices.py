@@ -433,6 +433,7 @@ def test_two_evaluations_started_together_measure_one_after_the_other(
         name: workflow.root / f"results/logs/evaluate_model/tiny/{name}.log"
         for name in ("alpha", "beta")
     }
+    workflow.snakemake("resources/prepared/tiny")  # traced first: it holds the CPU too
     test_holds_the_cpu = try_lock(locks, Device("cpu", "the CPU"), "the test")
     process, console = start_snakemake(
         workflow, "--cores", "2", "--set-threads", "evaluate_model=1"

@@ -28,7 +28,7 @@ from glueperf.engine import Batching, Engine
 from glueperf.labels import LabelMapping, map_labels, model_class_names
 from glueperf.measure import PeakMemory, PhaseTimer, gpu_peaks_mb, reset_gpu_peaks
 from glueperf.metrics import task_scores
-from glueperf.models import load_model
+from glueperf.models import load_model, warn_of_pickle
 from glueperf.prepared import TORCHSCRIPT, TRANSFORMERS, load_prepared
 from glueperf.tasks import DatasetSpec
 from glueperf.validation import NO_LABEL, Dataset, load_dataset
@@ -104,6 +104,9 @@ def evaluate(
             model, tokenizer, loaded = prepared or load_model(
                 model_dir, dtype, device, trust_remote_code
             )
+        if prepared:
+            log.info("model '%s' loaded from its trace in %s", model_dir, prepared_dir)
+            warn_of_pickle(model_dir, loaded)
         mapping = check_task_fits(model, data, spec, data_file, names)
         limit = token_limit(model, tokenizer, batching.max_length)
         batching = Batching(**{**asdict(batching), "max_length": min(batching.max_length, limit)})

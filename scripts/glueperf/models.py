@@ -74,14 +74,19 @@ def load_model(model_dir: str, dtype: str, device: str, trust_remote_code: bool 
         options["use_safetensors"] = weights_format == SAFETENSORS
     model, tokenizer, info = _loading_errors(model_dir, options)
     _check_classifier(model_dir, model, tokenizer, info)
-    if weights_format == PICKLE:
+    loaded = {"weights_format": weights_format or "", "trust_remote_code": bool(trust_remote_code)}
+    warn_of_pickle(model_dir, loaded)
+    return model.eval().to(device), tokenizer, loaded
+
+
+def warn_of_pickle(model_dir, loaded: dict) -> None:
+    """Said in the log of every job whose model's weights came from a pickle file."""
+    if loaded["weights_format"] == PICKLE:
         log.warning(
             "model '%s': weights from a PyTorch pickle file, read with torch.load(weights_only="
             "True), which loads tensors only and refuses anything else; safetensors is safer",
             model_dir,
         )
-    loaded = {"weights_format": weights_format or "", "trust_remote_code": bool(trust_remote_code)}
-    return model.eval().to(device), tokenizer, loaded
 
 
 def _weights_format(directory: Path) -> str | None:

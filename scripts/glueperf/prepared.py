@@ -16,6 +16,7 @@ which): a prepared model only ever changes how long loading takes, never a predi
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -65,8 +66,7 @@ def prepare(
     except GlueperfError as error:
         # A model that cannot be loaded is named by each of its evaluations, in its own log,
         # where the rest of the pipeline's errors about models are: nothing to prepare.
-        log.warning("model '%s' not prepared: %s", model_dir, error)
-        return _write(out_dir, {"format": FORMAT, "format_used": TRANSFORMERS, "why": str(error)})
+        return record_not_prepared(out_dir, f"model '{model_dir}': {error}")
     chunk = ChunkTokenizer(tokenizer, min(max_length, token_limit(model, tokenizer, max_length)))
     chunk.takes_token_types &= "token_type_ids" in model_inputs(model)
     meta = {
@@ -92,7 +92,10 @@ def prepare(
     files = {}
     try:
         sets = input_sets(chunk.takes_token_types)
-        traced = _trace(model, chunk, sets, device)
+        saved = _saved(_trace(model, chunk, sets, device))
+        # Checked as the evaluations will load it: some modules trace but do not load back
+        # (a model's own code, whose module path TorchScript cannot parse).
+        traced = torch.jit.load(io.BytesIO(saved), map_location=device)
         for names in sets:
             _check(model, traced, chunk, names, device)
     except Exception as error:  # any architecture TorchScript cannot trace faithfully
@@ -106,9 +109,15 @@ def prepare(
     else:
         meta["format_used"] = TORCHSCRIPT
         meta["variants"] = [list(names) for names in sets]
-        files[MODEL_FILE] = lambda path: traced.save(str(path))
+        files[MODEL_FILE] = lambda path: path.write_bytes(saved)
         files["tokenizer.json"] = lambda path: path.write_text(tokenizer.backend_tokenizer.to_str())
     return _write(out_dir, meta, files)
+
+
+def record_not_prepared(out_dir, why: str) -> dict:
+    """A prepared.json that sends the evaluations to transformers, which name the problem."""
+    log.warning("not prepared: %s", why)
+    return _write(out_dir, {"format": FORMAT, "format_used": TRANSFORMERS, "why": why})
 
 
 def _write(out_dir, meta: dict, files=None) -> dict:
@@ -159,6 +168,14 @@ def _inputs(chunk, names, device, texts, pairs):
     if "token_type_ids" in names:
         tensors["token_type_ids"] = torch.from_numpy(pad(types, 0)[0])
     return [tensors[name].to(device) for name in names]
+
+
+def _saved(module) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.jit.save(module, buffer)
+    return buffer.getvalue()
 
 
 def method(names) -> str:
