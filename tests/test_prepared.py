@@ -99,3 +99,11 @@ def test_a_model_that_cannot_be_loaded_is_left_to_its_evaluations(tmp_path):
     assert meta["format_used"] == TRANSFORMERS and "no such directory" in meta["why"]
     assert [p.name for p in (tmp_path / "prepared").iterdir()] == [META]
     assert load_prepared(tmp_path / "prepared", "float32", "cpu") is None
+
+
+def test_a_trace_that_cannot_be_loaded_falls_back_to_transformers(models, tmp_path, caplog):
+    prepare(str(models["bert"]), "float32", "cpu", tmp_path / "prepared")
+    (tmp_path / "prepared" / MODEL_FILE).write_bytes(b"not a TorchScript archive")
+    with caplog.at_level(logging.WARNING, logger="glueperf.prepared"):
+        assert load_prepared(tmp_path / "prepared", "float32", "cpu") is None
+    assert "could not be loaded" in caplog.text and "using transformers" in caplog.text

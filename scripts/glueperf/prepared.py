@@ -70,10 +70,7 @@ def prepare(
     chunk = ChunkTokenizer(tokenizer, min(max_length, token_limit(model, tokenizer, max_length)))
     chunk.takes_token_types &= "token_type_ids" in model_inputs(model)
     meta = {
-        "format": FORMAT,
-        "torch_version": torch.__version__,
-        "device_type": torch.device(device).type,
-        "dtype": dtype,
+        **made_for(dtype, device),
         "loaded": loaded,
         "config": {
             "num_labels": model.config.num_labels,
@@ -112,6 +109,19 @@ def prepare(
         files[MODEL_FILE] = lambda path: path.write_bytes(saved)
         files["tokenizer.json"] = lambda path: path.write_text(tokenizer.backend_tokenizer.to_str())
     return _write(out_dir, meta, files)
+
+
+def made_for(dtype: str, device: str) -> dict:
+    """What a prepared model must have been made for to be used: this format, torch version,
+    device kind and dtype."""
+    import torch
+
+    return {
+        "format": FORMAT,
+        "torch_version": torch.__version__,
+        "device_type": torch.device(device).type,
+        "dtype": dtype,
+    }
 
 
 def record_not_prepared(out_dir, why: str) -> dict:
@@ -284,7 +294,6 @@ def load_prepared(directory, dtype: str, device: str):
     """(model, tokenizer, loaded) from a prepared directory, or None when its evaluations must
     load the model with transformers: not traceable, or prepared for another torch version,
     device kind or dtype (the reason is logged)."""
-    import torch
 
     directory = Path(directory)
     try:
@@ -292,13 +301,7 @@ def load_prepared(directory, dtype: str, device: str):
     except (OSError, ValueError):
         log.info("no prepared model in %s: loading it with transformers", directory)
         return None
-    wanted = {
-        "format": FORMAT,
-        "torch_version": torch.__version__,
-        "device_type": torch.device(device).type,
-        "dtype": dtype,
-        "format_used": TORCHSCRIPT,
-    }
+    wanted = {**made_for(dtype, device), "format_used": TORCHSCRIPT}
     differing = {k: meta.get(k) for k, v in wanted.items() if meta.get(k) != v}
     if differing:
         log.info(
@@ -308,8 +311,13 @@ def load_prepared(directory, dtype: str, device: str):
             {k: wanted[k] for k in differing},
         )
         return None
-    return (
-        PreparedModel(directory, meta, device),
-        PreparedTokenizer(directory, meta),
-        meta["loaded"],
-    )
+    try:
+        model = PreparedModel(directory, meta, device)
+    except Exception as error:  # e.g. a torch without TorchScript (deprecated in torch 2.13)
+        log.warning(
+            "prepared model in %s could not be loaded (%s): using transformers",
+            directory,
+            one_line(error),
+        )
+        return None
+    return model, PreparedTokenizer(directory, meta), meta["loaded"]
