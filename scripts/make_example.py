@@ -24,21 +24,29 @@ WORDS = POSITIVE + NEGATIVE + OTHER
 LABELS = ["negative", "positive"]
 
 
+def wordpiece(vocab: dict, unk: str, single: str, pair: str, specials: tuple):
+    """A lower-casing WordPiece tokenizer (the tokenizers library's) with the given single and
+    pair templates; the tests build their tiny models' tokenizers with it too."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    backend = Tokenizer(models.WordPiece(vocab, unk_token=unk))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single=single, pair=pair, special_tokens=[(token, vocab[token]) for token in specials]
+    )
+    return backend
+
+
 def build_model(directory: Path) -> None:
     """A 2-layer BERT sequence classifier, hidden size 32, classes named as the dataset's."""
     import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     vocab = {token: i for i, token in enumerate(specials + WORDS)}
-    backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
-    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    backend.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    backend = wordpiece(
+        vocab, "[UNK]", "[CLS] $A [SEP]", "[CLS] $A [SEP] $B:1 [SEP]:1", ("[CLS]", "[SEP]")
     )
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,

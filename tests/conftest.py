@@ -16,6 +16,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO / "scripts"))
+from make_example import wordpiece  # noqa: E402 (the example's tokenizer builder)
 
 # What a workflow copy needs from the repository (results/ and caches are left behind).
 WORKFLOW_PARTS = [
@@ -107,19 +108,6 @@ def build_tiny_model(
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
-
-
-def wordpiece(vocab: dict, unk: str, single: str, pair: str, specials: tuple):
-    """A lower-casing WordPiece tokenizer with the given single and pair templates."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-
-    backend = Tokenizer(models.WordPiece(vocab, unk_token=unk))
-    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    backend.post_processor = processors.TemplateProcessing(
-        single=single, pair=pair, special_tokens=[(token, vocab[token]) for token in specials]
-    )
-    return backend
 
 
 def _label_names(id2label):
