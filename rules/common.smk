@@ -1,5 +1,6 @@
 # Helpers for the stage files: config checks, target lists and input/params functions.
 import ast
+import functools
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -90,20 +91,31 @@ def code_files(script):
     like a change to the script itself. Derived from the imports, never kept by hand."""
     found, todo = set(), [CODE_DIR.parent / script]
     while todo:
-        for node in ast.walk(ast.parse(todo.pop().read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
-            elif isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            else:
-                continue
-            for name in names:
-                package, *module = name.split(".")
-                path = CODE_DIR.joinpath(*module or ["__init__"]).with_suffix(".py")
-                if package == "glueperf" and path.is_file() and path not in found:
-                    found.add(path)
-                    todo.append(path)
+        for path in glueperf_imports(todo.pop()):
+            if path not in found:
+                found.add(path)
+                todo.append(path)
     return sorted(str(path) for path in found)
+
+
+@functools.cache
+def glueperf_imports(source):
+    """The glueperf module files that the Python file ``source`` imports itself. Cached: every
+    rule's scripts share most modules, and Snakemake parses the workflow on every run."""
+    paths = []
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        for name in names:
+            package, *module = name.split(".")
+            path = CODE_DIR.joinpath(*module or ["__init__"]).with_suffix(".py")
+            if package == "glueperf" and path.is_file():
+                paths.append(path)
+    return paths
 
 
 def dataset_file(wildcards):

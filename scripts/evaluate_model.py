@@ -1,15 +1,23 @@
 """Rule evaluate_model: one model on one dataset -> a one-row metrics CSV and predictions.
 
-The device is claimed first, before torch is imported (glueperf/devices.py): the evaluation then
-holds it alone for the life of this process and sees only that GPU, or the CPU.
+The device is claimed before CUDA starts (glueperf/devices.py): the evaluation then holds it
+alone for the life of this process and sees only that GPU, or the CPU. The imports come first,
+while CUDA is not started: a job waiting for a device another evaluation holds has done its
+seconds of imports by the time the device is free (with --cores N, jobs overlap so).
 """
 
 import json
 import os
 from pathlib import Path
 
+import torch
+
 from glueperf.devices import claim_device
-from glueperf.outputs import run_script, tell
+from glueperf.engine import Batching
+from glueperf.evaluation import evaluate, write_predictions
+from glueperf.fetch import provenance_fields
+from glueperf.outputs import run_script, tell, write_row
+from glueperf.tasks import DatasetSpec
 
 
 def read_json(path):
@@ -24,15 +32,7 @@ def main(snakemake):
         job=f"evaluate_model {model}/{dataset} in {os.getcwd()}",
         report=tell,
     )
-    # Only now: torch reads CUDA_VISIBLE_DEVICES, as narrowed by the claim, when CUDA starts.
-    import torch
-
-    from glueperf.engine import Batching
-    from glueperf.evaluation import evaluate, write_predictions
-    from glueperf.fetch import provenance_fields
-    from glueperf.outputs import write_row
-    from glueperf.tasks import DatasetSpec
-
+    # torch reads CUDA_VISIBLE_DEVICES, as narrowed by the claim, only when CUDA starts: after it.
     torch.set_num_threads(snakemake.threads)
     measured, predictions = evaluate(
         model_dir=params.model["model_dir"],

@@ -1,10 +1,15 @@
 """Rule prepare_model: trace a model once, on the device kind its evaluations run on, so that
-each evaluation loads it with torch alone (glueperf/prepared.py)."""
+each evaluation loads it with torch alone (glueperf/prepared.py).
+
+As in evaluate_model.py, torch is imported before the device is claimed (CUDA starts after)."""
 
 import os
 
+import torch
+
 from glueperf import GlueperfError
 from glueperf.devices import claim_device
+from glueperf.evaluation import resolve_device
 from glueperf.outputs import run_script, tell
 from glueperf.prepared import prepare, record_not_prepared
 
@@ -18,11 +23,6 @@ def main(snakemake):
             job=f"prepare_model {snakemake.wildcards.model} in {os.getcwd()}",
             report=tell,
         )
-        # Only now: torch reads CUDA_VISIBLE_DEVICES, as narrowed by the claim, when CUDA starts.
-        import torch
-
-        from glueperf.evaluation import resolve_device
-
         torch.set_num_threads(snakemake.threads)
         device = resolve_device(claim.device)
     except GlueperfError as error:
@@ -38,7 +38,8 @@ def main(snakemake):
         trust_remote_code=params.model["trust_remote_code"],
         max_length=settings["max_length"],
     )
-    tell(f"glueperf: prepared as {meta['format_used']}", console=False)
+    seconds = ", ".join(f"{k} {v:.2f}" for k, v in meta.get("seconds", {}).items())
+    tell(f"glueperf: prepared as {meta['format_used']} ({seconds})", console=False)
 
 
 if __name__ == "__main__":

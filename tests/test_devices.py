@@ -198,6 +198,37 @@ def test_a_cpu_claim_leaves_cuda_alone(locks):
     assert claim.fields() == {"gpu_index": None, "gpu_uuid": None, "device_wait_s": 0.0}
 
 
+def test_an_evaluation_has_done_its_imports_but_not_started_cuda_when_it_claims(tmp_path):
+    """A job that waits for its device has already paid its start-up (imports), so with
+    --cores N it overlaps the running evaluation; CUDA must still be off, as the claim decides
+    which GPU torch sees."""
+    probe = f"""
+import json, sys, types
+sys.path.insert(0, {str(REPO / "scripts")!r})
+import evaluate_model
+
+def claim_device(requested, job, report):
+    torch = sys.modules.get("torch")
+    print(json.dumps({{
+        "torch": torch is not None,
+        "cuda_started": bool(torch and torch.cuda.is_initialized()),
+        "engine": "glueperf.evaluation" in sys.modules,
+    }}))
+    raise SystemExit(0)
+
+evaluate_model.claim_device = claim_device
+job = types.SimpleNamespace(
+    params=types.SimpleNamespace(settings={{"device": "auto"}}),
+    wildcards=types.SimpleNamespace(model="m", dataset="d"),
+)
+evaluate_model.main(job)
+"""
+    run = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert json.loads(run.stdout) == {"torch": True, "cuda_started": False, "engine": True}
+
+
 def hold_for(directory: Path, lock: str, seconds: float) -> threading.Thread:
     """Hold a lock as another evaluation would (``job`` 'evaluate_model other/one'), then let
     it go after ``seconds``."""

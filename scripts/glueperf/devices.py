@@ -11,7 +11,7 @@ the seconds it waited.
 
 The devices:
 - Every NVIDIA GPU visible to the job, listed by ``nvidia-smi`` without starting CUDA (the
-  claim happens before torch is imported) and numbered as nvidia-smi numbers them (PCI bus
+  claim happens before CUDA starts) and numbered as nvidia-smi numbers them (PCI bus
   order). A set ``CUDA_VISIBLE_DEVICES`` (a SLURM allocation, or the user) restricts the pool to
   those GPUs. The chosen GPU is then the only one the process sees: ``CUDA_VISIBLE_DEVICES`` is
   set to its UUID and ``CUDA_DEVICE_ORDER=PCI_BUS_ID``, so torch calls it ``cuda`` (index 0).

@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from itertools import product
 from pathlib import Path
@@ -61,6 +62,7 @@ def prepare(
     from glueperf.evaluation import token_limit
     from glueperf.models import load_model
 
+    started = time.perf_counter()
     try:
         model, tokenizer, loaded = load_model(model_dir, dtype, device, trust_remote_code)
     except GlueperfError as error:
@@ -85,16 +87,22 @@ def prepare(
         },
         "variants": [],
         "file": MODEL_FILE,
+        # Where this job's time went, after its imports (transformers' within load_s).
+        "seconds": {"load_s": time.perf_counter() - started},
     }
     files = {}
     try:
         sets = input_sets(chunk.takes_token_types)
+        started = time.perf_counter()
         saved = _saved(_trace(model, chunk, sets, device))
+        meta["seconds"]["trace_s"] = time.perf_counter() - started
         # Checked as the evaluations will load it: some modules trace but do not load back
         # (a model's own code, whose module path TorchScript cannot parse).
+        started = time.perf_counter()
         traced = torch.jit.load(io.BytesIO(saved), map_location=device)
         for names in sets:
             _check(model, traced, chunk, names, device)
+        meta["seconds"]["check_s"] = time.perf_counter() - started
     except Exception as error:  # any architecture TorchScript cannot trace faithfully
         meta["format_used"] = TRANSFORMERS
         meta["why"] = f"{type(error).__name__}: {one_line(error)}"
