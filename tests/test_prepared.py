@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from conftest import build_tiny_model, make_sentences
+from conftest import REPO, build_tiny_model, make_sentences, write_dataset
 from glueperf.engine import Batching, Engine
 from glueperf.models import load_model
 from glueperf.prepared import META, MODEL_FILE, TORCHSCRIPT, TRANSFORMERS, load_prepared, prepare
@@ -107,3 +111,34 @@ def test_a_trace_that_cannot_be_loaded_falls_back_to_transformers(models, tmp_pa
     with caplog.at_level(logging.WARNING, logger="glueperf.prepared"):
         assert load_prepared(tmp_path / "prepared", "float32", "cpu") is None
     assert "could not be loaded" in caplog.text and "using transformers" in caplog.text
+
+
+def test_an_evaluation_of_a_prepared_model_imports_neither_transformers_nor_pandas(
+    models, tmp_path
+):
+    """Their imports cost an evaluation job more than its work on small data (BENCHMARKS.md):
+    validating, reading, evaluating with the trace and writing the predictions need neither.
+    (pyarrow imports pandas by itself in to_numpy() and pa.array(), so those are not used.)"""
+    prepare(str(models["regression"]), "float32", "cpu", tmp_path / "prepared")
+    data = tmp_path / "scores.parquet"
+    write_dataset(data, n=30, label=np.linspace(0, 5, 30).astype(np.float32))
+    probe = f"""
+import sys
+sys.path.insert(0, {str(REPO / "scripts")!r})
+from glueperf.evaluation import evaluate, write_predictions
+from glueperf.tasks import DatasetSpec
+from glueperf.validation import summarize
+spec = DatasetSpec(regression=True, metrics=("pearson", "spearman"))
+summarize({str(data)!r}, spec)
+measured, predictions = evaluate(
+    {str(models["regression"])!r}, {str(data)!r}, spec, "cpu",
+    prepared_dir={str(tmp_path / "prepared")!r},
+)
+write_predictions(predictions, {str(tmp_path / "predictions.parquet")!r})
+print(measured["model_format"], "pandas" in sys.modules, "transformers" in sys.modules)
+"""
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == [TORCHSCRIPT, "False", "False"]
+    written = pq.ParquetFile(tmp_path / "predictions.parquet").read()
+    assert written.num_rows == 30 and written.column("score").type == pa.float32()

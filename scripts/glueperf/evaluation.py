@@ -171,8 +171,23 @@ def write_predictions(columns: dict[str, np.ndarray], target) -> None:
 
     from glueperf.outputs import atomic_path
 
+    table = pa.Table.from_arrays(
+        [arrow_numbers(values) for values in columns.values()], names=list(columns)
+    )
     with atomic_path(target) as path:
-        pq.write_table(pa.table(columns), path)
+        pq.write_table(table, path)
+
+
+def arrow_numbers(values: np.ndarray):
+    """A numpy array of numbers as an arrow array, from its buffer. Not ``pa.array()``: that
+    imports pandas where it is installed, half a second of the job for nothing."""
+    import pyarrow as pa
+
+    values = np.ascontiguousarray(values)
+    if values.dtype.kind not in "iuf":
+        return pa.array(values)
+    kind = pa.from_numpy_dtype(values.dtype)
+    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
 
 
 def check_task_fits(model, data: Dataset, spec: DatasetSpec, path, names) -> LabelMapping | None:

@@ -60,8 +60,11 @@ def read_table(path, columns=None) -> pa.Table:
     if not Path(path).is_file():  # opened, a FIFO would wait and /dev/zero never end
         raise DatasetError(path, f"is a {_file_kind(path)}, not a regular parquet file")
     try:
-        _check_unique_names(pq.read_schema(path).names, path)
-        return pq.read_table(path, columns=columns)
+        # ParquetFile, not pq.read_table: that goes through pyarrow.dataset, which imports
+        # pandas (a quarter of a second of every job's start-up for nothing).
+        with pq.ParquetFile(path) as parquet:
+            _check_unique_names(parquet.schema_arrow.names, path)
+            return parquet.read(columns=columns)
     except (pa.ArrowException, OSError) as error:
         raise DatasetError(path, f"not a readable parquet file ({one_line(error)})") from error
 
@@ -104,10 +107,10 @@ def load_dataset(path, spec: DatasetSpec | None = None) -> Dataset:
     spec = spec or DatasetSpec()
     table = validate_table(read_table(path), path, spec)
     first, *second = (table.column(c).to_pylist() for c in spec.text_columns)
-    labels = table.column(spec.label_column).to_numpy()
+    labels = numbers(table.column(spec.label_column))
     labels = labels.astype(np.float32 if spec.regression else np.int64)
     if IDX_COLUMN in table.column_names:
-        idx = table.column(IDX_COLUMN).to_numpy().astype(np.int64)
+        idx = numbers(table.column(IDX_COLUMN)).astype(np.int64)
     else:
         idx = np.arange(table.num_rows, dtype=np.int64)
     return Dataset(first, second[0] if second else None, labels, idx, label_names(table, spec))
@@ -213,6 +216,21 @@ def _is_string_view(kind: pa.DataType) -> bool:
     return getattr(pa.types, "is_string_view", lambda _: False)(kind)
 
 
+def numbers(column: pa.ChunkedArray) -> np.ndarray:
+    """A column of numbers as a numpy array, nulls as NaN. Not pyarrow's ``to_numpy()``: that
+    imports pandas where it is installed, more than half a second of every job's start-up."""
+    kind = column.type
+    if column.null_count or not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        return np.array(column.to_pylist(), dtype=np.float64 if column.null_count else None)
+    dtype = np.dtype(kind.to_pandas_dtype())  # a numpy dtype; pandas is not involved
+    parts = [
+        np.frombuffer(chunk.buffers()[1], dtype=dtype)[chunk.offset : chunk.offset + len(chunk)]
+        for chunk in column.chunks
+        if len(chunk)
+    ]
+    return np.concatenate(parts) if parts else np.empty(0, dtype)
+
+
 def _check_integers(column: pa.ChunkedArray, path, name: str, what: str) -> np.ndarray:
     """Integer type, no nulls, within int64; the values as an int64 array. (pyarrow and numpy
     only: the validation job need not import pandas, which costs every job a second.)"""
@@ -222,10 +240,10 @@ def _check_integers(column: pa.ChunkedArray, path, name: str, what: str) -> np.n
             f"{what} must be integers, found type {column.type} ({_first_values(column)})",
             column=name,
         )
-    null_rows = np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))
-    if len(null_rows):
+    if column.null_count:
+        null_rows = np.flatnonzero(column.is_null().to_pylist())
         raise DatasetError(path, f"{name} is null", column=name, rows=null_rows)
-    values = column.to_numpy()
+    values = numbers(column)
     too_large = np.flatnonzero(values > INT64_MAX) if values.dtype == np.uint64 else []
     if len(too_large):
         raise DatasetError(
@@ -278,7 +296,7 @@ def _check_scores(column: pa.ChunkedArray, path, name: str) -> None:
             f"({_first_values(column)})",
             column=name,
         )
-    values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+    values = numbers(column).astype(np.float64)
     missing = np.flatnonzero(~np.isfinite(values))
     if len(missing):
         shown = sorted({repr(float(v)) for v in values[missing]})
@@ -315,7 +333,7 @@ def summarize(path, spec: DatasetSpec | None = None, expected_sha256=None) -> di
             "the file is not the one the config pins",
         )
     table = validate_table(table, path, spec)
-    labels = table.column(spec.label_column).to_numpy(zero_copy_only=False)
+    labels = numbers(table.column(spec.label_column))
     labeled = labels != NO_LABEL
     summary = {
         "path": str(path),
