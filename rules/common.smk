@@ -14,6 +14,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 # like a change to the stage's script does. Importable: the Snakefile puts scripts/ on the path.
 CODE_DIR = Path(workflow.basedir) / "scripts" / "glueperf"
 from glueperf import GlueperfError
+from glueperf.devices import host_gpus
 from glueperf.fetch import MODEL_FILE_PATTERNS, is_hub_model, is_remote
 from glueperf.metrics import check_dataset_metrics
 from glueperf.plotting import PLOTS
@@ -247,6 +248,21 @@ def preparation_settings(wildcards):
     """What a prepared (traced) model depends on: the device kind, dtype and sentence length."""
     settings = evaluation_settings(wildcards)
     return {key: settings[key] for key in ("device", "dtype", "max_length")}
+
+
+def evaluation_threads(wildcards):
+    """Cores that an evaluation (or a model's tracing) takes. On a GPU the model runs there and
+    the CPU only feeds it (tokenization uses every core either way): 4, so that `--cores 16`
+    starts four jobs on a host with one GPU, the start-up of the waiting ones overlapping the
+    running one. On the CPU the model itself computes with them: 8."""
+    device = evaluation_settings(wildcards)["device"]
+    on_gpu = device.startswith("cuda") or (device == "auto" and host_has_gpus())
+    return 4 if on_gpu else 8
+
+
+@functools.cache
+def host_has_gpus():
+    return host_gpus() != []  # None: GPUs that nvidia-smi cannot list
 
 
 def evaluation_settings(wildcards):

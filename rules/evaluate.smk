@@ -11,7 +11,7 @@ rule prepare_model:
         "results/benchmarks/prepare_model/{model}.tsv"
     conda:
         "../envs/evaluate.yaml"
-    threads: 8
+    threads: evaluation_threads
     resources:
         gpu=1,
     params:
@@ -45,7 +45,7 @@ rule evaluate_model:
         "results/benchmarks/evaluate_model/{model}/{dataset}.tsv"
     conda:
         "../envs/evaluate.yaml"
-    threads: 8
+    threads: evaluation_threads
     resources:
         gpu=1,
     params:

@@ -319,6 +319,39 @@ def _job_list(out: str) -> list[tuple[str, dict[str, str]]]:
     return sorted((job for job in jobs if job[0] != "all"), key=repr)
 
 
+def tiny_workflow(tmp_path, tiny_model, datasets: dict[str, int]) -> Workflow:
+    workflow = Workflow(tmp_path / "workflow")
+    workflow.write_config(
+        {
+            "models": {"tiny": {"source": str(tiny_model)}},
+            "datasets": {
+                name: {
+                    "path": str(write_dataset(tmp_path / f"{name}.parquet", n=n)),
+                    "task": "Sentiment analysis",
+                }
+                for name, n in datasets.items()
+            },
+            "evaluation": {"device": "cpu"},
+        }
+    )
+    return workflow
+
+
+def planned_threads(workflow: Workflow, device: str, *args: str) -> set[str]:
+    """The threads a dry run gives the evaluation and preparation jobs, for ``device``."""
+    config = yaml.safe_load((workflow.root / "config.yaml").read_text())
+    config["evaluation"]["device"] = device
+    workflow.write_config(config)
+    out = workflow.snakemake("-n", "--cores", "16", *args).stdout
+    threads, rule = set(), None
+    for line in out.splitlines():
+        if line.split()[:1] in (["rule"], ["localrule"]):
+            rule = line.split()[1].rstrip(":")
+        elif line.strip().startswith("threads:") and rule in ("evaluate_model", "prepare_model"):
+            threads.add(f"{rule}={line.split(':')[1].strip()}")
+    return threads
+
+
 @pytest.fixture
 def workflow(tmp_path) -> Workflow:
     return Workflow(tmp_path / "workflow")

@@ -22,7 +22,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from conftest import REPO, Workflow, write_dataset
+from conftest import REPO, Workflow, planned_threads, tiny_workflow
 from glueperf import GlueperfError
 from glueperf.devices import (
     HELD,
@@ -436,24 +436,6 @@ def start_snakemake():
         process.wait(timeout=30)
 
 
-def tiny_workflow(tmp_path, tiny_model, datasets: dict[str, int]) -> Workflow:
-    workflow = Workflow(tmp_path / "workflow")
-    workflow.write_config(
-        {
-            "models": {"tiny": {"source": str(tiny_model)}},
-            "datasets": {
-                name: {
-                    "path": str(write_dataset(tmp_path / f"{name}.parquet", n=n)),
-                    "task": "Sentiment analysis",
-                }
-                for name, n in datasets.items()
-            },
-            "evaluation": {"device": "cpu"},
-        }
-    )
-    return workflow
-
-
 def test_two_evaluations_started_together_measure_one_after_the_other(
     tmp_path, tiny_model, locks, start_snakemake
 ):
@@ -542,3 +524,14 @@ def test_a_job_left_running_by_a_killed_snakemake_is_waited_for(
     assert log_time(log, "runs on the CPU") >= orphan_ended - 0.5  # not before it had ended
     row = pd.read_csv(workflow.root / "results/metrics/tiny/alpha.csv").iloc[0]
     assert row["device_wait_s"] > 0
+
+
+def test_an_evaluation_takes_fewer_cores_on_a_gpu_than_on_the_cpu(tmp_path, tiny_model):
+    """On a GPU the CPU only feeds the model: four jobs fit in 16 cores, so on a one-GPU host
+    the waiting ones do their imports while one measures. On the CPU the model uses them."""
+    workflow = tiny_workflow(tmp_path, tiny_model, {"alpha": 5})
+    assert planned_threads(workflow, "cpu") == {"evaluate_model=8", "prepare_model=8"}
+    assert planned_threads(workflow, "cuda") == {"evaluate_model=4", "prepare_model=4"}
+    # auto: as the host has GPUs or not (none here: this machine has no nvidia-smi)
+    auto = planned_threads(workflow, "auto")
+    assert auto == planned_threads(workflow, "cuda" if host_gpus() != [] else "cpu")

@@ -33,7 +33,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import QUALITY_FIELDS, REPO, Workflow, write_dataset
+from conftest import QUALITY_FIELDS, REPO, Workflow, planned_threads, tiny_workflow, write_dataset
 from slurm_cluster import PARTITION, Cluster, find_programs
 
 ACCOUNT = "glueperf-test"
@@ -153,15 +153,16 @@ def test_default_profile_leaves_the_gpus_to_the_device_locks():
     assert "gpu" not in read_profile("default").get("resources", {})
 
 
-def test_slurm_profile_asks_for_one_gpu_and_the_rules_threads():
+def test_slurm_profile_asks_for_one_gpu_and_the_rules_threads(tmp_path, tiny_model):
     profile = read_profile("slurm")
     assert profile["executor"] == "slurm"
     evaluate = profile["set-resources"]["evaluate_model"]
     assert (evaluate["gpu"], evaluate["gpu_manufacturer"]) == (1, "nvidia")
-    threads = re.search(
-        r"^    threads: (\d+)$", (REPO / "rules" / "evaluate.smk").read_text(), re.M
-    )
-    assert evaluate["cpus_per_task"] == int(threads.group(1))
+    # The threads Snakemake gives the rule on a submit host without GPUs (as this machine).
+    workflow = tiny_workflow(tmp_path, tiny_model, {"alpha": 5})
+    assert planned_threads(workflow, "auto") == {
+        f"{rule}={evaluate['cpus_per_task']}" for rule in ("evaluate_model", "prepare_model")
+    }
     assert evaluate["mem_mb"] > 0 and evaluate["runtime"] > 0
     # a global `resources: gpu=...` would cap the GPU jobs of the whole cluster
     assert "resources" not in profile
