@@ -40,7 +40,6 @@ include: "rules/run_lock.smk"
 wildcard_constraints:
     model=NAME_PATTERN,
     dataset=NAME_PATTERN,
-    plot="|".join(PLOTS),
 
 
 include: "rules/fetch.smk"
@@ -58,9 +57,7 @@ localrules:
     prefetch,
     validate_dataset,
     aggregate_metrics,
-    summarize_glue,
-    plot_metric,
-    plot_glue_summary,
+    plot_results,
 
 
 rule all:

@@ -1,3 +1,4 @@
+# One job: the performance table and the GLUE summary made of it (one process start, not two).
 rule aggregate_metrics:
     input:
         metrics=metrics_files,
@@ -9,6 +10,12 @@ rule aggregate_metrics:
             category="2. Performance table",
             labels={"table": "all models and datasets"},
         ),
+        summary=report(
+            "results/glue_summary.csv",
+            caption="../report/glue_summary.rst",
+            category="2. Performance table",
+            labels={"table": "GLUE summary"},
+        ),
     log:
         "results/logs/aggregate_metrics.log",
     conda:
@@ -17,22 +24,3 @@ rule aggregate_metrics:
         labels=display_labels,
     script:
         "../scripts/aggregate_metrics.py"
-
-
-rule summarize_glue:
-    input:
-        table=rules.aggregate_metrics.output.table,
-        code=code_files("summarize_glue.py"),
-    output:
-        summary=report(
-            "results/glue_summary.csv",
-            caption="../report/glue_summary.rst",
-            category="2. Performance table",
-            labels={"table": "GLUE summary"},
-        ),
-    log:
-        "results/logs/summarize_glue.log",
-    conda:
-        "../envs/aggregate.yaml"
-    script:
-        "../scripts/summarize_glue.py"

@@ -17,7 +17,7 @@ from glueperf import GlueperfError
 from glueperf.devices import host_gpus
 from glueperf.fetch import MODEL_FILE_PATTERNS, is_hub_model, is_remote
 from glueperf.metrics import check_dataset_metrics
-from glueperf.plotting import PLOTS
+from glueperf.plotting import ALL_PLOTS
 from glueperf.tasks import dataset_spec, display_task
 
 # Names as the schema allows them: no '/' so that a name is one path component.
@@ -78,12 +78,23 @@ def metrics_files(wildcards=None):
 
 def final_outputs():
     """What `rule all` asks for; called once the stage files have defined their rules."""
-    return [
-        rules.aggregate_metrics.output.table,
-        rules.summarize_glue.output.summary,
-        *expand(rules.plot_metric.output.plot, plot=PLOTS),
-        rules.plot_glue_summary.output.plot,
-    ]
+    return [*rules.aggregate_metrics.output, *rules.plot_results.output]
+
+
+def plot_outputs():
+    """What plot_results writes, stem -> results/plots/<stem>.png for every figure (each bar
+    chart of PLOTS, then the GLUE summary), each in the report under "1. Plots" with its own
+    caption, report/plots/<stem>.rst. Made from the registry in glueperf/plotting.py, so that
+    a new plot there is a new output here (and needs its caption file)."""
+    return {
+        stem: report(
+            f"results/plots/{stem}.png",
+            caption=f"../report/plots/{stem}.rst",
+            category="1. Plots",
+            labels={"plot": stem},
+        )
+        for stem in ALL_PLOTS
+    }
 
 
 def code_files(script):

@@ -1,36 +1,15 @@
-rule plot_metric:
+# One job draws every figure (one process start and one matplotlib import, not one per plot);
+# its outputs, one per figure, come from the PLOTS registry (common.smk: plot_outputs).
+rule plot_results:
     input:
         table=rules.aggregate_metrics.output.table,
-        code=code_files("plot_metric.py"),
+        summary=rules.aggregate_metrics.output.summary,
+        code=code_files("plot_results.py"),
     output:
-        plot=report(
-            "results/plots/{plot}.png",
-            caption="../report/plot.rst",
-            category="1. Plots",
-            labels={"plot": "{plot}"},
-        ),
+        **plot_outputs(),
     log:
-        "results/logs/plot_metric/{plot}.log",
+        "results/logs/plot_results.log",
     conda:
         "../envs/plot.yaml"
     script:
-        "../scripts/plot_metric.py"
-
-
-rule plot_glue_summary:
-    input:
-        summary=rules.summarize_glue.output.summary,
-        code=code_files("plot_glue_summary.py"),
-    output:
-        plot=report(
-            "results/plots/glue_summary.png",
-            caption="../report/glue_summary.rst",
-            category="1. Plots",
-            labels={"plot": "glue_summary"},
-        ),
-    log:
-        "results/logs/plot_glue_summary.log",
-    conda:
-        "../envs/plot.yaml"
-    script:
-        "../scripts/plot_glue_summary.py"
+        "../scripts/plot_results.py"

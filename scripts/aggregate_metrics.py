@@ -1,6 +1,7 @@
-"""Rule aggregate_metrics: merge the one-row metrics files into model_performance.csv."""
+"""Rule aggregate_metrics: merge the one-row metrics files into model_performance.csv, and
+summarize its GLUE tasks into glue_summary.csv."""
 
-from glueperf.aggregate import performance_table, read_metrics
+from glueperf.aggregate import glue_summary, performance_table, read_metrics
 from glueperf.outputs import run_script, write_csv
 
 
@@ -10,6 +11,7 @@ def main(snakemake):
         read_metrics(snakemake.input.metrics), labels["tasks"], labels["families"]
     )
     write_csv(table, snakemake.output.table)
+    write_csv(glue_summary(table), snakemake.output.summary)
 
 
 if __name__ == "__main__":

@@ -289,6 +289,10 @@ class Workflow:
         """(rule, wildcards) of every job a dry run would execute (``all`` left out), sorted."""
         return _job_list(self.snakemake("-n").stdout)
 
+    def planned_outputs(self) -> list[tuple[str, list[str]]]:
+        """(rule, output files) of every job a dry run would execute (``all`` left out)."""
+        return _job_outputs(self.snakemake("-n").stdout)
+
 
 def _job_counts(out: str) -> dict[str, int]:
     """The "Job stats" table of a dry run's output (printed twice by Snakemake 9: same values)."""
@@ -350,6 +354,18 @@ def planned_threads(workflow: Workflow, device: str, *args: str) -> set[str]:
         elif line.strip().startswith("threads:") and rule in ("evaluate_model", "prepare_model"):
             threads.add(f"{rule}={line.split(':')[1].strip()}")
     return threads
+
+
+def _job_outputs(out: str) -> list[tuple[str, list[str]]]:
+    """The jobs a dry run's output describes, each "rule NAME:" and its "output:" line."""
+    jobs: list[tuple[str, list[str]]] = []
+    for line in out.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] in ("rule", "localrule") and words[1].endswith(":"):
+            jobs.append((words[1][:-1], []))
+        elif jobs and line.strip().startswith("output:"):
+            jobs[-1][1].extend(path.strip() for path in line.split(":", 1)[1].split(","))
+    return sorted((job for job in jobs if job[0] != "all"), key=repr)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 // Appended to a copy of report.html by tests/test_report.py and run by headless Chromium: it
 // clicks through the Snakemake report as a person would (category, subcategory, then each
-// result's "eye" and "info" buttons) and writes what the page showed, as JSON, into the
-// element #glueperf-probe for the test to read from the dumped DOM. `categories` and `results`
+// result's "eye" and "info" buttons, and a caption's link to another result) and writes what
+// the page showed, as JSON, into the element #glueperf-probe for the test to read from the
+// dumped DOM. `categories` and `results`
 // are the report's own data (globals of its script elements).
 "use strict";
 
@@ -65,6 +66,14 @@ async function visit(category, subcategory, path) {
     info.click();
     await pause(300);
     seen.info_text = document.querySelector("#app nav").innerText;
+    // A caption's link to another result (`name`_ in its .rst): follow it, as a reader would.
+    const link = document.querySelector('#app nav a[href^="javascript:app.showResultInfo"]');
+    if (link) {
+      seen.caption_link = link.textContent.trim();
+      link.click();
+      await pause(300);
+      seen.linked_info_text = document.querySelector("#app nav").innerText;
+    }
   }
   return seen;
 }

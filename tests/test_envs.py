@@ -84,7 +84,7 @@ def running_rules() -> list[str]:
 
 def test_there_are_environments_and_rules():
     assert ENV_FILES and RULE_FILES
-    assert {"validate_dataset", "evaluate_model", "aggregate_metrics", "plot_metric"} <= set(
+    assert {"validate_dataset", "evaluate_model", "aggregate_metrics", "plot_results"} <= set(
         running_rules()
     )
 

@@ -17,7 +17,6 @@ from conftest import Workflow, build_tiny_model, reference_predictions, write_da
 from glueperf import GlueperfError
 from glueperf.checksums import weights_sha256
 from glueperf.fetch import fetch_model, is_hub_model, parse_dataset_url, select_model_files
-from glueperf.plotting import PLOTS
 
 DATA_URL = "hf://datasets/acme/glue/sst2/validation-00000-of-00001.parquet"
 
@@ -141,9 +140,7 @@ def test_pipeline_fetches_pinned_inputs_and_reruns_only_what_a_revision_change_a
         "prepare_model": 1,
         "evaluate_model": 1,
         "aggregate_metrics": 1,
-        "summarize_glue": 1,
-        "plot_metric": len(PLOTS),
-        "plot_glue_summary": 1,
+        "plot_results": 1,
     }
 
     # Prefetched, the run needs no Hub at all.

@@ -301,8 +301,24 @@ def test_every_job_wrote_its_log_and_evaluations_their_benchmark(run):
         )
         assert len(benchmark) == 1 and "max_rss" in benchmark.columns
     assert (logs / "aggregate_metrics.log").is_file()
-    for plot in PLOTS:
-        assert (logs / "plot_metric" / f"{plot}.log").is_file()
+    plotting = (logs / "plot_results.log").read_text()  # one job drew them all, one by one
+    for plot in [*PLOTS, "glue_summary"]:
+        assert f"drew results/plots/{plot}.png" in plotting, plotting
+
+
+def test_one_job_writes_both_tables_and_one_job_every_plot(workflow, small):
+    """The light stages cost one process each (issue 11): one job of aggregate_metrics writes
+    both tables and one job of plot_results every figure, not a job per table or per plot."""
+    workflow.write_config(small)
+    jobs = workflow.planned_outputs()
+    tables = {"results/model_performance.csv", "results/glue_summary.csv"}
+    plots = {f"results/plots/{plot}.png" for plot in [*PLOTS, "glue_summary"]}
+    assert [(rule, set(outputs)) for rule, outputs in jobs if tables & set(outputs)] == [
+        ("aggregate_metrics", tables)
+    ]
+    assert [(rule, set(outputs)) for rule, outputs in jobs if plots & set(outputs)] == [
+        ("plot_results", plots)
+    ]
 
 
 # --- configuration and data errors stop the run with a message that names the culprit --------

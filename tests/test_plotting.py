@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import matplotlib.image
 import matplotlib.pyplot as plt
@@ -13,8 +14,8 @@ import pandas as pd
 import pytest
 from matplotlib.container import BarContainer
 
-from glueperf.aggregate import read_performance_table
-from glueperf.plotting import PLOTS, footnote, grouped_bars, plot_one
+from glueperf.aggregate import read_glue_summary, read_performance_table
+from glueperf.plotting import ALL_PLOTS, PLOTS, footnote, grouped_bars, plot_all, plot_one
 
 MODELS = ["alpha", "beta", "gamma"]
 DATASETS = ["sst2-validation", "sst2-test", "cola-validation"]
@@ -32,7 +33,7 @@ UNITS = {
 
 @pytest.fixture
 def table(tmp_path) -> pd.DataFrame:
-    """A performance table as plot_metric.py reads it: through a CSV, NaN as an empty cell."""
+    """A performance table as plot_results.py reads it: through a CSV, NaN as an empty cell."""
     rng = np.random.default_rng(1)
     rows = []
     for model in MODELS:
@@ -77,6 +78,80 @@ def test_plot_one_writes_a_png(table, tmp_path, stem):
     assert image.std() > 0  # not a blank canvas
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
     assert set(plt.get_fignums()) == figures_before  # the figure is closed
+
+
+@pytest.fixture
+def summary(tmp_path) -> pd.DataFrame:
+    """A GLUE summary as plot_results.py reads it; beta did not run CoLA."""
+    frame = pd.DataFrame(
+        {
+            "Model": ["alpha", "beta"],
+            "SST-2 (sst2-validation)": [91.2, 88.0],
+            "CoLA (cola-validation)": [41.5, math.nan],
+            "GLUE average": [66.4, 88.0],
+            "tasks": [2, 1],
+        }
+    )
+    frame.to_csv(tmp_path / "summary.csv", index=False)
+    return read_glue_summary(tmp_path / "summary.csv")
+
+
+def plot_paths(folder) -> dict:
+    return {stem: folder / f"{stem}.png" for stem in ALL_PLOTS}
+
+
+def test_plot_all_draws_every_plot_and_the_glue_summary(table, summary, tmp_path):
+    paths = plot_paths(tmp_path / "plots")
+    figures_before = set(plt.get_fignums())
+    plot_all(table, summary, paths)
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(
+        f"{stem}.png" for stem in [*PLOTS, "glue_summary"]
+    )  # and no temporary file
+    for path in paths.values():
+        assert path.read_bytes()[:8] == PNG_SIGNATURE
+        assert matplotlib.image.imread(path).std() > 0
+    assert set(plt.get_fignums()) == figures_before  # every figure is closed
+
+
+@pytest.mark.parametrize("change", ["missing", "unknown"])
+def test_plot_all_wants_exactly_every_plot(table, summary, tmp_path, change):
+    paths = plot_paths(tmp_path / "plots")
+    if change == "missing":
+        del paths["throughput"]
+    else:
+        paths["other"] = tmp_path / "plots" / "other.png"
+    with pytest.raises(ValueError, match="plot_all draws"):
+        plot_all(table, summary, paths)
+    assert not (tmp_path / "plots").exists()  # checked before anything is drawn
+
+
+def test_a_failing_plot_leaves_no_half_written_png(table, summary, tmp_path, monkeypatch):
+    """One process draws every figure: a failure while writing one leaves that file absent (not
+    cut short), no temporary file and no open figure; the figures written before stay whole."""
+    from matplotlib.figure import Figure
+
+    save = Figure.savefig
+
+    def fail_on_the_third(figure, path, **kwargs):
+        if len(written) == 2:
+            Path(path).write_bytes(PNG_SIGNATURE + b"cut short")
+            raise OSError("disk full")
+        written.append(path)
+        return save(figure, path, **kwargs)
+
+    written = []
+    monkeypatch.setattr(Figure, "savefig", fail_on_the_third)
+    paths = plot_paths(tmp_path / "plots")
+    figures_before = set(plt.get_fignums())
+    with pytest.raises(OSError, match="disk full"):
+        plot_all(table, summary, paths)
+    first, second, third = ALL_PLOTS[:3]
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(
+        [f"{first}.png", f"{second}.png"]
+    )
+    assert matplotlib.image.imread(paths[second]).std() > 0
+    assert not paths[third].exists()
+    assert set(plt.get_fignums()) == figures_before
 
 
 @pytest.mark.parametrize("stem", list(PLOTS))

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, Workflow, write_dataset
-from glueperf.plotting import PLOTS
+from glueperf.plotting import ALL_PLOTS, PLOTS
 
 NOTE = "Cross-task check on purpose: sentiment labels against acceptability labels."
 DATASETS = {
@@ -34,14 +34,18 @@ DATASETS = {
     "cola-validation": (25, True, "Linguistic acceptability", NOTE),
 }
 MODEL = "tiny"
-# A phrase each plot's caption must hold: what the plot measures and how.
+# A phrase each plot's caption (report/plots/<plot>.rst) must hold: what it measures and how.
 PLOT_CAPTIONS = {
     "score": ["official metric", "Wilson for accuracy", "seeded bootstrap"],
     "accuracy": ["95 % Wilson score interval", "cross-task check", "Matthews correlation"],
     "inference_time": ["tokenization plus every forward pass", "loading the model"],
     "memory_usage": ["peak resident set size", "gpu_peak_allocated_mb"],
     "throughput": ["Throughput (sentences/s)", "divided by the"],
+    "glue_summary": ["GLUE summary as a figure", "red (0) to green (100)", "glue_summary.csv"],
 }
+# What every bar chart shares, said once in the report's description (report/workflow.rst).
+BAR_CHARTS = "each bar chart has one group of bars per dataset, one bar per model"
+
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 CHROMIUM_FLAGS = [
     "--headless",
@@ -95,7 +99,8 @@ def test_console_names_where_the_results_are(run):
     console = run.console
     assert "glueperf results:" in console
     assert str((run.results / "model_performance.csv").resolve()) in console
-    for plot in PLOTS:
+    assert str((run.results / "glue_summary.csv").resolve()) in console
+    for plot in ALL_PLOTS:
         assert str((run.results / "plots" / f"{plot}.png").resolve()) in console
     assert str((run.results / "metrics").resolve()) in console
 
@@ -213,6 +218,8 @@ def test_report_renders_in_chromium(run, rendered):
     assert "glueperf measures how well, how fast and how leanly" in rendered
     assert f"{MODEL} : {run.config['models'][MODEL]['source']}" in rendered  # from the config
     assert NOTE in rendered  # a dataset's note from the config
+    assert BAR_CHARTS in rendered  # what every bar chart shares, once
+    assert "notes on the datasets, above, apply to every plot" in rendered
     assert "System Message" not in rendered  # docutils' marker of broken reStructuredText
 
 
@@ -226,7 +233,7 @@ def visit(probe: dict, path: str) -> dict:
     return found
 
 
-@pytest.mark.parametrize("plot", list(PLOTS))
+@pytest.mark.parametrize("plot", ALL_PLOTS)
 def test_report_shows_each_plot_with_its_caption(run, probed, plot):
     seen = visit(probed, f"results/plots/{plot}.png")
     assert seen["category"] == "1. Plots"
@@ -238,6 +245,28 @@ def test_report_shows_each_plot_with_its_caption(run, probed, plot):
     assert image["shown_width"] > 100  # and laid out on the page
     for phrase in PLOT_CAPTIONS[plot]:
         assert phrase in seen["info_text"], seen["info_text"]
+    assert BAR_CHARTS not in seen["info_text"]  # said once, in the description
+
+
+def caption(seen: dict) -> str:
+    """The caption in a result's info panel: between its DESCRIPTION and SIZE headings."""
+    return seen["info_text"].split("DESCRIPTION", 1)[1].split("SIZE", 1)[0].strip()
+
+
+def test_each_plot_has_a_caption_of_its_own(probed):
+    # One job draws every plot: each caption still comes from the plot's own file.
+    captions = {plot: caption(visit(probed, f"results/plots/{plot}.png")) for plot in ALL_PLOTS}
+    assert all(captions.values()) and len(set(captions.values())) == len(ALL_PLOTS), captions
+
+
+def test_the_glue_summary_plot_links_to_the_tables_caption(probed):
+    seen = visit(probed, "results/plots/glue_summary.png")
+    assert seen.get("caption_link") == "glue_summary.csv", seen
+    # Following the link shows the table's caption, which says what the scores are.
+    table = caption(visit(probed, "results/glue_summary.csv"))
+    assert "GLUE average is the mean over the tasks the model ran" in table, table
+    assert "results/glue_summary.csv" in seen["linked_info_text"]
+    assert table in seen["linked_info_text"], seen["linked_info_text"]
 
 
 def test_report_offers_the_performance_table_with_its_caption(run, probed):

@@ -16,15 +16,10 @@ from pathlib import Path
 import pytest
 
 from conftest import Workflow, make_sentences, write_dataset
-from glueperf.plotting import PLOTS
 
-AFTER_EVALUATION = {
-    "aggregate_metrics": 1,
-    "summarize_glue": 1,
-    "plot_metric": len(PLOTS),
-    "plot_glue_summary": 1,
-}
-PLOT_JOBS = [("plot_glue_summary", None, None)] + [("plot_metric", None, None)] * len(PLOTS)
+# One job each: the tables (model_performance.csv and glue_summary.csv), then every plot.
+AFTER_EVALUATION = {"aggregate_metrics": 1, "plot_results": 1}
+PLOT_JOBS = [("plot_results", None, None)]
 MODELS_ON = {"alpha": ["m1", "m2"], "beta": ["m1"]}
 
 
@@ -55,7 +50,7 @@ def preparations(models):
 
 
 def downstream():
-    return sorted([("aggregate_metrics", None, None), ("summarize_glue", None, None), *PLOT_JOBS])
+    return sorted([("aggregate_metrics", None, None), *PLOT_JOBS])
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +83,13 @@ def snapshot(paths):
     return {path: (path.read_bytes(), os.stat(path).st_mtime_ns) for path in paths}
 
 
+def restore(kept) -> None:
+    """Put back each file of a snapshot: its content and modification time."""
+    for path, (content, mtime_ns) in kept.items():
+        path.write_bytes(content)
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
 @pytest.fixture
 def pipeline(finished):
     """The finished run; whatever a test changes is put back afterwards."""
@@ -100,9 +102,7 @@ def pipeline(finished):
     )
     before = set(base.iterdir())
     yield finished
-    for path, (content, mtime_ns) in kept.items():
-        path.write_bytes(content)
-        os.utime(path, ns=(mtime_ns, mtime_ns))
+    restore(kept)
     for path in set(base.iterdir()) - before:  # new data or model folders beside the workflow
         shutil.rmtree(path)
 
@@ -219,8 +219,21 @@ def append_comment(path) -> None:
 def test_editing_the_plotting_code_reruns_only_the_plots(pipeline):
     append_comment(pipeline.workflow.root / "scripts" / "glueperf" / "plotting.py")
     jobs, counted = pipeline.jobs()
-    assert counted == {"plot_metric": len(PLOTS), "plot_glue_summary": 1}
+    assert counted == {"plot_results": 1}
     assert jobs == sorted(PLOT_JOBS)
+
+
+def test_a_changed_table_reruns_only_the_plots(pipeline):
+    results = pipeline.workflow.root / "results"
+    tables = [results / "model_performance.csv", results / "glue_summary.csv"]
+    kept = snapshot(tables)
+    try:
+        for table in tables:  # either table: the plots are drawn from both
+            table.write_bytes(table.read_bytes().replace(b"\n", b"\r\n", 1))  # newer, other bytes
+            assert pipeline.jobs() == (sorted(PLOT_JOBS), {"plot_results": 1}), table.name
+            restore(kept)
+    finally:
+        restore(kept)
 
 
 def test_editing_the_aggregation_code_reruns_aggregate_and_plots(pipeline):
@@ -263,15 +276,17 @@ def test_editing_the_validation_code_reruns_from_validation(pipeline, module):
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("change", "reruns"),
     [
-        lambda c: c["datasets"]["alpha"].update(task="Grammaticality"),
-        lambda c: c["datasets"]["alpha"].update(note="a caption for people"),
-        lambda c: c["models"]["m1"].update(family="bert-base"),
+        (lambda c: c["datasets"]["alpha"].update(task="Grammaticality"), AFTER_EVALUATION),
+        # a note is only in the report's captions, read when the report is made
+        (lambda c: c["datasets"]["alpha"].update(note="a caption for people"), {}),
+        (lambda c: c["models"]["m1"].update(family="bert-base"), AFTER_EVALUATION),
     ],
     ids=["task", "note", "family"],
 )
-def test_display_only_fields_rerun_no_evaluation(pipeline, change):
+def test_display_only_fields_rerun_no_evaluation(pipeline, change, reruns):
     pipeline.change_config(change)
     _, counted = pipeline.jobs()
     assert "evaluate_model" not in counted and "validate_dataset" not in counted
+    assert counted == reruns

@@ -16,13 +16,8 @@ import pandas as pd
 import pytest
 
 from conftest import Workflow, build_tiny_model, write_dataset
-from glueperf.plotting import PLOTS
 
-DOWNSTREAM = sorted(
-    [("aggregate_metrics", None, None), ("summarize_glue", None, None)]
-    + [("plot_glue_summary", None, None)]
-    + [("plot_metric", None, None)] * len(PLOTS)
-)
+DOWNSTREAM = sorted([("aggregate_metrics", None, None), ("plot_results", None, None)])
 A_DAY_AGO = time.time() - 86400
 
 

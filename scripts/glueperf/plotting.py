@@ -1,4 +1,5 @@
-"""Bar charts of ``model_performance.csv``: datasets on the x axis, one bar colour per model.
+"""The pipeline's figures: bar charts of ``model_performance.csv`` (datasets on the x axis, one
+bar colour per model) and the GLUE summary as a table figure, all drawn in one process.
 
 Light to import: the Snakefile reads PLOTS from here while it is parsed, so matplotlib is
 imported only by the functions that draw (pyplot()), and pandas only for type hints.
@@ -6,7 +7,10 @@ imported only by the functions that draw (pyplot()), and pandas only for type hi
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Mapping
+from functools import cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,8 +20,11 @@ from glueperf import TRUNCATED_WARN_PCT
 if TYPE_CHECKING:
     import pandas as pd
 
-# What each plot shows: file stem -> (column, y-axis label, title, value format, CI columns).
-# The stems are the plots the pipeline draws (results/plots/<stem>.png), in this order.
+log = logging.getLogger(__name__)
+
+# What each bar chart shows: file stem -> (column, y-axis label, title, value format, CI columns).
+# The stems are the bar charts the pipeline draws (results/plots/<stem>.png), in this order; the
+# plotting rule's outputs are made from them (rules/common.smk: plot_outputs).
 PLOTS = {
     "score": (
         "Score",
@@ -55,6 +62,10 @@ PLOTS = {
         None,
     ),
 }
+# The GLUE summary table as a figure (results/plots/glue_summary.png), drawn after the PLOTS.
+GLUE_SUMMARY = "glue_summary"
+# Every figure the pipeline draws, by stem: one job of rule plot_results writes them all.
+ALL_PLOTS = (*PLOTS, GLUE_SUMMARY)
 # Plots of measurements that depend on the machine: their footnote names the device and dtype.
 MEASURED = ("inference_time", "memory_usage", "throughput")
 
@@ -70,8 +81,9 @@ ROTATE_TICKS_AFTER = 3
 TICK_ROTATION = 30
 
 
+@cache
 def pyplot():
-    """matplotlib's pyplot, drawing to files only (no display needed)."""
+    """matplotlib's pyplot, drawing to files only (no display needed); imported once."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -233,8 +245,6 @@ def tick_labels(table: pd.DataFrame, datasets: list[str], column: str) -> list[s
 def plot_glue_summary(summary: pd.DataFrame, path) -> None:
     """The GLUE summary as papers print it: models down, tasks across, the official score (x 100)
     in each cell and the model's GLUE average last; '-' where a model did not run a task."""
-    from glueperf.outputs import atomic_path
-
     columns = [c for c in summary.columns if c not in ("Model", "tasks")]
     values = summary[columns].to_numpy(dtype=float) if len(summary) else np.empty((0, 0))
     plt = pyplot()
@@ -260,18 +270,36 @@ def plot_glue_summary(summary: pd.DataFrame, path) -> None:
         fontsize=10,
     )
     figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=120)
-    plt.close(figure)
+    save(figure, path)
 
 
 def plot_one(table: pd.DataFrame, stem: str, path) -> None:
     """Write the plot ``stem`` (a key of PLOTS) of the performance table to ``path``."""
-    from glueperf.outputs import atomic_path
-
     column, ylabel, title, value_format, interval = PLOTS[stem]
     note = footnote(table, measured=stem in MEASURED)
-    figure = grouped_bars(table, column, ylabel, title, value_format, interval, note)
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=120)
-    pyplot().close(figure)
+    save(grouped_bars(table, column, ylabel, title, value_format, interval, note), path)
+
+
+def plot_all(table: pd.DataFrame, summary: pd.DataFrame, paths: Mapping[str, object]) -> None:
+    """Every figure: ``paths`` maps each stem of ALL_PLOTS (no other) to its file. The PLOTS are
+    drawn from the performance table, GLUE_SUMMARY from the GLUE summary, one after the other;
+    each file is written whole or not at all (a failure stops the rest)."""
+    if sorted(paths) != sorted(ALL_PLOTS):
+        raise ValueError(f"plot_all draws {list(ALL_PLOTS)}, was given {list(paths)}")
+    for stem in PLOTS:
+        plot_one(table, stem, paths[stem])
+        log.info("drew %s", paths[stem])
+    plot_glue_summary(summary, paths[GLUE_SUMMARY])
+    log.info("drew %s", paths[GLUE_SUMMARY])
+
+
+def save(figure, path) -> None:
+    """Write ``figure`` to ``path`` as a PNG, atomically, and close it, written or not: one
+    process draws every figure, so a failed one must not stay open either."""
+    from glueperf.outputs import atomic_path
+
+    try:
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, format="png", dpi=120)
+    finally:
+        pyplot().close(figure)
