@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # All GPU work of one benchmarking session (see BENCHMARKS.md). Run from the repository root on
-# the GPU machine, with .carry/ holding: wheels/ (snakemake for the machine's Python),
-# models/tokenizer/ (the bert-base-uncased tokenizer files of ../shared/models/minilm-*),
-# data/{sst2,cola,mnli}/*.parquet. PART selects what runs: sweep | pipeline | endtoend | loops |
-# pairs | final (= pipeline, endtoend, pairs and loops). REPEATS (default 3) sets the loop comparisons' repeats.
+# the GPU machine, with .carry/ holding: wheels/ (snakemake and its SLURM plugins for the
+# machine's Python, without what the machine has), models/tokenizer/ (the bert-base-uncased
+# tokenizer files of ../shared/models/minilm-*), data/{sst2,cola,mnli}/*.parquet. Every step runs
+# in a user's environment made by bench/user_env.py, with bytecode compiled.
+# PART selects what runs: sweep | pipeline (--cores 1, then --cores $(nproc)) | endtoend |
+# loops | pairs | final (= pipeline, endtoend, pairs and loops). REPEATS (default 3) sets the
+# loop comparisons' repeats. OUT (default /tmp/out) receives the tables and plots.
 set -u
 PART=${1:-final}
 REPEATS=${REPEATS:-3}
@@ -71,16 +74,25 @@ if [ "$PART" = pipeline ] || [ "$PART" = final ]; then
   pipeline_run 1
   cp results/model_performance.csv "$OUT/model_performance_cores1.csv" 2>/dev/null
   cp results/plots/*.png "$OUT/" 2>/dev/null
+  rm -rf /tmp/predictions_cores1 && cp -r results/predictions /tmp/predictions_cores1
   step pipeline: the same with --cores "$(nproc)"
   pipeline_run "$(nproc)"
   cp results/model_performance.csv "$OUT/model_performance_coresN.csv" 2>/dev/null
+  $PY -c "
+import pathlib, pyarrow.parquet as pq
+for one in sorted(pathlib.Path('/tmp/predictions_cores1').rglob('*.parquet')):
+    other = pathlib.Path('results/predictions') / one.relative_to('/tmp/predictions_cores1')
+    print(one.name, 'predictions identical between the two runs:', pq.read_table(one).equals(pq.read_table(other)))
+"
 fi
 
 if [ "$PART" = endtoend ] || [ "$PART" = final ]; then
   step the notebook end to end, one process: imports, model load, its loop on the same four datasets
   [ -d /tmp/twin ] || $PY bench/save_twin.py $TOKENIZER /tmp/twin
+  start=$(now)
   $PY bench/notebook_run.py /tmp/twin $C/data/sst2/train.parquet $C/data/sst2/validation.parquet \
     $C/data/sst2/test.parquet $C/data/cola/validation.parquet
+  echo "notebook wall seconds, interpreter start to exit: $(python3 -c "print(round($(now) - $start, 2))")"
   step start-up, step by step, each in a fresh interpreter
   $PY bench/startup_probe.py --tokenizer $TOKENIZER --repeats 3 2>&1 | grep -v Warning
 fi
