@@ -46,8 +46,8 @@ fi
 # then its no-op rerun three times. $1: the cores.
 pipeline_run() {
   rm -rf results resources .snakemake
-  $PY bench/job_times.py -- $PY -m snakemake --cores "$1" --configfile /tmp/gpu_config.yaml \
-    || echo "PIPELINE FAILED"
+  $PY bench/job_times.py --json "$OUT/jobs_cores$1.json" -- \
+    $PY -m snakemake --cores "$1" --configfile /tmp/gpu_config.yaml || echo "PIPELINE FAILED"
   for f in results/benchmarks/*/*.tsv results/benchmarks/*/*/*.tsv; do
     echo "$f: $(tail -n 1 "$f" | cut -f 1,3)"  # seconds, max RSS
   done
@@ -78,6 +78,7 @@ if [ "$PART" = pipeline ] || [ "$PART" = final ]; then
   step pipeline: the same with --cores "$(nproc)"
   pipeline_run "$(nproc)"
   cp results/model_performance.csv "$OUT/model_performance_coresN.csv" 2>/dev/null
+  mkdir -p "$OUT/logs_coresN" && cp -r results/logs results/benchmarks "$OUT/logs_coresN/"
   $PY -c "
 import pathlib, pyarrow.parquet as pq
 for one in sorted(pathlib.Path('/tmp/predictions_cores1').rglob('*.parquet')):

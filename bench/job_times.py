@@ -24,8 +24,8 @@ JOBID = re.compile(r"^\s+jobid: (\d+)$")
 FINISHED = re.compile(r"^Finished jobid: (\d+) \(Rule: (\w+)\)")
 
 
-def job_seconds(stamped: list[tuple[float, str]]) -> list[tuple[str, float]]:
-    """(rule, seconds) of every finished job in a stamped console output."""
+def job_seconds(stamped: list[tuple[float, str]]) -> list[tuple[str, float, float]]:
+    """(rule, seconds, start) of every finished job in a stamped console output."""
     rule, started, jobs = None, {}, []
     for when, line in stamped:
         if match := STARTS.match(line):
@@ -36,7 +36,7 @@ def job_seconds(stamped: list[tuple[float, str]]) -> list[tuple[str, float]]:
         elif match := FINISHED.match(line):
             name, start = started.pop(match.group(1), (match.group(2), None))
             if start is not None:
-                jobs.append((name, when - start))
+                jobs.append((name, when - start, start))
     return jobs
 
 
@@ -57,7 +57,7 @@ def main() -> None:
     wall = time.perf_counter() - start
     jobs = job_seconds(stamped)
     by_rule = defaultdict(list)
-    for rule, seconds in jobs:
+    for rule, seconds, _ in jobs:
         by_rule[rule].append(seconds)
     if code:
         print("\n".join(line for _, line in stamped[-40:]))
@@ -70,7 +70,11 @@ def main() -> None:
         )
     if args.json:
         with open(args.json, "w") as out:
-            json.dump({"wall_s": wall, "exit": code, "jobs": jobs}, out)
+            timeline = [
+                {"rule": rule, "start_s": begun - start, "seconds": seconds}
+                for rule, seconds, begun in jobs
+            ]
+            json.dump({"wall_s": wall, "exit": code, "jobs": timeline}, out, indent=1)
     sys.exit(code)
 
 

@@ -113,7 +113,8 @@ def code_files(script):
 @functools.cache
 def glueperf_imports(source):
     """The glueperf module files that the Python file ``source`` imports itself. Cached: every
-    rule's scripts share most modules, and Snakemake parses the workflow on every run."""
+    rule's scripts share most modules, and Snakemake parses the workflow on every run.
+    """
     paths = []
     for node in ast.walk(ast.parse(source.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module:

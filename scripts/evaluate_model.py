@@ -17,6 +17,7 @@ from glueperf.engine import Batching
 from glueperf.evaluation import evaluate, write_predictions
 from glueperf.fetch import provenance_fields
 from glueperf.outputs import run_script, tell, write_row
+from glueperf.prepared import prepared_checksums
 from glueperf.tasks import DatasetSpec
 
 
@@ -27,6 +28,13 @@ def read_json(path):
 def main(snakemake):
     params, settings = snakemake.params, snakemake.params.settings
     model, dataset = snakemake.wildcards.model, snakemake.wildcards.dataset
+    # Before the claim, as the imports: nothing here needs the device.
+    provenance = provenance_fields(
+        read_json(snakemake.input.summary),
+        params.model["model_dir"],
+        read_json(snakemake.input.model_provenance)
+        or {"sha256": prepared_checksums(snakemake.input.prepared)},
+    )
     claim = claim_device(
         settings["device"],
         job=f"evaluate_model {model}/{dataset} in {os.getcwd()}",
@@ -60,11 +68,7 @@ def main(snakemake):
         "model_source": params.model["source"],
         "model_revision": params.model["revision"] or "",
         "dataset_path": str(params.path),
-        **provenance_fields(
-            read_json(snakemake.input.summary),
-            params.model["model_dir"],
-            read_json(snakemake.input.model_provenance),
-        ),
+        **provenance,
     }
     # Predictions first: the metrics file is the rule's sign that the job finished.
     write_predictions(predictions, snakemake.output.predictions)

@@ -3,7 +3,9 @@ each evaluation loads it with torch alone (glueperf/prepared.py).
 
 As in evaluate_model.py, torch is imported before the device is claimed (CUDA starts after)."""
 
+import json
 import os
+from pathlib import Path
 
 import torch
 
@@ -30,6 +32,7 @@ def main(snakemake):
         # rest of the errors about a model or setting: nothing to prepare here.
         record_not_prepared(output, str(error))
         return
+    provenance = snakemake.input.model_provenance  # a fetched model's: its checksums
     meta = prepare(
         params.model["model_dir"],
         settings["dtype"],
@@ -37,6 +40,7 @@ def main(snakemake):
         output,
         trust_remote_code=params.model["trust_remote_code"],
         max_length=settings["max_length"],
+        checksums=json.loads(Path(provenance).read_text())["sha256"] if provenance else None,
     )
     seconds = ", ".join(f"{k} {v:.2f}" for k, v in meta.get("seconds", {}).items())
     tell(f"glueperf: prepared as {meta['format_used']} ({seconds})", console=False)

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import json
 import math
+from pathlib import Path
 
 import matplotlib.image
 import numpy as np
@@ -190,6 +191,9 @@ def test_run_settings_and_versions_are_recorded(run, model, dataset):
     raw = run.raw_metrics(model, dataset)[0]
     assert raw["model_source"] == str(run.config["models"][model]["source"])
     assert raw["model_revision"] == ""  # local directories are used as they are
+    # hashed once per model by prepare_model, as the files are
+    weights = Path(run.config["models"][model]["source"]) / "model.safetensors"
+    assert raw["model_weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
 
 
 @pytest.mark.parametrize(("model", "dataset"), all_pairs())

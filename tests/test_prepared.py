@@ -14,9 +14,18 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import REPO, build_tiny_model, make_sentences, write_dataset
+from glueperf.checksums import local_checksums
 from glueperf.engine import Batching, Engine
 from glueperf.models import load_model
-from glueperf.prepared import META, MODEL_FILE, TORCHSCRIPT, TRANSFORMERS, load_prepared, prepare
+from glueperf.prepared import (
+    META,
+    MODEL_FILE,
+    TORCHSCRIPT,
+    TRANSFORMERS,
+    load_prepared,
+    prepare,
+    prepared_checksums,
+)
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +151,20 @@ print(measured["model_format"], "pandas" in sys.modules, "transformers" in sys.m
     assert run.stdout.split() == [TORCHSCRIPT, "False", "False"]
     written = pq.ParquetFile(tmp_path / "predictions.parquet").read()
     assert written.num_rows == 30 and written.column("score").type == pa.float32()
+
+
+def test_a_prepared_model_records_the_checksums_of_its_files_once_for_every_evaluation(
+    models, tmp_path
+):
+    meta = prepare(str(models["bert"]), "float32", "cpu", tmp_path / "local")
+    assert meta["model_sha256"] == local_checksums(models["bert"])
+    assert prepared_checksums(tmp_path / "local") == meta["model_sha256"]
+    # A fetched model's checksums (its provenance) are recorded as they are, not computed again.
+    fetched = {"model.safetensors": "0" * 64}
+    assert (
+        prepare(str(models["bert"]), "float32", "cpu", tmp_path / "fetched", checksums=fetched)[
+            "model_sha256"
+        ]
+        == fetched
+    )
+    assert prepared_checksums(tmp_path / "nothing-here") is None

@@ -176,7 +176,8 @@ def fetch_dataset_file(url: str, revision: str | None, target: Path) -> dict:
 
 def provenance_fields(validated_summary: dict, model_dir, model_provenance: dict | None) -> dict:
     """What a metrics row records of the exact inputs: commits and checksums."""
-    checksums = model_provenance["sha256"] if model_provenance else local_checksums(model_dir)
+    recorded = (model_provenance or {}).get("sha256")
+    checksums = recorded if recorded is not None else local_checksums(model_dir)
     return {
         "model_commit": (model_provenance or {}).get("commit") or "",
         "model_weights_sha256": weights_sha256(checksums),

@@ -53,11 +53,14 @@ def prepare(
     out_dir,
     trust_remote_code: bool = False,
     max_length: int = 512,
+    checksums: dict[str, str] | None = None,
 ) -> dict:
     """Trace the model in ``model_dir`` on ``device`` into ``out_dir`` (written whole or not at
-    all); returns what was recorded in its prepared.json."""
+    all); returns what was recorded in its prepared.json. ``checksums``: the sha256 of the
+    model's files where known (a fetched model's provenance), else they are computed here."""
     import torch
 
+    from glueperf.checksums import local_checksums
     from glueperf.engine import ChunkTokenizer, model_inputs
     from glueperf.evaluation import token_limit
     from glueperf.models import load_model
@@ -87,6 +90,9 @@ def prepare(
         },
         "variants": [],
         "file": MODEL_FILE,
+        # The files it was made from, for the evaluations' provenance: hashed once per model
+        # here, not in every evaluation (a second per job for DistilBERT's 268 MB).
+        "model_sha256": checksums if checksums is not None else local_checksums(model_dir),
         # Where this job's time went, after its imports (transformers' within load_s).
         "seconds": {"load_s": time.perf_counter() - started},
     }
@@ -130,6 +136,14 @@ def made_for(dtype: str, device: str) -> dict:
         "device_type": torch.device(device).type,
         "dtype": dtype,
     }
+
+
+def prepared_checksums(directory) -> dict[str, str] | None:
+    """The sha256 of the model files a prepared directory was made from; None if not recorded."""
+    try:
+        return json.loads((Path(directory) / META).read_text()).get("model_sha256")
+    except (OSError, ValueError):
+        return None
 
 
 def record_not_prepared(out_dir, why: str) -> dict:
