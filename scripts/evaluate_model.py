@@ -1,9 +1,10 @@
 """Rule evaluate_model: one model on one dataset -> a one-row metrics CSV and predictions.
 
 The device is claimed before CUDA starts (glueperf/devices.py): the evaluation then holds it
-alone for the life of this process and sees only that GPU, or the CPU. The imports come first,
-while CUDA is not started: a job waiting for a device another evaluation holds has done its
-seconds of imports by the time the device is free (with --cores N, jobs overlap so).
+alone until it has measured, and sees only that GPU, or the CPU. The imports come first, while
+CUDA is not started, and the results are written after the device is let go: with --cores N, a
+job waiting for the device has done its seconds of imports by the time it is free, and the one
+before it writes its files and exits while the next one measures.
 """
 
 import json
@@ -57,14 +58,20 @@ def main(snakemake):
         trust_remote_code=params.model["trust_remote_code"],
         prepared_dir=snakemake.input.prepared,
     )
+    device_fields = claim.fields()
+    # Measured: the next evaluation may take the device, without this one's cached GPU memory.
+    if claim.gpu is not None:
+        torch.cuda.empty_cache()
+    claim.release()
+    tell(f"glueperf: measured; {claim.held_label()} released", console=False)
     # The process's start-up, not the wait for the device (recorded on its own).
-    measured["startup_s"] -= claim.fields()["device_wait_s"]
+    measured["startup_s"] -= device_fields["device_wait_s"]
     row = {
         "model": model,
         "dataset": dataset,
         "glue_task": params.dataset["glue_task"],
         **measured,
-        **claim.fields(),
+        **device_fields,
         "model_source": params.model["source"],
         "model_revision": params.model["revision"] or "",
         "dataset_path": str(params.path),
@@ -73,7 +80,7 @@ def main(snakemake):
     # Predictions first: the metrics file is the rule's sign that the job finished.
     write_predictions(predictions, snakemake.output.predictions)
     write_row(row, snakemake.output.metrics)
-    tell(f"glueperf: done with {claim.held_label()}; results written", console=False)
+    tell("glueperf: results written", console=False)
 
 
 if __name__ == "__main__":

@@ -217,9 +217,11 @@ def claim_device(requested, job, report):
     raise SystemExit(0)
 
 evaluate_model.claim_device = claim_device
+evaluate_model.provenance_fields = lambda *inputs: {{}}
 job = types.SimpleNamespace(
-    params=types.SimpleNamespace(settings={{"device": "auto"}}),
+    params=types.SimpleNamespace(settings={{"device": "auto"}}, model={{"model_dir": "m"}}),
     wildcards=types.SimpleNamespace(model="m", dataset="d"),
+    input=types.SimpleNamespace(summary=None, model_provenance=None, prepared="nowhere"),
 )
 evaluate_model.main(job)
 """
@@ -474,9 +476,11 @@ def test_two_evaluations_started_together_measure_one_after_the_other(
         assert row["startup_s"] > 0
         # From the job's own log: Snakemake touches the outputs after the job, so their mtimes
         # may be later than the job's end.
-        spans[name] = (log_time(log, "runs on the CPU"), log_time(log, "done with the CPU"))
+        spans[name] = (log_time(log, "runs on the CPU"), log_time(log, "the CPU released"))
+        # the results are written after the device is let go
+        assert log_time(log, "results written") >= spans[name][1]
     (first_start, first_end), (second_start, second_end) = sorted(spans.values())
-    assert first_end <= second_start  # the second began only after the first had finished
+    assert first_end <= second_start  # the second began only after the first had measured
 
 
 def test_a_job_left_running_by_a_killed_snakemake_is_waited_for(

@@ -2,10 +2,12 @@
 
 Snakemake's ``gpu`` resource counts GPUs but never says which one a job may use, cannot see a
 job left running by a Snakemake that was killed, nor a second clone of the pipeline on the same
-host. So every evaluation takes a device for its whole life through a lock that the kernel
-holds for it (``fcntl.flock`` on a file in ``lock_directory()``): released when the process
-ends, however it ends (a killed job frees its device at once), and kept by a live process
-whose Snakemake is gone (an orphan keeps measuring alone, and the next run's job waits for it).
+host. So every evaluation takes a device through a lock that the kernel holds for it
+(``fcntl.flock`` on a file in ``lock_directory()``), from before CUDA starts until its
+measurements are done (it then writes its results with the device free for the next one), or
+until the process ends, however it ends (a killed job frees its device at once); a live process
+whose Snakemake is gone keeps it (an orphan keeps measuring alone, and the next run's job waits
+for it).
 A job that finds its device taken waits, says so on the console and in its log, and records
 the seconds it waited.
 
@@ -103,14 +105,15 @@ class Device:
 
 @dataclass
 class Held:
-    """A lock this process holds until it ends (the open descriptor is the lock)."""
+    """A lock this process holds until it ends or releases it (the open descriptor is the
+    lock)."""
 
     device: Device
     wait_s: float
     descriptor: int
 
     def release(self) -> None:
-        """Give the lock back before the process ends (the pipeline never does: tests do)."""
+        """Give the lock back before the process ends."""
         if self in HELD:
             HELD.remove(self)
             os.close(self.descriptor)
@@ -309,6 +312,12 @@ class Claim:
 
     def held_label(self) -> str:
         return self.held.device.label if self.held else self.device
+
+    def release(self) -> None:
+        """Let the next evaluation take the device: this one has measured (call ``fields()``
+        first: the wait is recorded with the lock)."""
+        if self.held:
+            self.held.release()
 
     def fields(self) -> dict:
         """The metrics row's record of the device and of the wait for it."""
