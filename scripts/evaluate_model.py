@@ -15,7 +15,7 @@ import torch
 
 from glueperf.devices import claim_device
 from glueperf.engine import Batching
-from glueperf.evaluation import evaluate, write_predictions
+from glueperf.evaluation import evaluate, read_data, write_predictions
 from glueperf.fetch import provenance_fields
 from glueperf.outputs import run_script, tell, write_row
 from glueperf.prepared import prepared_checksums
@@ -30,6 +30,8 @@ def main(snakemake):
     params, settings = snakemake.params, snakemake.params.settings
     model, dataset = snakemake.wildcards.model, snakemake.wildcards.dataset
     # Before the claim, as the imports: nothing here needs the device.
+    spec = DatasetSpec(**params.dataset)
+    read = read_data(snakemake.input.data, spec)
     provenance = provenance_fields(
         read_json(snakemake.input.summary),
         params.model["model_dir"],
@@ -46,7 +48,7 @@ def main(snakemake):
     measured, predictions = evaluate(
         model_dir=params.model["model_dir"],
         data_file=snakemake.input.data,
-        spec=DatasetSpec(**params.dataset),
+        spec=spec,
         device=claim.device,
         dtype=settings["dtype"],
         batching=Batching(
@@ -57,6 +59,7 @@ def main(snakemake):
         names=(model, dataset),
         trust_remote_code=params.model["trust_remote_code"],
         prepared_dir=snakemake.input.prepared,
+        read=read,
     )
     device_fields = claim.fields()
     # Measured: the next evaluation may take the device, without this one's cached GPU memory.
@@ -64,8 +67,6 @@ def main(snakemake):
         torch.cuda.empty_cache()
     claim.release()
     tell(f"glueperf: measured; {claim.held_label()} released", console=False)
-    # The process's start-up, not the wait for the device (recorded on its own).
-    measured["startup_s"] -= device_fields["device_wait_s"]
     row = {
         "model": model,
         "dataset": dataset,

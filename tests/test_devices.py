@@ -199,9 +199,9 @@ def test_a_cpu_claim_leaves_cuda_alone(locks):
 
 
 def test_an_evaluation_has_done_its_imports_but_not_started_cuda_when_it_claims(tmp_path):
-    """A job that waits for its device has already paid its start-up (imports), so with
-    --cores N it overlaps the running evaluation; CUDA must still be off, as the claim decides
-    which GPU torch sees."""
+    """A job that waits for its device has already paid its start-up (imports) and read its
+    data, so with --cores N it overlaps the running evaluation; CUDA must still be off, as the
+    claim decides which GPU torch sees."""
     probe = f"""
 import json, sys, types
 sys.path.insert(0, {str(REPO / "scripts")!r})
@@ -213,22 +213,34 @@ def claim_device(requested, job, report):
         "torch": torch is not None,
         "cuda_started": bool(torch and torch.cuda.is_initialized()),
         "engine": "glueperf.evaluation" in sys.modules,
+        "read": read,
     }}))
     raise SystemExit(0)
 
 evaluate_model.claim_device = claim_device
 evaluate_model.provenance_fields = lambda *inputs: {{}}
+read = []
+evaluate_model.read_data = lambda path, spec: read.append(path)
 job = types.SimpleNamespace(
-    params=types.SimpleNamespace(settings={{"device": "auto"}}, model={{"model_dir": "m"}}),
+    params=types.SimpleNamespace(
+        settings={{"device": "auto"}}, model={{"model_dir": "m"}}, dataset={{}}
+    ),
     wildcards=types.SimpleNamespace(model="m", dataset="d"),
-    input=types.SimpleNamespace(summary=None, model_provenance=None, prepared="nowhere"),
+    input=types.SimpleNamespace(
+        data="d.parquet", summary=None, model_provenance=None, prepared="nowhere"
+    ),
 )
 evaluate_model.main(job)
 """
     run = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=True
     )
-    assert json.loads(run.stdout) == {"torch": True, "cuda_started": False, "engine": True}
+    assert json.loads(run.stdout) == {
+        "torch": True,
+        "cuda_started": False,
+        "engine": True,
+        "read": ["d.parquet"],  # the dataset too is read before the claim
+    }
 
 
 def hold_for(directory: Path, lock: str, seconds: float) -> threading.Thread:

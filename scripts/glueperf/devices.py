@@ -56,7 +56,9 @@ from pathlib import Path
 from glueperf import GlueperfError
 
 LOCK_DIR_VARIABLE = "GLUEPERF_LOCK_DIR"
-POLL_S = 0.5  # how often a waiting job tries the locks again
+# How often a waiting job tries the locks again: the device passes from one evaluation to the
+# next within this time (a non-blocking flock is a cheap system call).
+POLL_S = 0.05
 LOG_EVERY_S = 30.0  # how often a waiting job repeats its message in its log
 CONSOLE_EVERY_S = 300.0  # ... and on the console, where every waiting job's lines add up
 NVIDIA_SMI_QUERY = ["--query-gpu=index,uuid,name,pci.bus_id", "--format=csv,noheader"]
