@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from itertools import product
 from pathlib import Path
 from types import SimpleNamespace
@@ -66,6 +67,14 @@ def prepare(
     from glueperf.models import load_model
 
     started = time.perf_counter()
+    # The files it is made from, for the evaluations' provenance: hashed once per model here,
+    # not in every evaluation (most of a second for DistilBERT's 268 MB), in a thread beside the
+    # loading (hashlib lets go of the GIL while it hashes).
+    hashing = None
+    if checksums is None:
+        pool = ThreadPoolExecutor(max_workers=1)
+        hashing = pool.submit(local_checksums, model_dir)
+        pool.shutdown(wait=False)  # the hashing goes on; its result is awaited below
     try:
         model, tokenizer, loaded = load_model(model_dir, dtype, device, trust_remote_code)
     except GlueperfError as error:
@@ -90,9 +99,7 @@ def prepare(
         },
         "variants": [],
         "file": MODEL_FILE,
-        # The files it was made from, for the evaluations' provenance: hashed once per model
-        # here, not in every evaluation (a second per job for DistilBERT's 268 MB).
-        "model_sha256": checksums if checksums is not None else local_checksums(model_dir),
+        "model_sha256": hashing.result() if hashing else checksums,
         # Where this job's time went, after its imports (transformers' within load_s).
         "seconds": {"load_s": time.perf_counter() - started},
     }
