@@ -39,15 +39,31 @@ def wordpiece(vocab: dict, unk: str, single: str, pair: str, specials: tuple):
 
 
 def build_model(directory: Path) -> None:
-    """A 2-layer BERT sequence classifier, hidden size 32, classes named as the dataset's."""
+    """The example's model: classes named as the dataset's."""
+    build_bert(directory, WORDS, id2label=dict(enumerate(LABELS)))
+
+
+def build_bert(
+    directory: Path,
+    words: list[str],
+    max_length: int = 64,
+    num_labels: int = 2,
+    id2label: dict[int, str] | None = None,
+    initializer_range: float = 0.02,
+    model_input_names: list[str] | None = None,
+) -> Path:
+    """A 2-layer BERT sequence classifier, hidden size 32, with a WordPiece tokenizer of
+    ``words`` that also encodes pairs, saved in ``directory``; the same on every run. The tests
+    build their tiny BERT models with it too."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    vocab = {token: i for i, token in enumerate(specials + WORDS)}
+    vocab = {token: i for i, token in enumerate(specials + words)}
     backend = wordpiece(
         vocab, "[UNK]", "[CLS] $A [SEP]", "[CLS] $A [SEP] $B:1 [SEP]:1", ("[CLS]", "[SEP]")
     )
+    names = {"model_input_names": model_input_names} if model_input_names else {}
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         unk_token="[UNK]",
@@ -55,22 +71,32 @@ def build_model(directory: Path) -> None:
         cls_token="[CLS]",
         sep_token="[SEP]",
         mask_token="[MASK]",
-        model_max_length=64,
+        model_max_length=max_length,
+        **names,
     )
-    torch.manual_seed(0)  # the same model on every run
+    torch.manual_seed(0)
     config = BertConfig(
         vocab_size=len(vocab),
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
-        max_position_embeddings=64,
-        id2label=dict(enumerate(LABELS)),
-        label2id={name: i for i, name in enumerate(LABELS)},
+        max_position_embeddings=max_length,
+        num_labels=num_labels,
+        initializer_range=initializer_range,
+        **class_names(id2label),
     )
     directory.mkdir(parents=True, exist_ok=True)
     BertForSequenceClassification(config).eval().save_pretrained(directory)
     tokenizer.save_pretrained(directory)
+    return directory
+
+
+def class_names(id2label: dict[int, str] | None) -> dict:
+    """A model config's class names (none: transformers' generic LABEL_i)."""
+    if not id2label:
+        return {}
+    return {"id2label": id2label, "label2id": {name: i for i, name in id2label.items()}}
 
 
 def write_dataset(path: Path, n: int, seed: int, labeled: bool) -> None:

@@ -16,7 +16,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO / "scripts"))
-from make_example import wordpiece  # noqa: E402 (the example's tokenizer builder)
+from make_example import build_bert, class_names, wordpiece  # noqa: E402 (the example's model builders)
 
 # What a workflow copy needs from the repository (results/ and caches are left behind).
 WORKFLOW_PARTS = [
@@ -73,47 +73,15 @@ def build_tiny_model(
     """
     if architecture == "roberta":
         return _build_tiny_roberta(directory, num_labels, max_position_embeddings, id2label)
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
-
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    vocab = {token: i for i, token in enumerate(specials + WORDS + ["##s", "##ed", "##ing"])}
-    backend = wordpiece(
-        vocab, "[UNK]", "[CLS] $A [SEP]", "[CLS] $A [SEP] $B:1 [SEP]:1", ("[CLS]", "[SEP]")
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=max_position_embeddings,
+    return build_bert(
+        directory,
+        WORDS + ["##s", "##ed", "##ing"],
+        max_position_embeddings,
+        num_labels,
+        id2label,
+        initializer_range,
         model_input_names=["input_ids", "token_type_ids", "attention_mask"],
     )
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=max_position_embeddings,
-        num_labels=num_labels,
-        initializer_range=initializer_range,
-        **_label_names(id2label),
-    )
-    model = BertForSequenceClassification(config).eval()
-    directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
-
-
-def _label_names(id2label):
-    if not id2label:
-        return {}
-    return {"id2label": id2label, "label2id": {name: i for i, name in id2label.items()}}
 
 
 def _build_tiny_roberta(directory: Path, num_labels, max_position_embeddings, id2label):
@@ -154,7 +122,7 @@ def _build_tiny_roberta(directory: Path, num_labels, max_position_embeddings, id
         eos_token_id=2,
         num_labels=num_labels,
         initializer_range=0.5,
-        **_label_names(id2label),
+        **class_names(id2label),
     )
     model = RobertaForSequenceClassification(config).eval()
     directory.mkdir(parents=True, exist_ok=True)
