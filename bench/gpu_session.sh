@@ -5,7 +5,9 @@
 # tokenizer files of ../shared/models/minilm-*), data/{sst2,cola,mnli}/*.parquet. Every step runs
 # in a user's environment made by bench/user_env.py, with bytecode compiled.
 # PART selects what runs: sweep | pipeline (--cores 1, then --cores $(nproc)) | endtoend |
-# loops | pairs | final (= pipeline, endtoend, pairs and loops). REPEATS (default 3) sets the
+# loops | pairs | gpus (the default and GLUE experiments with --resources gpu=1, then on every
+# GPU; needs data/<task>/<split>.parquet for every GLUE task in .carry) | final (= pipeline,
+# endtoend, pairs and loops). REPEATS (default 3) sets the
 # loop comparisons' repeats. OUT (default /tmp/out) receives the tables and plots.
 set -u
 PART=${1:-final}
@@ -43,11 +45,14 @@ if [ "$PART" = sweep ]; then
 fi
 
 # One run of the pipeline from an empty results/ (and no prepared models), timed job by job,
-# then its no-op rerun three times. $1: the cores.
+# then its no-op rerun three times. $1: the cores; $2: the config (/tmp/gpu_config.yaml); $3: a
+# name for its job timeline; further arguments go to snakemake.
 pipeline_run() {
+  local cores=$1 config=${2:-/tmp/gpu_config.yaml} name=${3:-cores$1}
+  shift 3 2>/dev/null || shift $#
   rm -rf results resources .snakemake
-  $PY bench/job_times.py --json "$OUT/jobs_cores$1.json" -- \
-    $PY -m snakemake --cores "$1" --configfile /tmp/gpu_config.yaml || echo "PIPELINE FAILED"
+  $PY bench/job_times.py --json "$OUT/jobs_$name.json" -- \
+    $PY -m snakemake --cores "$cores" --configfile "$config" "$@" || echo "PIPELINE FAILED"
   for f in results/benchmarks/*/*.tsv results/benchmarks/*/*/*.tsv; do
     echo "$f: $(tail -n 1 "$f" | cut -f 1,3)"  # seconds, max RSS
   done
@@ -59,17 +64,21 @@ print(t[cols].to_string())
 "
   for i in 1 2 3; do
     start=$(now)
-    $PY -m snakemake --cores "$1" --configfile /tmp/gpu_config.yaml -q
+    $PY -m snakemake --cores "$cores" --configfile "$config" -q
     echo "no-op rerun wall seconds: $(python3 -c "print(round($(now) - $start, 2))")"
   done
 }
 
-if [ "$PART" = pipeline ] || [ "$PART" = final ]; then
+default_config() {
   $PY bench/save_twin.py $TOKENIZER /tmp/twin
   sed -e "s#distilbert/distilbert-base-uncased-finetuned-sst-2-english#/tmp/twin#" \
       -e "s#hf://datasets/nyu-mll/glue/\(sst2\|cola\)/\([a-z]*\)-00000-of-00001.parquet#$C/data/\1/\2.parquet#" \
       config.yaml > /tmp/gpu_config.yaml
   grep -E "source|path" /tmp/gpu_config.yaml
+}
+
+if [ "$PART" = pipeline ] || [ "$PART" = final ]; then
+  default_config
   step pipeline: default experiment with the twin, --cores 1, from an empty results/
   pipeline_run 1
   cp results/model_performance.csv "$OUT/model_performance_cores1.csv" 2>/dev/null
@@ -108,4 +117,25 @@ if [ "$PART" = loops ] || [ "$PART" = final ]; then
   step twin on SST-2 train, all loops, $REPEATS repeats
   $PY bench/compare_loops.py --model $TOKENIZER --twin --data $C/data/sst2/train.parquet \
     --repeats "$REPEATS" --json "$OUT/twin_train.json"
+fi
+
+if [ "$PART" = gpus ]; then
+  # Issue 15: each experiment from empty with one evaluation at a time (--resources gpu=1), then
+  # with every GPU; the metrics rows say which GPU each job held and when.
+  default_config
+  $PY bench/glue_twins.py $TOKENIZER $C/data /tmp/glue_twins /tmp/gpu_glue.yaml | grep -v shards
+  nvidia-smi --query-gpu=index,uuid,name --format=csv,noheader
+  for experiment in default:/tmp/gpu_config.yaml glue:/tmp/gpu_glue.yaml; do
+    name=${experiment%%:*} config=${experiment#*:}
+    for gpus in 1 all; do
+      step "$name experiment, --cores $(nproc), gpus: $gpus, from an empty results/"
+      if [ "$gpus" = 1 ]; then limit="--resources gpu=1"; else limit=""; fi
+      pipeline_run "$(nproc)" "$config" "${name}_gpus$gpus" $limit
+      cp results/model_performance.csv "$OUT/${name}_gpus$gpus.csv" 2>/dev/null
+      rm -rf "/tmp/predictions_${name}_$gpus" && cp -r results/predictions "/tmp/predictions_${name}_$gpus"
+    done
+    $PY bench/gpu_runs.py "/tmp/predictions_${name}_1" "/tmp/predictions_${name}_all" \
+      "$OUT/${name}_gpus1.csv" "$OUT/${name}_gpusall.csv" "$OUT/jobs_${name}_gpus1.json" \
+      "$OUT/jobs_${name}_gpusall.json"
+  done
 fi

@@ -173,10 +173,14 @@ def test_under_slurm_the_allocation_decides():
 
 def test_a_claim_narrows_cuda_to_the_gpu_it_holds_and_records_it(locks):
     env = {"CUDA_VISIBLE_DEVICES": "2,1"}
+    before = time.time()
     claim = claim_device("auto", job="test", gpus=lambda: HOST, env=env, report=Messages())
     assert claim.device == "cuda"
     assert env == {"CUDA_VISIBLE_DEVICES": A100.uuid, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
-    assert claim.fields() == {"gpu_index": 2, "gpu_uuid": A100.uuid, "device_wait_s": 0.0}
+    fields = claim.fields()
+    held = fields.pop("device_held_from"), fields.pop("device_held_until")
+    assert fields == {"gpu_index": 2, "gpu_uuid": A100.uuid, "device_wait_s": 0.0}
+    assert before <= held[0] <= held[1] <= time.time()
     assert json.loads((locks / f"{A100.uuid}.lock").read_text())["pid"] == os.getpid()
 
 
@@ -195,7 +199,13 @@ def test_a_cpu_claim_leaves_cuda_alone(locks):
     claim = claim_device("auto", gpus=lambda: [], env=env, report=Messages())
     assert (claim.device, claim.held.device.lock) == ("auto", "cpu")
     assert "CUDA_VISIBLE_DEVICES" not in env
-    assert claim.fields() == {"gpu_index": None, "gpu_uuid": None, "device_wait_s": 0.0}
+    fields = claim.fields()
+    assert {key: fields[key] for key in ("gpu_index", "gpu_uuid", "device_wait_s")} == {
+        "gpu_index": None,
+        "gpu_uuid": None,
+        "device_wait_s": 0.0,
+    }
+    assert fields["device_held_from"] <= fields["device_held_until"]
 
 
 def test_an_evaluation_has_done_its_imports_but_not_started_cuda_when_it_claims(tmp_path):
@@ -480,10 +490,11 @@ def test_two_evaluations_started_together_measure_one_after_the_other(
     assert process.wait(timeout=600) == 0, console.read_text()
     output = console.read_text()
     assert output.count("waits for the CPU") >= 2 and "is held by process" in output
-    spans = {}
+    spans, held = {}, []
     for name, log in logs.items():
         row = pd.read_csv(workflow.root / f"results/metrics/tiny/{name}.csv").iloc[0]
         assert row["device_wait_s"] > 0 and row["device"] == "cpu"
+        held.append((row["device_held_from"], row["device_held_until"]))
         assert pd.isna(row["gpu_index"]) and pd.isna(row["gpu_uuid"])
         assert row["startup_s"] > 0
         # From the job's own log: Snakemake touches the outputs after the job, so their mtimes
@@ -493,6 +504,8 @@ def test_two_evaluations_started_together_measure_one_after_the_other(
         assert log_time(log, "results written") >= spans[name][1]
     (first_start, first_end), (second_start, second_end) = sorted(spans.values())
     assert first_end <= second_start  # the second began only after the first had measured
+    (first_from, first_until), (second_from, second_until) = sorted(held)
+    assert first_from < first_until <= second_from < second_until  # the rows say so too
 
 
 def test_a_job_left_running_by_a_killed_snakemake_is_waited_for(

@@ -49,7 +49,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -113,6 +113,7 @@ class Held:
     device: Device
     wait_s: float
     descriptor: int
+    since: float = field(default_factory=time.time)  # Unix time when it was taken
 
     def release(self) -> None:
         """Give the lock back before the process ends."""
@@ -322,12 +323,16 @@ class Claim:
             self.held.release()
 
     def fields(self) -> dict:
-        """The metrics row's record of the device and of the wait for it."""
+        """The metrics row's record of the device, of the wait for it, and of when it was held:
+        from the claim to now, the end of the measurement (call it just before ``release()``),
+        so that a run's rows show which jobs shared a device at once (none should)."""
         gpu = self.gpu
         return {
             "gpu_index": gpu.index if gpu else None,
             "gpu_uuid": gpu.uuid if gpu else None,
             "device_wait_s": waited_s(),
+            "device_held_from": self.held.since if self.held else None,
+            "device_held_until": time.time(),
         }
 
 
