@@ -253,6 +253,54 @@ evaluate_model.main(job)
     }
 
 
+def test_a_preparation_has_loaded_its_model_on_the_cpu_when_it_claims(tmp_path, tiny_model):
+    """prepare_model holds the device for tracing and checking alone: transformers' import and
+    the model's loading (seconds for a BERT-base) come first, so that with several models and
+    GPUs the preparations do that part side by side instead of in turn on a held GPU."""
+    probe = f"""
+import json, sys, types
+sys.path.insert(0, {str(REPO / "scripts")!r})
+import prepare_model
+
+def claim_device(requested, job, report):
+    torch = sys.modules["torch"]
+    print(json.dumps({{
+        "transformers": "transformers" in sys.modules,
+        "cuda_started": torch.cuda.is_initialized(),
+        "loaded": [type(source.model).__name__, str(next(source.model.parameters()).device)],
+    }}))
+    raise SystemExit(0)
+
+real_load_source = prepare_model.load_source
+def load_source(*args, **kwargs):
+    global source
+    source = real_load_source(*args, **kwargs)
+    return source
+
+prepare_model.claim_device = claim_device
+prepare_model.load_source = load_source
+job = types.SimpleNamespace(
+    params=types.SimpleNamespace(
+        settings={{"device": "auto", "dtype": "float32", "max_length": 64}},
+        model={{"model_dir": {str(tiny_model)!r}, "trust_remote_code": False}},
+    ),
+    wildcards=types.SimpleNamespace(model="tiny"),
+    input=types.SimpleNamespace(model_provenance=None),
+    output=types.SimpleNamespace(prepared="prepared"),
+    threads=1,
+)
+prepare_model.main(job)
+"""
+    run = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert json.loads(run.stdout.splitlines()[-1]) == {
+        "transformers": True,
+        "cuda_started": False,
+        "loaded": ["BertForSequenceClassification", "cpu"],
+    }
+
+
 def hold_for(directory: Path, lock: str, seconds: float) -> threading.Thread:
     """Hold a lock as another evaluation would (``job`` 'evaluate_model other/one'), then let
     it go after ``seconds``."""

@@ -24,12 +24,14 @@ import shutil
 import tempfile
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
 from types import SimpleNamespace
 
 from glueperf import GlueperfError, one_line
+from glueperf.checksums import local_checksums
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,56 @@ PROBE_TEXTS = [
 ]
 
 
+@dataclass
+class Source:
+    """A model loaded on the CPU for tracing, and its files' checksums (hashed meanwhile);
+    ``error``: why it could not be loaded (then nothing else is set)."""
+
+    model_dir: str
+    dtype: str
+    max_length: int
+    model: object = None
+    tokenizer: object = None
+    loaded: dict | None = None
+    checksums: Future | dict | None = None
+    load_s: float = 0.0
+    error: str | None = None
+
+
+def load_source(
+    model_dir: str,
+    dtype: str,
+    trust_remote_code: bool = False,
+    max_length: int = 512,
+    checksums: dict[str, str] | None = None,
+) -> Source:
+    """Load the model to trace, on the CPU: rule prepare_model does it (transformers' import
+    included) before it claims the device, which it then holds for tracing and checking only.
+    ``checksums``: the sha256 of the model's files where known (a fetched model's provenance),
+    else they are computed here."""
+    from glueperf.models import load_model
+
+    started = time.perf_counter()
+    source = Source(model_dir, dtype, max_length, checksums=checksums)
+    # The files it is made from, for the evaluations' provenance: hashed once per model here,
+    # not in every evaluation (most of a second for DistilBERT's 268 MB), in a thread beside the
+    # loading (hashlib lets go of the GIL while it hashes).
+    if checksums is None:
+        pool = ThreadPoolExecutor(max_workers=1)
+        source.checksums = pool.submit(local_checksums, model_dir)
+        pool.shutdown(wait=False)  # the hashing goes on; its result is awaited when written
+    try:
+        source.model, source.tokenizer, source.loaded = load_model(
+            model_dir, dtype, "cpu", trust_remote_code
+        )
+    except GlueperfError as error:
+        # A model that cannot be loaded is named by each of its evaluations, in its own log,
+        # where the rest of the pipeline's errors about models are: nothing to prepare.
+        source.error = f"model '{model_dir}': {error}"
+    source.load_s = time.perf_counter() - started
+    return source
+
+
 def prepare(
     model_dir: str,
     dtype: str,
@@ -57,35 +109,28 @@ def prepare(
     checksums: dict[str, str] | None = None,
 ) -> dict:
     """Trace the model in ``model_dir`` on ``device`` into ``out_dir`` (written whole or not at
-    all); returns what was recorded in its prepared.json. ``checksums``: the sha256 of the
-    model's files where known (a fetched model's provenance), else they are computed here."""
+    all); returns what was recorded in its prepared.json. ``checksums``: see ``load_source``."""
+    source = load_source(model_dir, dtype, trust_remote_code, max_length, checksums)
+    return trace_source(source, device, out_dir)
+
+
+def trace_source(source: Source, device: str, out_dir) -> dict:
+    """Trace a loaded model on ``device`` (the one claimed for it) into ``out_dir``."""
     import torch
 
-    from glueperf.checksums import local_checksums
     from glueperf.engine import ChunkTokenizer, model_inputs
     from glueperf.evaluation import token_limit
-    from glueperf.models import load_model
 
+    if source.error:
+        return record_not_prepared(out_dir, source.error)
     started = time.perf_counter()
-    # The files it is made from, for the evaluations' provenance: hashed once per model here,
-    # not in every evaluation (most of a second for DistilBERT's 268 MB), in a thread beside the
-    # loading (hashlib lets go of the GIL while it hashes).
-    hashing = None
-    if checksums is None:
-        pool = ThreadPoolExecutor(max_workers=1)
-        hashing = pool.submit(local_checksums, model_dir)
-        pool.shutdown(wait=False)  # the hashing goes on; its result is awaited below
-    try:
-        model, tokenizer, loaded = load_model(model_dir, dtype, device, trust_remote_code)
-    except GlueperfError as error:
-        # A model that cannot be loaded is named by each of its evaluations, in its own log,
-        # where the rest of the pipeline's errors about models are: nothing to prepare.
-        return record_not_prepared(out_dir, f"model '{model_dir}': {error}")
+    model, tokenizer, max_length = source.model.to(device), source.tokenizer, source.max_length
     chunk = ChunkTokenizer(tokenizer, min(max_length, token_limit(model, tokenizer, max_length)))
     chunk.takes_token_types &= "token_type_ids" in model_inputs(model)
+    checksums = source.checksums
     meta = {
-        **made_for(dtype, device),
-        "loaded": loaded,
+        **made_for(source.dtype, device),
+        "loaded": source.loaded,
         "config": {
             "num_labels": model.config.num_labels,
             "id2label": {str(k): v for k, v in (model.config.id2label or {}).items()},
@@ -99,9 +144,10 @@ def prepare(
         },
         "variants": [],
         "file": MODEL_FILE,
-        "model_sha256": hashing.result() if hashing else checksums,
-        # Where this job's time went, after its imports (transformers' within load_s).
-        "seconds": {"load_s": time.perf_counter() - started},
+        "model_sha256": checksums.result() if isinstance(checksums, Future) else checksums,
+        # Where this job's time went, after its imports (transformers' within load_s, done
+        # before the device was claimed; to_device_s with it).
+        "seconds": {"load_s": source.load_s, "to_device_s": time.perf_counter() - started},
     }
     files = {}
     try:
@@ -121,7 +167,7 @@ def prepare(
         meta["why"] = f"{type(error).__name__}: {one_line(error)}"
         log.warning(
             "model '%s' could not be traced (%s): its evaluations load it with transformers",
-            model_dir,
+            source.model_dir,
             meta["why"],
         )
     else:
