@@ -16,9 +16,13 @@ CODE_DIR = Path(workflow.basedir) / "scripts" / "glueperf"
 from glueperf import GlueperfError
 from glueperf.devices import host_gpus
 from glueperf.fetch import MODEL_FILE_PATTERNS, is_hub_model, is_remote
+from glueperf.forkserver import SNAKEMAKE_PID
 from glueperf.metrics import check_dataset_metrics
 from glueperf.plotting import ALL_PLOTS
 from glueperf.tasks import dataset_spec, display_task
+
+# The GPU-side jobs of this Snakemake process share one fork server, which ends with it.
+os.environ[SNAKEMAKE_PID] = str(os.getpid())
 
 # Names as the schema allows them: no '/' so that a name is one path component.
 NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]*"

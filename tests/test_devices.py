@@ -215,7 +215,7 @@ def test_an_evaluation_has_done_its_imports_but_not_started_cuda_when_it_claims(
     probe = f"""
 import json, sys, types
 sys.path.insert(0, {str(REPO / "scripts")!r})
-import evaluate_model
+from glueperf import devices, evaluate_job, evaluation, fetch
 
 def claim_device(requested, job, report):
     torch = sys.modules.get("torch")
@@ -227,10 +227,10 @@ def claim_device(requested, job, report):
     }}))
     raise SystemExit(0)
 
-evaluate_model.claim_device = claim_device
-evaluate_model.provenance_fields = lambda *inputs: {{}}
+devices.claim_device = claim_device
+fetch.provenance_fields = lambda *inputs: {{}}
 read = []
-evaluate_model.read_data = lambda path, spec: read.append(path)
+evaluation.read_data = lambda path, spec: read.append(path)
 job = types.SimpleNamespace(
     params=types.SimpleNamespace(
         settings={{"device": "auto"}}, model={{"model_dir": "m"}}, dataset={{}}
@@ -240,7 +240,7 @@ job = types.SimpleNamespace(
         data="d.parquet", summary=None, model_provenance=None, prepared="nowhere"
     ),
 )
-evaluate_model.main(job)
+evaluate_job.evaluate_job(job)
 """
     run = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=True
@@ -260,7 +260,7 @@ def test_a_preparation_has_loaded_its_model_on_the_cpu_when_it_claims(tmp_path, 
     probe = f"""
 import json, sys, types
 sys.path.insert(0, {str(REPO / "scripts")!r})
-import prepare_model
+from glueperf import devices, prepare_job, prepared
 
 def claim_device(requested, job, report):
     torch = sys.modules["torch"]
@@ -271,14 +271,14 @@ def claim_device(requested, job, report):
     }}))
     raise SystemExit(0)
 
-real_load_source = prepare_model.load_source
+real_load_source = prepared.load_source
 def load_source(*args, **kwargs):
     global source
     source = real_load_source(*args, **kwargs)
     return source
 
-prepare_model.claim_device = claim_device
-prepare_model.load_source = load_source
+devices.claim_device = claim_device
+prepared.load_source = load_source
 job = types.SimpleNamespace(
     params=types.SimpleNamespace(
         settings={{"device": "auto", "dtype": "float32", "max_length": 64}},
@@ -289,7 +289,7 @@ job = types.SimpleNamespace(
     output=types.SimpleNamespace(prepared="prepared"),
     threads=1,
 )
-prepare_model.main(job)
+prepare_job.prepare_job(job)
 """
     run = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=True
@@ -556,6 +556,12 @@ def test_two_evaluations_started_together_measure_one_after_the_other(
     assert first_from < first_until <= second_from < second_until  # the rows say so too
 
 
+def job_files(process: psutil.Process) -> list[str]:
+    with contextlib.suppress(psutil.Error):
+        return [file.path for file in process.open_files()]
+    return []
+
+
 def test_a_job_left_running_by_a_killed_snakemake_is_waited_for(
     tmp_path, tiny_model, start_snakemake
 ):
@@ -571,11 +577,9 @@ def test_a_job_left_running_by_a_killed_snakemake_is_waited_for(
         running=first,
         console=first_console,
     )
-    job = [
-        p
-        for p in psutil.Process(first.pid).children(recursive=True)
-        if any("evaluate_model" in part for part in p.cmdline())
-    ]
+    # The process that runs the job (a child of the fork server, not of Snakemake) has its log
+    # open.
+    job = [p for p in psutil.process_iter() if str(log) in job_files(p)]
     assert len(job) == 1
     orphan = job[0]
     orphan.suspend()  # it stays where it is, holding its locks, until the second run waits

@@ -21,12 +21,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import psutil
 
 from glueperf import TRUNCATED_WARN_PCT, GlueperfError
 from glueperf.engine import Batching, Engine
+from glueperf.forkserver import forked
 from glueperf.labels import LabelMapping, map_labels, model_class_names
-from glueperf.measure import PeakMemory, PhaseTimer, gpu_peaks_mb, reset_gpu_peaks
+from glueperf.measure import (
+    PeakMemory,
+    PhaseTimer,
+    gpu_peaks_mb,
+    job_age_s,
+    reset_gpu_peaks,
+)
 from glueperf.metrics import task_scores
 from glueperf.models import load_model, warn_of_pickle
 from glueperf.prepared import TORCHSCRIPT, TRANSFORMERS, load_prepared
@@ -68,8 +74,8 @@ def warm_up(engine: Engine, pairs: bool) -> None:
 
 @dataclass
 class ReadData:
-    """A dataset file read and validated; ``startup_s``: the process's age when reading began
-    (its start-up and imports), ``read_s``: how long reading took."""
+    """A dataset file read and validated; ``startup_s``: the job's age when reading began (its
+    process's start-up and imports), ``read_s``: how long reading took."""
 
     data: Dataset
     startup_s: float
@@ -79,7 +85,7 @@ class ReadData:
 def read_data(data_file, spec: DatasetSpec | None = None) -> ReadData:
     """Read the dataset (no device needed: an evaluation does it before it claims one)."""
     # Interpreter start and imports, before any of our work: part of every job's fixed cost.
-    startup_s = time.time() - psutil.Process().create_time()
+    startup_s = job_age_s()
     start = time.perf_counter()
     data = load_dataset(data_file, spec or DatasetSpec())
     return ReadData(data, startup_s, time.perf_counter() - start)
@@ -148,6 +154,7 @@ def evaluate(
         "model_load_s": seconds["model_load_s"],
         "read_s": read.read_s,
         "startup_s": read.startup_s,
+        "job_process": "forked" if forked() else "own",
         "warmup_s": seconds["warmup_s"],
         "throughput_eps": len(data.texts) / seconds["inference_time_s"],
         "peak_rss_mb": memory.peak_rss_mb,

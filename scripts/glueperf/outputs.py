@@ -71,6 +71,11 @@ def write_row(row: dict, target) -> None:
         writer.writerow(cell(value) for value in row.values())
 
 
+def read_json(path):
+    """A JSON file's data; None for no path (an optional input left empty)."""
+    return json.loads(Path(path).read_text()) if path else None
+
+
 def write_json(data, target) -> None:
     with atomic_path(target) as path:
         path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,82 @@
+"""Rule evaluate_model as a function of the job's ``snakemake`` object; scripts/evaluate_model.py
+runs it through the fork server (glueperf/forkserver.py).
+
+The device is claimed (glueperf/devices.py) after what needs none, while CUDA is not started:
+the imports, reading the dataset, working out provenance. It is held for the measurement alone
+and let go before the results are written: with --cores N, a job waiting for the device has done
+its work by the time it is free, and the one before it writes its files and exits while the next
+one measures. The heavy modules are imported inside the function: the job's own process, which
+only asks the fork server for a child, imports none of them.
+"""
+
+import os
+
+from glueperf.outputs import read_json
+
+
+def evaluate_job(snakemake):
+    """One model on one dataset -> a one-row metrics CSV and the predictions."""
+    import torch
+
+    from glueperf.devices import claim_device
+    from glueperf.engine import Batching
+    from glueperf.evaluation import evaluate, read_data, write_predictions
+    from glueperf.fetch import provenance_fields
+    from glueperf.outputs import tell, write_row
+    from glueperf.prepared import prepared_checksums
+    from glueperf.tasks import DatasetSpec
+
+    params, settings = snakemake.params, snakemake.params.settings
+    model, dataset = snakemake.wildcards.model, snakemake.wildcards.dataset
+    spec = DatasetSpec(**params.dataset)
+    read = read_data(snakemake.input.data, spec)
+    provenance = provenance_fields(
+        read_json(snakemake.input.summary),
+        params.model["model_dir"],
+        read_json(snakemake.input.model_provenance)
+        or {"sha256": prepared_checksums(snakemake.input.prepared)},
+    )
+    claim = claim_device(
+        settings["device"],
+        job=f"evaluate_model {model}/{dataset} in {os.getcwd()}",
+        report=tell,
+    )
+    # torch reads CUDA_VISIBLE_DEVICES, as narrowed by the claim, only when CUDA starts: after it.
+    torch.set_num_threads(snakemake.threads)
+    measured, predictions = evaluate(
+        model_dir=params.model["model_dir"],
+        data_file=snakemake.input.data,
+        spec=spec,
+        device=claim.device,
+        dtype=settings["dtype"],
+        batching=Batching(
+            batch_tokens=settings["batch_tokens"],
+            max_batch_size=settings["max_batch_size"],
+            max_length=settings["max_length"],
+        ),
+        names=(model, dataset),
+        trust_remote_code=params.model["trust_remote_code"],
+        prepared_dir=snakemake.input.prepared,
+        read=read,
+    )
+    device_fields = claim.fields()
+    # Measured: the next evaluation may take the device, without this one's cached GPU memory.
+    if claim.gpu is not None:
+        torch.cuda.empty_cache()
+    claim.release()
+    tell(f"glueperf: measured; {claim.held_label()} released", console=False)
+    row = {
+        "model": model,
+        "dataset": dataset,
+        "glue_task": params.dataset["glue_task"],
+        **measured,
+        **device_fields,
+        "model_source": params.model["source"],
+        "model_revision": params.model["revision"] or "",
+        "dataset_path": str(params.path),
+        **provenance,
+    }
+    # Predictions first: the metrics file is the rule's sign that the job finished.
+    write_predictions(predictions, snakemake.output.predictions)
+    write_row(row, snakemake.output.metrics)
+    tell("glueperf: results written", console=False)

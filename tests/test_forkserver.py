@@ -1,0 +1,173 @@
+"""The fork server (glueperf/forkserver.py): the GPU-side jobs of a Snakemake run are children of
+one server that has done their imports, each with the job's own streams, directory, environment,
+exit status and life."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import psutil
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import REPO, tiny_workflow
+
+sys.path.insert(0, str(REPO / "scripts"))
+from glueperf.forkserver import SNAKEMAKE_PID, SWITCH, socket_directory  # noqa: E402
+from glueperf.measure import now_s, process_start_s  # noqa: E402
+
+JOBS = REPO / "tests" / "forked_jobs.py"
+
+
+@pytest.fixture
+def owner():
+    """A process standing in for the Snakemake run that owns the server; ended after the test."""
+    process = subprocess.Popen(["sleep", "600"])
+    yield process
+    process.kill()
+    process.wait()
+
+
+def job_env(owner=None, **extra) -> dict:
+    env = {key: value for key, value in os.environ.items() if key not in (SNAKEMAKE_PID, SWITCH)}
+    if owner is not None:
+        env[SNAKEMAKE_PID] = str(owner.pid)
+    return {**env, "PROBE": "from the job's environment", **extra}
+
+
+def start_job(function, tmp_path, env, name="job") -> tuple[subprocess.Popen, dict]:
+    paths = {"out": tmp_path / f"{name}.json", "log": tmp_path / f"{name}.log"}
+    process = subprocess.Popen(
+        [sys.executable, str(JOBS), function, str(paths["out"]), str(paths["log"])],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return process, paths
+
+
+def run_job(function, tmp_path, env, name="job"):
+    process, paths = start_job(function, tmp_path, env, name)
+    stdout, stderr = process.communicate(timeout=300)
+    record = json.loads(paths["out"].read_text()) if paths["out"].exists() else None
+    return process, stdout, stderr, record, paths["log"]
+
+
+def wait_until(condition, timeout=60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def ended(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_jobs_run_in_children_of_one_server_with_their_streams_directory_and_environment(
+    tmp_path, owner
+):
+    records = []
+    for name in ("first", "second"):
+        process, stdout, stderr, record, log = run_job("describe", tmp_path, job_env(owner), name)
+        assert process.returncode == 0, stderr
+        assert record["forked"] and record["pid"] != process.pid
+        assert record["cwd"] == str(tmp_path)
+        assert record["probe"] == "from the job's environment"
+        assert "a line on standard output" in stdout  # the job's own stdout
+        assert "a line on standard error" in log.read_text()  # stderr goes to the job's log
+        assert record["age_s"] > 0  # counted from the job's own process
+        records.append(record)
+    server = records[0]["parent"]
+    assert records[1]["parent"] == server  # one server for both jobs, started by the first
+    assert "forkserver" in " ".join(psutil.Process(server).cmdline())
+
+
+def test_a_failing_forked_job_exits_with_its_error(tmp_path, owner):
+    process, _, stderr, _, log = run_job("fail", tmp_path, job_env(owner))
+    assert process.returncode == 1
+    assert "glueperf error: nothing good in" in stderr
+    assert "nothing good in" in log.read_text()
+
+
+def test_killing_the_job_kills_its_forked_child(tmp_path, owner):
+    process, paths = start_job("linger", tmp_path, job_env(owner))
+    assert wait_until(paths["out"].exists), process.stderr.read()
+    child = json.loads(paths["out"].read_text())["pid"]
+    assert child != process.pid and not ended(child)
+    process.send_signal(signal.SIGTERM)  # as Snakemake cancels a job
+    process.wait(timeout=30)
+    assert wait_until(lambda: ended(child), timeout=30)
+
+
+def test_the_server_ends_with_its_snakemake(tmp_path, owner):
+    process, _, stderr, record, _ = run_job("describe", tmp_path, job_env(owner))
+    assert process.returncode == 0, stderr
+    server = record["parent"]
+    assert not ended(server)
+    owner.kill()
+    owner.wait()
+    assert wait_until(lambda: ended(server), timeout=30)
+    # its socket, start lock and log are gone with it
+    assert not list(socket_directory().glob(f"{owner.pid}-*"))
+
+
+@pytest.mark.parametrize("how", ["outside snakemake", "turned off", "snakemake gone"])
+def test_without_a_server_a_job_runs_in_its_own_process(tmp_path, owner, how):
+    env = {
+        "outside snakemake": job_env(),
+        "turned off": job_env(owner, **{SWITCH: "0"}),
+        "snakemake gone": job_env(owner),
+    }[how]
+    if how == "snakemake gone":
+        owner.kill()
+        owner.wait()
+    process, _, stderr, record, _ = run_job("describe", tmp_path, env)
+    assert process.returncode == 0, stderr
+    assert record["pid"] == process.pid and not record["forked"]
+    if how == "snakemake gone":
+        assert "the fork server did not start" in stderr
+
+
+def test_a_process_start_is_read_to_the_kernels_tick():
+    """psutil's create_time() was up to a second early (the boot time in whole seconds): every
+    startup_s was that much too long."""
+    before = now_s()
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import sys; sys.path.insert(0, {str(REPO / 'scripts')!r}); "
+            "from glueperf.measure import process_start_s; print(process_start_s())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    after = now_s()
+    assert before - 0.02 <= float(run.stdout) <= after
+    assert process_start_s() <= before
+
+
+def test_forked_and_own_evaluations_predict_the_same(tmp_path, tiny_model, monkeypatch):
+    workflow = tiny_workflow(tmp_path, tiny_model, {"alpha": 60})
+    metrics = workflow.root / "results/metrics/tiny/alpha.csv"
+    predictions = workflow.root / "results/predictions/tiny/alpha.parquet"
+    workflow.snakemake()
+    forked = pq.read_table(predictions)
+    assert pd.read_csv(metrics)["job_process"].tolist() == ["forked"]
+    monkeypatch.setenv(SWITCH, "0")
+    workflow.snakemake("--forcerun", "prepare_model")
+    assert pd.read_csv(metrics)["job_process"].tolist() == ["own"]
+    assert pq.read_table(predictions).equals(forked)
