@@ -235,3 +235,32 @@ def test_load_dataset_runs_the_same_checks(tmp_path):
     path = write_table(tmp_path / "d.parquet", sentence=sentences(3), label=labels([0, -3, 1]))
     with pytest.raises(DatasetError, match=r"column 'label'.*rows 1"):
         load_dataset(path)
+
+
+def test_numbers_of_every_numeric_arrow_type_are_read_without_pandas():
+    """Labels, ids and scores come out of the arrow buffers in their own numeric type, chunks
+    and slices included, with pandas not importable: pyarrow 25's ``to_pandas_dtype()`` and
+    ``to_numpy()`` import it, half a second of an evaluation's first read on the GPU hosts."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    probe = f"""
+import sys
+sys.modules["pandas"] = None  # any import of pandas now fails
+sys.path.insert(0, {str(REPO / "scripts")!r})
+import numpy as np, pyarrow as pa
+from glueperf.validation import numbers
+for kind in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+             "float16", "float32", "float64"):
+    values = np.array([3, 1, 2, 7, 5], dtype=kind)
+    buffers = [None, pa.py_buffer(values)]
+    arrow = pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), 5, buffers)
+    column = pa.chunked_array([arrow.slice(0, 2), arrow.slice(2)])
+    got = numbers(column)
+    assert got.dtype == np.dtype(kind) and got.tolist() == values.tolist(), (kind, got)
+print("ok")
+"""
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr

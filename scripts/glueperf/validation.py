@@ -216,13 +216,18 @@ def _is_string_view(kind: pa.DataType) -> bool:
     return getattr(pa.types, "is_string_view", lambda _: False)(kind)
 
 
+ARROW_FLOAT_NAMES = {"halffloat": "float16", "float": "float32", "double": "float64"}
+
+
 def numbers(column: pa.ChunkedArray) -> np.ndarray:
     """A column of numbers as a numpy array, nulls as NaN. Not pyarrow's ``to_numpy()``: that
     imports pandas where it is installed, more than half a second of every job's start-up."""
     kind = column.type
     if column.null_count or not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
         return np.array(column.to_pylist(), dtype=np.float64 if column.null_count else None)
-    dtype = np.dtype(kind.to_pandas_dtype())  # a numpy dtype; pandas is not involved
+    # Not kind.to_pandas_dtype(): pyarrow 25 imports pandas there (0.5-0.7 s of every job's
+    # first read on the GPU hosts). Arrow names integers as numpy does, floats its own way.
+    dtype = np.dtype(ARROW_FLOAT_NAMES.get(str(kind), str(kind)))
     parts = [
         np.frombuffer(chunk.buffers()[1], dtype=dtype)[chunk.offset : chunk.offset + len(chunk)]
         for chunk in column.chunks
