@@ -171,3 +171,20 @@ def test_forked_and_own_evaluations_predict_the_same(tmp_path, tiny_model, monke
     workflow.snakemake("--forcerun", "prepare_model")
     assert pd.read_csv(metrics)["job_process"].tolist() == ["own"]
     assert pq.read_table(predictions).equals(forked)
+
+
+def test_a_job_without_standard_input_is_forked_all_the_same(tmp_path, owner):
+    """Snakemake run with its standard input closed: the child gets /dev/null instead."""
+    paths = {"out": tmp_path / "job.json", "log": tmp_path / "job.log"}
+    run = subprocess.run(
+        [sys.executable, str(JOBS), "describe", str(paths["out"]), str(paths["log"])],
+        cwd=tmp_path,
+        env=job_env(owner),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.close(0),
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(paths["out"].read_text())["forked"]

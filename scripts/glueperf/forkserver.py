@@ -94,7 +94,7 @@ def run_job(function, snakemake, log_path) -> None:
     payload = pickle.dumps(request)
     sys.stdout.flush()
     sys.stderr.flush()
-    socket.send_fds(connection, [LENGTH.pack(len(payload))], [0, 1, 2])
+    socket.send_fds(connection, [LENGTH.pack(len(payload))], standard_streams())
     connection.sendall(payload)
     child = receive_status(connection)
     status = receive_status(connection)
@@ -106,6 +106,19 @@ def run_job(function, snakemake, log_path) -> None:
         )
         status = 1
     sys.exit(status)
+
+
+def standard_streams() -> list[int]:
+    """This process's stdin, stdout and stderr, for the child to take; /dev/null for any that
+    is closed (a Snakemake started without standard input)."""
+    streams = []
+    for stream in (0, 1, 2):
+        try:
+            os.fstat(stream)
+        except OSError:
+            stream = os.open(os.devnull, os.O_RDWR)
+        streams.append(stream)
+    return streams
 
 
 def server_address() -> str | None:
