@@ -2,13 +2,14 @@
 # All GPU work of one benchmarking session (see BENCHMARKS.md). Run from the repository root on
 # the GPU machine, with .carry/ holding: wheels/ (snakemake and its SLURM plugins for the
 # machine's Python, without what the machine has), models/tokenizer/ (the bert-base-uncased
-# tokenizer files of ../shared/models/minilm-*), data/{sst2,cola,mnli}/*.parquet. Every step runs
-# in a user's environment made by bench/user_env.py, with bytecode compiled.
+# tokenizer files of ../shared/models/minilm-*), data/<task>/<split>.parquet (../shared's
+# data/glue/: sst2, cola and mnli for most parts, every task for gpus). Every step runs in a
+# user's environment made by bench/user_env.py, with bytecode compiled.
 # PART selects what runs: sweep | pipeline (--cores 1, then --cores $(nproc)) | endtoend |
 # loops | pairs | gpus (the default and GLUE experiments with --resources gpu=1, then on every
-# GPU; needs data/<task>/<split>.parquet for every GLUE task in .carry) | final (= pipeline,
-# endtoend, pairs and loops). REPEATS (default 3) sets the
-# loop comparisons' repeats. OUT (default /tmp/out) receives the tables and plots.
+# GPU, compared by bench/gpu_runs.py) | final (= pipeline, endtoend, pairs and loops).
+# REPEATS (default 3) sets the loop comparisons' repeats. OUT (default /tmp/out) receives the
+# tables and plots.
 set -u
 PART=${1:-final}
 REPEATS=${REPEATS:-3}
