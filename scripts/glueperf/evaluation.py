@@ -5,12 +5,15 @@ What the reported figures measure (also in the README):
 - ``inference_time_s`` ("Inference Time (seconds)"): wall-clock seconds from the list of texts to
   predictions on the host: tokenization plus all forward passes, the device synchronized at both
   ends. Excludes reading the file, loading the model and one small warm-up batch, each reported
-  on its own (``read_s``, ``model_load_s``, ``warmup_s``), and the process's start-up and imports
-  before the evaluation begins (``startup_s``). On CUDA, tokenization of the next chunk
-  overlaps the forward passes, so ``tokenize_s`` + ``forward_s`` can exceed it.
+  on its own (``read_s``, ``model_load_s``, ``warmup_s``), and the job's start-up and imports
+  before the evaluation begins (``startup_s``, from the start of the process Snakemake started
+  for the job). On CUDA, tokenization of the next chunk overlaps the forward passes, so
+  ``tokenize_s`` + ``forward_s`` can exceed it.
 - ``peak_rss_mb`` ("Memory Usage (MB)"): peak resident set size of the evaluation process over
   its whole life (imports, data, model, inference), in MiB, from the kernel's high-water mark and
-  a 10 ms sampler. GPU memory is reported apart: ``gpu_peak_allocated_mb`` / ``_reserved_mb``.
+  a 10 ms sampler; in a child of the fork server (``job_process`` ``forked``) the imports come
+  with the fork, and library pages it never touches are not counted. GPU memory is reported
+  apart: ``gpu_peak_allocated_mb`` / ``_reserved_mb``.
 """
 
 from __future__ import annotations
