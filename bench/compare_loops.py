@@ -37,14 +37,17 @@ from glueperf.reference import notebook_loop, pipeline_loop  # noqa: E402
 from glueperf.tasks import GLUE_TASKS, dataset_spec  # noqa: E402
 from glueperf.validation import load_dataset  # noqa: E402
 
-LOOPS = ("a", "b", "c", "d")
+LOOPS = ("a", "b", "c", "c_traced", "d")
+FLOORS = ("tokenizer", "forward", "forward_traced")
 NAMES = {
     "a": "(a) notebook loop",
     "b": "(b) transformers.pipeline",
     "c": "(c) engine float32",
+    "c_traced": "(c) engine, traced model",
     "d": "(d) engine bfloat16",
     "tokenizer": "floor: tokenizer alone",
     "forward": "floor: forward alone",
+    "forward_traced": "floor: forward, traced model",
 }
 
 
@@ -110,6 +113,20 @@ def forward_floor(model, tokenizer, texts, pairs, device, batching: Batching):
     return run
 
 
+def traced(model, tokenizer, device, directory: Path):
+    """The model as the pipeline evaluates it: traced by rule prepare_model's code, loaded by
+    an evaluation's (glueperf/prepared.py)."""
+    from glueperf.prepared import load_prepared, prepare
+
+    model.save_pretrained(directory / "model")
+    tokenizer.save_pretrained(directory / "model")
+    prepare(str(directory / "model"), "float32", device, directory / "prepared")
+    loaded = load_prepared(directory / "prepared", "float32", device)
+    if loaded is None:
+        raise SystemExit("the model could not be traced: see the log above")
+    return loaded[:2]
+
+
 def benchmark(args, data_path: str) -> dict:
     spec = dataset_spec("bench", {"path": data_path, "glue_task": args.glue_task})
     data = load_dataset(data_path, spec)
@@ -129,6 +146,17 @@ def benchmark(args, data_path: str) -> dict:
         "tokenizer": lambda: tokenizer(texts, pairs, truncation=True, max_length=512),
         "forward": forward_floor(model, tokenizer, texts, pairs, device, batching),
     }
+    if not {"c_traced", "forward_traced"} <= set(args.skip):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as directory:
+            traced_model, traced_tokenizer = traced(model, tokenizer, device, Path(directory))
+        runs["c_traced"] = lambda: (
+            Engine(traced_model, traced_tokenizer, device, batching).run(texts, pairs).predictions
+        )
+        runs["forward_traced"] = forward_floor(
+            traced_model, tokenizer, texts, pairs, device, batching
+        )
     if device.startswith("cuda") or args.bf16_on_cpu:
         import copy
 
@@ -136,11 +164,12 @@ def benchmark(args, data_path: str) -> dict:
         runs["d"] = lambda: (
             Engine(model_bf16, tokenizer, device, batching).run(texts, pairs).predictions
         )
-    for warm in ("c", "d", "forward"):  # CUDA context, kernels, allocator: not what we time
+    # CUDA context, kernels, allocator: not what we time
+    for warm in ("c", "c_traced", "d", "forward", "forward_traced"):
         if warm in runs:
             runs[warm]()
     results = {}
-    for name in [n for n in (*LOOPS, "tokenizer", "forward") if n in runs and n not in args.skip]:
+    for name in [n for n in (*LOOPS, *FLOORS) if n in runs and n not in args.skip]:
         seconds, peaks, predictions = [], [], None
         for _ in range(args.repeats):
             elapsed, output, peak = timed(device, runs[name])
