@@ -123,12 +123,13 @@ def test_the_server_ends_with_its_snakemake(tmp_path, owner):
     assert not list(socket_directory().glob(f"{owner.pid}-*"))
 
 
-@pytest.mark.parametrize("how", ["outside snakemake", "turned off", "snakemake gone"])
+@pytest.mark.parametrize("how", ["outside snakemake", "turned off", "snakemake gone", "macOS"])
 def test_without_a_server_a_job_runs_in_its_own_process(tmp_path, owner, how):
     env = {
         "outside snakemake": job_env(),
         "turned off": job_env(owner, **{SWITCH: "0"}),
         "snakemake gone": job_env(owner),
+        "macOS": job_env(owner, FAKE_PLATFORM="darwin"),
     }[how]
     if how == "snakemake gone":
         owner.kill()

@@ -21,8 +21,8 @@ context, device lock, memory peak and exit status; it dies if the job's process 
   would be in a process that loaded them itself.
 - Snakemake's ``benchmark:`` file measures the job's own process, which only waits: its seconds
   are the job's, its memory and CPU columns are not the evaluation's (the metrics row has those).
-- Anything that keeps the server from starting, and ``GLUEPERF_FORK_SERVER=0``, makes the job run
-  in its own process as before.
+- Anything that keeps the server from starting, ``GLUEPERF_FORK_SERVER=0``, and any system but
+  Linux make the job run in its own process as before.
 """
 
 from __future__ import annotations
@@ -123,10 +123,13 @@ def standard_streams() -> list[int]:
 
 def server_address() -> str | None:
     """This run's server's socket for this Python and module path; None when jobs are not to
-    be forked (outside Snakemake, or turned off)."""
+    be forked (outside Snakemake, turned off, or not on Linux)."""
     owner = os.environ.get(SNAKEMAKE_PID)
+    # Linux only: macOS forbids much of its system frameworks (Metal, for MPS) after a fork.
+    if not owner or os.environ.get(SWITCH, "1") == "0" or sys.platform != "linux":
+        return None
     directory = socket_directory()
-    if not owner or os.environ.get(SWITCH, "1") == "0" or directory is None:
+    if directory is None:
         return None
     key = hashlib.sha256(json.dumps([sys.executable, search_path(), owner]).encode()).hexdigest()
     return str(directory / f"{owner}-{key[:12]}.sock")
