@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
@@ -51,8 +51,8 @@ PROBE_TEXTS = [
 
 @dataclass
 class Source:
-    """A model loaded on the CPU for tracing, and its files' checksums (hashed meanwhile);
-    ``error``: why it could not be loaded (then nothing else is set)."""
+    """A model loaded on the CPU for tracing, and its files' checksums; ``error``: why it could
+    not be loaded (then nothing else is set)."""
 
     model_dir: str
     dtype: str
@@ -60,7 +60,7 @@ class Source:
     model: object = None
     tokenizer: object = None
     loaded: dict | None = None
-    checksums: Future | dict | None = None
+    checksums: dict | None = None
     load_s: float = 0.0
     error: str | None = None
 
@@ -83,10 +83,11 @@ def load_source(
     # The files it is made from, for the evaluations' provenance: hashed once per model here,
     # not in every evaluation (most of a second for DistilBERT's 268 MB), in a thread beside the
     # loading (hashlib lets go of the GIL while it hashes).
+    hashing = None
     if checksums is None:
         pool = ThreadPoolExecutor(max_workers=1)
-        source.checksums = pool.submit(local_checksums, model_dir)
-        pool.shutdown(wait=False)  # the hashing goes on; its result is awaited when written
+        hashing = pool.submit(local_checksums, model_dir)
+        pool.shutdown(wait=False)  # the hashing goes on; its result is awaited below
     try:
         source.model, source.tokenizer, source.loaded = load_model(
             model_dir, dtype, "cpu", trust_remote_code
@@ -95,6 +96,8 @@ def load_source(
         # A model that cannot be loaded is named by each of its evaluations, in its own log,
         # where the rest of the pipeline's errors about models are: nothing to prepare.
         source.error = f"model '{model_dir}': {error}"
+    if hashing is not None and source.error is None:
+        source.checksums = hashing.result()  # before the claim: no device waits for it
     source.load_s = time.perf_counter() - started
     return source
 
@@ -127,7 +130,6 @@ def trace_source(source: Source, device: str, out_dir) -> dict:
     model, tokenizer, max_length = source.model.to(device), source.tokenizer, source.max_length
     chunk = ChunkTokenizer(tokenizer, min(max_length, token_limit(model, tokenizer, max_length)))
     chunk.takes_token_types &= "token_type_ids" in model_inputs(model)
-    checksums = source.checksums
     meta = {
         **made_for(source.dtype, device),
         "loaded": source.loaded,
@@ -144,9 +146,9 @@ def trace_source(source: Source, device: str, out_dir) -> dict:
         },
         "variants": [],
         "file": MODEL_FILE,
-        "model_sha256": checksums.result() if isinstance(checksums, Future) else checksums,
-        # Where this job's time went, after its imports (transformers' within load_s, done
-        # before the device was claimed; to_device_s with it).
+        "model_sha256": source.checksums,
+        # Where this job's time went, after its imports: load_s (transformers' import, loading
+        # and hashing) before the device was claimed, the rest with it.
         "seconds": {"load_s": source.load_s, "to_device_s": time.perf_counter() - started},
     }
     files = {}
