@@ -19,7 +19,11 @@ from glueperf.fetch import MODEL_FILE_PATTERNS, is_hub_model, is_remote
 from glueperf.forkserver import SNAKEMAKE_PID
 from glueperf.metrics import check_dataset_metrics
 from glueperf.plotting import ALL_PLOTS
+from glueperf.snakemake_startup import hash_params_without_importing_pandas
 from glueperf.tasks import dataset_spec, display_task
+
+# Every run, no-op reruns included, would otherwise import pandas just to hash params.
+hash_params_without_importing_pandas()
 
 # The GPU-side jobs of this Snakemake process share one fork server, which ends with it.
 os.environ[SNAKEMAKE_PID] = str(os.getpid())

@@ -11,6 +11,8 @@ import copy
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -290,3 +292,34 @@ def test_display_only_fields_rerun_no_evaluation(pipeline, change, reruns):
     _, counted = pipeline.jobs()
     assert "evaluate_model" not in counted and "validate_dataset" not in counted
     assert counted == reruns
+
+
+# snakemake as requirements.txt installs it: without the SLURM plugin, which imports pandas
+# itself (Snakemake imports every installed executor plugin); says whether pandas was imported.
+WITHOUT_SLURM_PLUGIN = """
+import pkgutil, runpy, sys
+listed = pkgutil.iter_modules
+pkgutil.iter_modules = lambda *args, **kwargs: (
+    module for module in listed(*args, **kwargs)
+    if not module.name.startswith("snakemake_executor_plugin_slurm")
+)
+sys.argv = ["snakemake", *sys.argv[1:]]
+try:
+    runpy.run_module("snakemake", run_name="__main__")
+finally:
+    print("pandas imported:", "pandas" in sys.modules, file=sys.stderr)
+"""
+
+
+def test_a_no_op_rerun_does_not_import_pandas(pipeline):
+    """Snakemake would import pandas (0.2 s or more) to hash params; the workflow stops it."""
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SLURM_PLUGIN, "--cores", "1"],
+        cwd=pipeline.workflow.root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Nothing to be done" in result.stdout + result.stderr
+    assert "pandas imported: False" in result.stderr
