@@ -4,9 +4,12 @@ Runs, in one process, on the same model, tokenizer and texts:
   (a) the notebook's loop (glueperf.reference.notebook_loop)
   (b) transformers.pipeline("text-classification", batch_size=64)
   (c) the engine in float32      (d) the engine in bfloat16
-and two floors on the same data: the tokenizer alone (``tokenizer(texts)``) and the GPU forward
-passes alone on the engine's batches, already on the device. Prints a table per data file: median
+and floors on the same data: the tokenizer alone (``tokenizer(texts)``), the engine's own
+tokenization alone (its chunks, one after another, in one thread), and the GPU forward passes
+alone on the engine's batches, already on the device. Prints a table per data file: median
 seconds of --repeats runs, speed-up over (a) and (b), GPU peak MiB, and agreement with (a).
+With --timeline (CUDA only), a second table says where the GPU waited in one more run of each
+engine and forward floor: CUDA events around every forward pass, on the GPU's own clock.
 
     python bench/compare_loops.py --model ../shared/models/minilm-sst2 --twin \
         --data ../shared/data/glue/sst2/train.parquet --device cuda --repeats 3
@@ -31,14 +34,21 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from glueperf.engine import Batching, Engine, pad, plan_batches  # noqa: E402
+from glueperf.engine import (  # noqa: E402
+    Batching,
+    ChunkTokenizer,
+    Engine,
+    pad,
+    plan_batches,
+    tokenized_chunks,
+)
 from glueperf.measure import cuda_synchronize, gpu_peaks_mb, reset_gpu_peaks  # noqa: E402
 from glueperf.reference import notebook_loop, pipeline_loop  # noqa: E402
 from glueperf.tasks import GLUE_TASKS, dataset_spec  # noqa: E402
 from glueperf.validation import load_dataset  # noqa: E402
 
 LOOPS = ("a", "b", "c", "c_traced", "d")
-FLOORS = ("tokenizer", "forward", "forward_traced")
+FLOORS = ("tokenizer", "tokenizer_engine", "forward", "forward_traced")
 NAMES = {
     "a": "(a) notebook loop",
     "b": "(b) transformers.pipeline",
@@ -46,6 +56,7 @@ NAMES = {
     "c_traced": "(c) engine, traced model",
     "d": "(d) engine bfloat16",
     "tokenizer": "floor: tokenizer alone",
+    "tokenizer_engine": "floor: engine's tokenization",
     "forward": "floor: forward alone",
     "forward_traced": "floor: forward, traced model",
 }
@@ -113,6 +124,63 @@ def forward_floor(model, tokenizer, texts, pairs, device, batching: Batching):
     return run
 
 
+class EventedModel:
+    """A model with a CUDA event recorded before and after each forward pass (see timeline)."""
+
+    def __init__(self, model):
+        self._model = model
+        self.events: list = []
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def __call__(self, **inputs):
+        start, end = (torch.cuda.Event(enable_timing=True) for _ in range(2))
+        start.record()
+        output = self._model(**inputs)
+        end.record()
+        self.events.append((start, end))
+        return output
+
+
+def timeline(run, evented: EventedModel) -> dict:
+    """Where the GPU's time went in one ``run()`` that uses ``evented``: seconds between the
+    run's start and end events, inside forward passes, before the first, between passes, and
+    after the last (softmax, gathering), on the GPU's clock."""
+    evented.events.clear()
+    first, last = (torch.cuda.Event(enable_timing=True) for _ in range(2))
+    torch.cuda.synchronize()
+    first.record()
+    run()
+    last.record()
+    torch.cuda.synchronize()
+    events = evented.events
+
+    def seconds(a, b):
+        return a.elapsed_time(b) / 1000
+
+    return {
+        "total_s": seconds(first, last),
+        "forward_s": sum(seconds(start, end) for start, end in events),
+        "before_s": seconds(first, events[0][0]),
+        "between_s": sum(seconds(a[1], b[0]) for a, b in zip(events, events[1:], strict=False)),
+        "after_s": seconds(events[-1][1], last),
+        "passes": len(events),
+    }
+
+
+def engine_tokenization(tokenizer, texts, pairs, batching: Batching):
+    """The engine's tokenization alone: its chunks in its order, one after another."""
+    tokenize = ChunkTokenizer(tokenizer, batching.max_length)
+
+    def run():
+        return sum(
+            len(ids) for _, ids, _, _ in tokenized_chunks(tokenize, texts, pairs, {"tokenize_s": 0})
+        )
+
+    return run
+
+
 def traced(model, tokenizer, device, directory: Path):
     """The model as the pipeline evaluates it: traced by rule prepare_model's code, loaded by
     an evaluation's (glueperf/prepared.py)."""
@@ -137,36 +205,39 @@ def benchmark(args, data_path: str) -> dict:
     device = args.device
     n_classes = len(data.label_names) if data.label_names else 2
     model, tokenizer = load(args.model, args.twin, device, n_classes)
-    model_bf16 = None
     batching = Batching(batch_tokens=args.batch_tokens, max_batch_size=args.max_batch_size)
-    runs = {
-        "a": lambda: notebook_loop(model, tokenizer, texts, labels, device, pairs=pairs),
-        "b": lambda: pipeline_loop(model, tokenizer, texts, device, pairs=pairs),
-        "c": lambda: Engine(model, tokenizer, device, batching).run(texts, pairs).predictions,
-        "tokenizer": lambda: tokenizer(texts, pairs, truncation=True, max_length=512),
-        "forward": forward_floor(model, tokenizer, texts, pairs, device, batching),
-    }
+    # The engines (model, tokenizer) and the forward floors' models, by row.
+    engines = {"c": (model, tokenizer)}
+    floor_models = {"forward": model}
     if not {"c_traced", "forward_traced"} <= set(args.skip):
         import tempfile
 
         with tempfile.TemporaryDirectory() as directory:
             traced_model, traced_tokenizer = traced(model, tokenizer, device, Path(directory))
-        runs["c_traced"] = lambda: (
-            Engine(traced_model, traced_tokenizer, device, batching).run(texts, pairs).predictions
-        )
-        runs["forward_traced"] = forward_floor(
-            traced_model, tokenizer, texts, pairs, device, batching
-        )
+        engines["c_traced"] = (traced_model, traced_tokenizer)
+        floor_models["forward_traced"] = traced_model
     if device.startswith("cuda") or args.bf16_on_cpu:
         import copy
 
-        model_bf16 = copy.deepcopy(model).to(torch.bfloat16)
-        runs["d"] = lambda: (
-            Engine(model_bf16, tokenizer, device, batching).run(texts, pairs).predictions
-        )
+        engines["d"] = (copy.deepcopy(model).to(torch.bfloat16), tokenizer)
+
+    def engine_run(used_model, used_tokenizer):
+        return lambda: Engine(used_model, used_tokenizer, device, batching).run(texts, pairs)
+
+    runs = {
+        "a": lambda: notebook_loop(model, tokenizer, texts, labels, device, pairs=pairs),
+        "b": lambda: pipeline_loop(model, tokenizer, texts, device, pairs=pairs),
+        "tokenizer": lambda: tokenizer(texts, pairs, truncation=True, max_length=512),
+        "tokenizer_engine": engine_tokenization(tokenizer, texts, pairs, batching),
+    }
+    for name, (used_model, used_tokenizer) in engines.items():
+        run = engine_run(used_model, used_tokenizer)
+        runs[name] = lambda run=run: run().predictions
+    for name, used_model in floor_models.items():
+        runs[name] = forward_floor(used_model, tokenizer, texts, pairs, device, batching)
     # CUDA context, kernels, allocator: not what we time
     for warm in ("c", "c_traced", "d", "forward", "forward_traced"):
-        if warm in runs:
+        if warm in runs and warm not in args.skip:
             runs[warm]()
     results = {}
     for name in [n for n in (*LOOPS, *FLOORS) if n in runs and n not in args.skip]:
@@ -182,6 +253,17 @@ def benchmark(args, data_path: str) -> dict:
             "gpu_peak_mb": max(peaks),
             "predictions": predictions,
         }
+    timelines = {}
+    if args.timeline:
+        for name, (used_model, used_tokenizer) in engines.items():
+            if name not in args.skip:
+                evented = EventedModel(used_model)
+                timelines[name] = timeline(engine_run(evented, used_tokenizer), evented)
+        for name, used_model in floor_models.items():
+            if name not in args.skip:
+                evented = EventedModel(used_model)
+                run = forward_floor(evented, tokenizer, texts, pairs, device, batching)
+                timelines[name] = timeline(run, evented)
     reference = results.get("a", {}).get("predictions")
     for entry in results.values():
         predictions = entry.pop("predictions")
@@ -194,7 +276,13 @@ def benchmark(args, data_path: str) -> dict:
             scored = labels != -1
             entry["accuracy_pct"] = 100.0 * float(np.mean(predictions[scored] == labels[scored]))
     kind = "pairs" if pairs else "texts"
-    return {"data": data_path, "n_texts": len(texts), "kind": kind, "results": results}
+    return {
+        "data": data_path,
+        "n_texts": len(texts),
+        "kind": kind,
+        "results": results,
+        "timelines": timelines,
+    }
 
 
 def table(report: dict) -> str:
@@ -218,6 +306,20 @@ def table(report: dict) -> str:
             f"| {entry['gpu_peak_mb']:12.0f} | {'' if agree is None else f'{agree:11.3f}':>11} "
             f"| {'' if accuracy is None else f'{accuracy:5.2f}':>5} |"
         )
+    if report.get("timelines"):
+        lines += [
+            "",
+            "GPU timeline of one more run, seconds on the GPU's clock:",
+            "| loop                         | total | in forward | before first | between "
+            "| after last | passes |",
+            f"|{'-' * 30}|------:|-----------:|-------------:|--------:|-----------:|-------:|",
+        ]
+        for name, t in report["timelines"].items():
+            lines.append(
+                f"| {NAMES[name]:28} | {t['total_s']:5.3f} | {t['forward_s']:10.3f} "
+                f"| {t['before_s']:12.3f} | {t['between_s']:7.3f} | {t['after_s']:10.3f} "
+                f"| {t['passes']:6d} |"
+            )
     return "\n".join(lines)
 
 
@@ -239,8 +341,18 @@ def main(argv=None) -> None:
     parser.add_argument("--max-batch-size", type=int, default=Batching.max_batch_size)
     parser.add_argument("--skip", nargs="*", default=[], help="loops to leave out, e.g. a b")
     parser.add_argument("--bf16-on-cpu", action="store_true", help="run (d) on CPU too")
+    parser.add_argument("--timeline", action="store_true", help="where the GPU waited (CUDA)")
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        help="sys.setswitchinterval for the whole run, seconds (Python's default: 0.005)",
+    )
     parser.add_argument("--json", help="write all figures to this file")
     args = parser.parse_args(argv)
+    if args.timeline and not args.device.startswith("cuda"):
+        parser.error("--timeline reads CUDA events: it needs --device cuda")
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     reports = []
     for data in args.data:
         report = benchmark(args, data)
@@ -253,6 +365,7 @@ def main(argv=None) -> None:
         "model": args.model + (" (DistilBERT-base twin)" if args.twin else ""),
         "batch_tokens": args.batch_tokens,
         "max_batch_size": args.max_batch_size,
+        "switch_interval_s": sys.getswitchinterval(),
     }
     print(json.dumps(environment))
     if args.json:

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # All GPU work of one benchmarking session (see BENCHMARKS.md). Run from the repository root on
-# the GPU machine, with .carry/ holding: wheels/ (snakemake and its SLURM plugins for the
-# machine's Python, without what the machine has), models/tokenizer/ (the bert-base-uncased
+# the GPU machine, with .carry/ holding: wheels/ (snakemake[reports] and what it needs, for
+# the machine's Python), slurm_wheels/ (the two SLURM plugins, to time Snakemake with them), models/tokenizer/ (the bert-base-uncased
 # tokenizer files of ../shared/models/minilm-*), data/<task>/<split>.parquet (../shared's
 # data/glue/: sst2, cola and mnli for most parts, every task for gpus). Every step runs in a
 # user's environment made by bench/user_env.py, with bytecode compiled.
-# PART selects what runs: sweep | pipeline (--cores 1, then --cores $(nproc)) | endtoend |
-# loops | pairs | gpus (the default and GLUE experiments with --resources gpu=1, then on every
-# GPU, compared by bench/gpu_runs.py) | final (= pipeline, endtoend, pairs and loops).
+# The arguments (default: final) select what runs, one or more of: sweep | pipeline (--cores 1, then --cores $(nproc)) | endtoend |
+# loops (the engine against its floors, and the tokenizer against cores) | pairs | gpus (the
+# default and GLUE experiments with --resources gpu=1, then on every GPU, compared by
+# bench/gpu_runs.py) | final (= pipeline, endtoend, pairs and loops).
 # REPEATS (default 3) sets the loop comparisons' repeats. OUT (default /tmp/out) receives the
 # tables and plots.
 set -u
-PART=${1:-final}
+PARTS=" ${*:-final} "
+# Whether part $1 was asked for (final asks for pipeline, endtoend, pairs and loops).
+wants() {
+  [[ $PARTS == *" $1 "* ]] || { [[ $PARTS == *" final "* ]] && [[ " pipeline endtoend pairs loops " == *" $1 "* ]]; }
+}
 REPEATS=${REPEATS:-3}
 TOKENIZER=.carry/models/tokenizer
 OUT=${OUT:-/tmp/out}
@@ -37,7 +42,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $PY -c 'import torch, transformers, tokenizers, snakemake, sys; print(sys.version.split()[0], torch.__version__, transformers.__version__, tokenizers.__version__, snakemake.__version__, torch.cuda.get_device_name())'
 nproc
 
-if [ "$PART" = sweep ]; then
+if wants sweep; then
   for budget in 8192 16384 32768 65536; do
     step twin, engine only, batch_tokens=$budget
     $PY bench/compare_loops.py --model $TOKENIZER --twin --data $C/data/sst2/train.parquet \
@@ -64,10 +69,16 @@ cols = ['Dataset', 'Score', 'Metric', 'Inference Time (seconds)', 'Memory Usage 
 print(t[cols].to_string())
 "
   for i in 1 2 3; do
-    start=$(now)
-    $PY -m snakemake --cores "$cores" --configfile "$config" -q
-    echo "no-op rerun wall seconds: $(python3 -c "print(round($(now) - $start, 2))")"
+    noop "$cores" "$config"
   done
+}
+
+# One no-op rerun, its wall seconds printed with $1 (what differs).
+noop() {
+  local start
+  start=$(now)
+  $PY -m snakemake --cores "$1" --configfile "$2" -q >/dev/null 2>&1
+  echo "no-op rerun wall seconds${3:+ ($3)}: $(python3 -c "print(round($(now) - $start, 2))")"
 }
 
 default_config() {
@@ -78,7 +89,7 @@ default_config() {
   grep -E "source|path" /tmp/gpu_config.yaml
 }
 
-if [ "$PART" = pipeline ] || [ "$PART" = final ]; then
+if wants pipeline; then
   default_config
   step pipeline: default experiment with the twin, --cores 1, from an empty results/
   pipeline_run 1
@@ -89,6 +100,14 @@ if [ "$PART" = pipeline ] || [ "$PART" = final ]; then
   pipeline_run "$(nproc)"
   cp results/model_performance.csv "$OUT/model_performance_coresN.csv" 2>/dev/null
   mkdir -p "$OUT/logs_coresN" && cp -r results/logs results/benchmarks "$OUT/logs_coresN/"
+  # Before requirements-slurm.txt: the SLURM plugins installed beside Snakemake, which imports
+  # them (and the plugin pandas) on every command. Alternated, on the same finished run.
+  $PY -m pip install -q --no-deps --no-compile --target /tmp/slurm_plugins $C/slurm_wheels/*.whl
+  $PY -m compileall -q /tmp/slurm_plugins >/dev/null 2>&1
+  for i in 1 2 3 4 5; do
+    noop "$(nproc)" /tmp/gpu_config.yaml "requirements.txt"
+    PYTHONPATH=/tmp/slurm_plugins noop "$(nproc)" /tmp/gpu_config.yaml "with the SLURM plugins"
+  done
   $PY -c "
 import pathlib, pyarrow.parquet as pq
 for one in sorted(pathlib.Path('/tmp/predictions_cores1').rglob('*.parquet')):
@@ -97,7 +116,7 @@ for one in sorted(pathlib.Path('/tmp/predictions_cores1').rglob('*.parquet')):
 "
 fi
 
-if [ "$PART" = endtoend ] || [ "$PART" = final ]; then
+if wants endtoend; then
   step the notebook end to end, one process: imports, model load, its loop on the same four datasets
   [ -d /tmp/twin ] || $PY bench/save_twin.py $TOKENIZER /tmp/twin
   start=$(now)
@@ -108,19 +127,26 @@ if [ "$PART" = endtoend ] || [ "$PART" = final ]; then
   $PY bench/startup_probe.py --tokenizer $TOKENIZER --repeats 3 2>&1 | grep -v Warning
 fi
 
-if [ "$PART" = pairs ] || [ "$PART" = final ]; then
+if wants pairs; then
   step twin on MNLI validation_matched pairs, all loops, $REPEATS repeats
   $PY bench/compare_loops.py --model $TOKENIZER --twin --glue-task mnli \
     --data $C/data/mnli/validation_matched.parquet --repeats "$REPEATS" --json "$OUT/twin_mnli.json"
 fi
 
-if [ "$PART" = loops ] || [ "$PART" = final ]; then
-  step twin on SST-2 train, all loops, $REPEATS repeats
-  $PY bench/compare_loops.py --model $TOKENIZER --twin --data $C/data/sst2/train.parquet \
-    --repeats "$REPEATS" --json "$OUT/twin_train.json"
+if wants loops; then
+  # (a) and (b) take 30-60 s and were measured before (BENCHMARKS.md); the engine against its
+  # floors, with where the GPU waited, then the same with a 0.5 ms GIL switch interval.
+  for interval in 0.005 0.0005; do
+    step twin on SST-2 train, engines and floors, switch interval $interval s, $REPEATS repeats
+    $PY bench/compare_loops.py --model $TOKENIZER --twin --data $C/data/sst2/train.parquet \
+      --repeats "$REPEATS" --skip a b --timeline --switch-interval $interval \
+      --json "$OUT/twin_train_$interval.json"
+  done
+  step the tokenization of the engine against cores
+  $PY bench/tokenizer_scaling.py $TOKENIZER $C/data/sst2/train.parquet
 fi
 
-if [ "$PART" = gpus ]; then
+if wants gpus; then
   # Issue 15: each experiment from empty with one evaluation at a time (--resources gpu=1), then
   # with every GPU; the metrics rows say which GPU each job held and when.
   default_config

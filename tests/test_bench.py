@@ -55,7 +55,16 @@ def test_compare_loops_builds_the_distilbert_twin(tmp_path):
     stdout, figures = run_bench(tmp_path, *args, "--skip", "b", "--bf16-on-cpu")
     assert "DistilBERT-base twin" in figures["environment"]["model"]
     results = figures["reports"][0]["results"]
-    loops = {"a", "c", "c_traced", "d", "tokenizer", "forward", "forward_traced"}
+    loops = {
+        "a",
+        "c",
+        "c_traced",
+        "d",
+        "tokenizer",
+        "tokenizer_engine",
+        "forward",
+        "forward_traced",
+    }
     assert set(results) == loops
     assert results["c"]["agree_with_a_pct"] == 100.0
     # the engine with the model traced as the pipeline traces it predicts the same
@@ -74,3 +83,22 @@ def test_compare_loops_on_sentence_pairs(tmp_path):
     assert report["kind"] == "pairs" and "40 pairs" in stdout
     assert report["results"]["c"]["agree_with_a_pct"] == 100.0
     assert report["results"]["b"]["agree_with_a_pct"] == 100.0
+
+
+@requires_shared
+def test_tokenizer_scaling_times_the_engines_tokens_per_thread_count():
+    """bench/tokenizer_scaling.py on MRPC's pairs: one row per thread count asked for, the
+    first the speed-up's reference."""
+    data = SHARED / "data" / "glue" / "mrpc" / "validation.parquet"
+    model = SHARED / "models" / "minilm-mrpc"
+    command = [sys.executable, str(REPO / "bench" / "tokenizer_scaling.py"), str(model), str(data)]
+    result = subprocess.run(
+        [*command, "--glue-task", "mrpc", "--threads", "1", "2", "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line[:3] == "|  "]
+    assert [int(row[0]) for row in rows] == [1, 2]
+    assert float(rows[0][2]) == 1.0 and all(float(row[3]) > 0 for row in rows)

@@ -117,6 +117,30 @@ class ChunkTokenizer:
         return ids, types, sum(1 for i in full_lengths if len(i) > self.max_length)
 
 
+def tokenized_chunks(
+    tokenize: ChunkTokenizer, texts: list[str], pairs: list[str] | None, timing: dict
+):
+    """(positions, ids, token type ids, number truncated) of each chunk of texts, in the order
+    the engine tokenizes them; adds the seconds spent to ``timing["tokenize_s"]``."""
+    # Longest texts first (by characters, a cheap proxy for tokens): the largest batches run
+    # first, so an out-of-memory shows at once, and chunks arrive roughly length-sorted.
+    characters = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    if pairs is not None:
+        characters += np.fromiter(map(len, pairs), dtype=np.int64, count=len(pairs))
+    order = np.argsort(-characters, kind="stable")
+    start, size = 0, FIRST_CHUNK_TEXTS
+    while start < len(order):
+        positions = order[start : start + size]
+        began = time.perf_counter()
+        ids, types, n_truncated = tokenize(
+            [texts[i] for i in positions],
+            None if pairs is None else [pairs[i] for i in positions],
+        )
+        timing["tokenize_s"] += time.perf_counter() - began
+        yield positions, ids, types, n_truncated
+        start, size = start + size, min(2 * size, CHUNK_TEXTS)
+
+
 def plan_batches(lengths: np.ndarray, batch_tokens: int, max_batch_size: int) -> list[np.ndarray]:
     """Split positions into batches, longest first, each within the padded-token budget.
 
@@ -219,19 +243,6 @@ class Engine:
         self.overlap = self.device.type == "cuda" if overlap is None else overlap
         self._pin = self.device.type == "cuda"
 
-    def _chunks(self, texts: list[str], pairs: list[str] | None, order: np.ndarray, timing: dict):
-        start, size = 0, FIRST_CHUNK_TEXTS
-        while start < len(order):
-            positions = order[start : start + size]
-            began = time.perf_counter()
-            ids, types, n_truncated = self.tokenize(
-                [texts[i] for i in positions],
-                None if pairs is None else [pairs[i] for i in positions],
-            )
-            timing["tokenize_s"] += time.perf_counter() - began
-            yield positions, ids, types, n_truncated
-            start, size = start + size, min(2 * size, CHUNK_TEXTS)
-
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(array)
         if self._pin:
@@ -258,13 +269,7 @@ class Engine:
         ``progress``, a progress bar on standard error."""
         n = len(texts)
         timing = {"tokenize_s": 0.0}
-        # Longest texts first (by characters, a cheap proxy for tokens): the largest batches run
-        # first, so an out-of-memory shows at once, and chunks arrive roughly length-sorted.
-        characters = np.fromiter(map(len, texts), dtype=np.int64, count=n)
-        if pairs is not None:
-            characters += np.fromiter(map(len, pairs), dtype=np.int64, count=n)
-        order = np.argsort(-characters, kind="stable")
-        chunks = self._chunks(texts, pairs, order, timing)
+        chunks = tokenized_chunks(self.tokenize, texts, pairs, timing)
         if self.overlap:
             chunks = _prefetch(chunks)
 
