@@ -102,7 +102,7 @@ if wants pipeline; then
   mkdir -p "$OUT/logs_coresN" && cp -r results/logs results/benchmarks "$OUT/logs_coresN/"
   # Before requirements-slurm.txt: the SLURM plugins installed beside Snakemake, which imports
   # them (and the plugin pandas) on every command. Alternated, on the same finished run.
-  $PY -m pip install -q --no-deps --no-compile --target /tmp/slurm_plugins $C/slurm_wheels/*.whl
+  python3 -m pip install -q --no-deps --no-compile --target /tmp/slurm_plugins $C/slurm_wheels/*.whl
   $PY -m compileall -q /tmp/slurm_plugins >/dev/null 2>&1
   for i in 1 2 3 4 5; do
     noop "$(nproc)" /tmp/gpu_config.yaml "requirements.txt"

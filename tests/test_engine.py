@@ -136,3 +136,26 @@ def test_token_limit_prefers_the_tokenizers_stated_limit():
     roberta_like = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=514))
     assert token_limit(roberta_like, SimpleNamespace(model_max_length=512), 1024) == 512
     assert token_limit(roberta_like, SimpleNamespace(model_max_length=int(1e30)), 1024) == 514
+
+
+class ZeroLogits(torch.nn.Module):
+    """A model that costs nothing: two zero logits per sentence (batching tests)."""
+
+    config = type("Config", (), {"num_labels": 2})()
+
+    def forward(self, input_ids, attention_mask=None):
+        return type("Output", (), {"logits": torch.zeros(len(input_ids), 2)})()
+
+
+@requires_shared
+def test_chunk_seams_cost_no_extra_batches_on_sst2_train():
+    """SST-2 train arrives in 11 tokenizer chunks; the batches held back at each seam make the
+    engine plan as few batches as planning all 67,349 sentences at once."""
+    tokenizer = AutoTokenizer.from_pretrained(SHARED / "models" / "minilm-sst2")
+    data = load_dataset(SHARED / "data" / "glue" / "sst2" / "train.parquet")
+    batching = Batching()
+    result = Engine(ZeroLogits(), tokenizer, "cpu", batching, overlap=False).run(data.texts)
+    lengths = np.sort(result.token_counts)[::-1]
+    at_once = plan_batches(lengths, batching.batch_tokens, batching.max_batch_size)
+    assert result.n_batches == len(at_once)
+    assert result.padded_tokens <= 1.01 * sum(len(b) * lengths[b[0]] for b in at_once)

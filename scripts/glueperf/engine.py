@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 # grow to keep every core busy while staying small enough for the overlap to pay.
 FIRST_CHUNK_TEXTS = 1024
 CHUNK_TEXTS = 8192
+# Texts are tokenized longest first (by characters), so the sentences of the next chunk are
+# mostly no longer than the longest of this chunk's last 1/TAIL_SHARE: the engine holds back
+# the batches that they could join.
+TAIL_SHARE = 10
 # A batch holds sentences of at least this fraction of its longest one's length, which keeps
 # padding under a quarter of the computed tokens.
 MIN_LENGTH_RATIO = 0.75
@@ -298,17 +302,27 @@ class Engine:
                     positions, ids, types, n_truncated = chunk
                     result.n_truncated += n_truncated
                     pending = pending.add(positions, ids, types)
+                    next_longest = max(map(len, ids[-max(1, len(ids) // TAIL_SHARE) :]))
                 lengths = np.fromiter(map(len, pending.ids), dtype=np.int64, count=len(pending.ids))
                 by_length = np.argsort(-lengths, kind="stable")
                 result.token_counts[pending.positions] = lengths
+                sorted_lengths = lengths[by_length]
                 batches = plan_batches(
-                    lengths[by_length], result.batch_tokens, self.batching.max_batch_size
+                    sorted_lengths, result.batch_tokens, self.batching.max_batch_size
                 )
-                # Hold back a last, partly filled batch: the next chunk may fill it.
-                keep = batches.pop() if (not exhausted and len(batches) > 1) else np.empty(0, int)
+                keep = []
+                if not exhausted:
+                    # Hold back the last, partly filled batch, and the batches that the next
+                    # chunk's sentences could join: fewer, fuller batches (SST-2 train: 79
+                    # instead of 87, as many as planning all sentences at once gives).
+                    while len(batches) > 1 and (
+                        not keep or sorted_lengths[batches[-1][0]] <= next_longest
+                    ):
+                        keep.insert(0, batches.pop())
                 for batch in batches:
                     self._run_batch(pending.take(by_length[batch]), result, outputs, bar)
-                pending = pending.take(by_length[keep])
+                held = np.concatenate(keep) if keep else np.empty(0, dtype=np.int64)
+                pending = pending.take(by_length[held])
             outputs.gather(result)
         result.tokenize_s = timing["tokenize_s"]
         return result
