@@ -104,6 +104,8 @@ if wants pipeline; then
   # them (and the plugin pandas) on every command. Alternated, on the same finished run.
   python3 -m pip install -q --no-deps --no-compile --target /tmp/slurm_plugins $C/slurm_wheels/*.whl
   $PY -m compileall -q /tmp/slurm_plugins >/dev/null 2>&1
+  PYTHONPATH=/tmp/slurm_plugins $PY -c "import sys, snakemake_executor_plugin_slurm as p
+print('SLURM plugin importable from', p.__file__, '- imports pandas:', 'pandas' in sys.modules)"
   for i in 1 2 3 4 5; do
     noop "$(nproc)" /tmp/gpu_config.yaml "requirements.txt"
     PYTHONPATH=/tmp/slurm_plugins noop "$(nproc)" /tmp/gpu_config.yaml "with the SLURM plugins"
