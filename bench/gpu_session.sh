@@ -27,6 +27,7 @@ now() { python3 -c "import time; print(time.time())"; }
 step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
 
 step environment
+HOST_PY=$(command -v python3)  # the host's Python, with pip (the user environment has none)
 # A user's pip install leaves bytecode; this machine ships torch without it and sets
 # PYTHONDONTWRITEBYTECODE: compile it once, so that start-up is timed as users see it.
 purelib() { "$1" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }
@@ -102,7 +103,7 @@ if wants pipeline; then
   mkdir -p "$OUT/logs_coresN" && cp -r results/logs results/benchmarks "$OUT/logs_coresN/"
   # Before requirements-slurm.txt: the SLURM plugins installed beside Snakemake, which imports
   # them (and the plugin pandas) on every command. Alternated, on the same finished run.
-  python3 -m pip install -q --no-deps --no-compile --target /tmp/slurm_plugins $C/slurm_wheels/*.whl
+  "$HOST_PY" -m pip install -q --no-deps --no-compile --target /tmp/slurm_plugins $C/slurm_wheels/*.whl
   $PY -m compileall -q /tmp/slurm_plugins >/dev/null 2>&1
   PYTHONPATH=/tmp/slurm_plugins $PY -c "import sys, snakemake_executor_plugin_slurm as p
 print('SLURM plugin importable from', p.__file__, '- imports pandas:', 'pandas' in sys.modules)"
