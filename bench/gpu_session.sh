@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # All GPU work of one benchmarking session (see BENCHMARKS.md). Run from the repository root on
-# the GPU machine, with .carry/ holding: wheels/ (snakemake[reports] and what it needs, for
-# the machine's Python), slurm_wheels/ (the two SLURM plugins, to time Snakemake with them), models/tokenizer/ (the bert-base-uncased
-# tokenizer files of ../shared/models/minilm-*), data/<task>/<split>.parquet (../shared's
-# data/glue/: sst2, cola and mnli for most parts, every task for gpus). Every step runs in a
-# user's environment made by bench/user_env.py, with bytecode compiled.
-# The arguments (default: final) select what runs, one or more of: sweep | pipeline (--cores 1, then --cores $(nproc)) | endtoend |
+# the GPU machine, with .carry/ holding: wheels/ (snakemake[reports] and what it needs, for the
+# machine's Python), slurm_wheels/ (the two SLURM plugins, to time Snakemake with them),
+# models/tokenizer/ (the bert-base-uncased tokenizer files of ../shared/models/minilm-*),
+# data/<task>/<split>.parquet (../shared's data/glue/: sst2, cola and mnli for most parts, every
+# task for gpus). Every step runs in a user's environment made by bench/user_env.py, with
+# bytecode compiled.
+# The arguments (default: final) select what runs, one or more of: sweep | pipeline (--cores 1,
+# then --cores $(nproc), then no-op reruns with and without the SLURM plugins) | endtoend |
 # loops (the engine against its floors, and the tokenizer against cores) | pairs | gpus (the
 # default and GLUE experiments with --resources gpu=1, then on every GPU, compared by
 # bench/gpu_runs.py) | final (= pipeline, endtoend, pairs and loops).
@@ -15,7 +17,8 @@ set -u
 PARTS=" ${*:-final} "
 # Whether part $1 was asked for (final asks for pipeline, endtoend, pairs and loops).
 wants() {
-  [[ $PARTS == *" $1 "* ]] || { [[ $PARTS == *" final "* ]] && [[ " pipeline endtoend pairs loops " == *" $1 "* ]]; }
+  [[ $PARTS == *" $1 "* ]] && return 0
+  [[ $PARTS == *" final "* ]] && [[ " pipeline endtoend pairs loops " == *" $1 "* ]]
 }
 REPEATS=${REPEATS:-3}
 TOKENIZER=.carry/models/tokenizer
@@ -74,7 +77,7 @@ print(t[cols].to_string())
   done
 }
 
-# One no-op rerun, its wall seconds printed with $1 (what differs).
+# One no-op rerun with $1 cores and config $2, its wall seconds printed with $3 (what differs).
 noop() {
   local start
   start=$(now)
@@ -103,7 +106,8 @@ if wants pipeline; then
   mkdir -p "$OUT/logs_coresN" && cp -r results/logs results/benchmarks "$OUT/logs_coresN/"
   # Before requirements-slurm.txt: the SLURM plugins installed beside Snakemake, which imports
   # them (and the plugin pandas) on every command. Alternated, on the same finished run.
-  "$HOST_PY" -m pip install -q --no-deps --no-compile --target /tmp/slurm_plugins $C/slurm_wheels/*.whl
+  "$HOST_PY" -m pip install -q --no-deps --no-compile --target /tmp/slurm_plugins \
+    $C/slurm_wheels/*.whl
   $PY -m compileall -q /tmp/slurm_plugins >/dev/null 2>&1
   PYTHONPATH=/tmp/slurm_plugins $PY -c "import sys, snakemake_executor_plugin_slurm as p
 print('SLURM plugin importable from', p.__file__, '- imports pandas:', 'pandas' in sys.modules)"
@@ -137,14 +141,11 @@ if wants pairs; then
 fi
 
 if wants loops; then
-  # (a) and (b) take 30-60 s and were measured before (BENCHMARKS.md); the engine against its
-  # floors, with where the GPU waited, then the same with a 0.5 ms GIL switch interval.
-  for interval in 0.005 0.0005; do
-    step twin on SST-2 train, engines and floors, switch interval $interval s, $REPEATS repeats
-    $PY bench/compare_loops.py --model $TOKENIZER --twin --data $C/data/sst2/train.parquet \
-      --repeats "$REPEATS" --skip a b --timeline --switch-interval $interval \
-      --json "$OUT/twin_train_$interval.json"
-  done
+  # (a) and (b) take 30-60 s and were measured before (BENCHMARKS.md): the engines against their
+  # floors, with where the GPU waited.
+  step twin on SST-2 train, engines and floors, $REPEATS repeats
+  $PY bench/compare_loops.py --model $TOKENIZER --twin --data $C/data/sst2/train.parquet \
+    --repeats "$REPEATS" --skip a b --timeline --json "$OUT/twin_train.json"
   step the tokenization of the engine against cores
   $PY bench/tokenizer_scaling.py $TOKENIZER $C/data/sst2/train.parquet
 fi
