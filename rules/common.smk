@@ -18,7 +18,7 @@ from glueperf.devices import host_gpus
 from glueperf.fetch import MODEL_FILE_PATTERNS, is_hub_model, is_remote
 from glueperf.forkserver import SNAKEMAKE_PID
 from glueperf.metrics import check_dataset_metrics
-from glueperf.plotting import ALL_PLOTS
+from glueperf.plotting import PLOTS_DIR, figure_files
 from glueperf.snakemake_startup import hash_params_without_importing_pandas
 from glueperf.tasks import dataset_spec, display_task
 
@@ -90,19 +90,16 @@ def final_outputs():
 
 
 def plot_outputs():
-    """What plot_results writes, stem -> results/plots/<stem>.png for every figure (each bar
-    chart of PLOTS, then the GLUE summary), each in the report under "1. Plots" with its own
-    caption, report/plots/<stem>.rst. Made from the registry in glueperf/plotting.py, so that
-    a new plot there is a new output here (and needs its caption file)."""
-    return {
-        stem: report(
-            f"results/plots/{stem}.png",
-            caption=f"../report/plots/{stem}.rst",
-            category="1. Plots",
-            labels={"plot": stem},
-        )
-        for stem in ALL_PLOTS
-    }
+    """What plot_results writes, stem -> [results/plots/<stem>.png, then its vector files]
+    for every figure (glueperf.plotting.figure_files), each PNG in the report under "1. Plots"
+    with its own caption, report/plots/<stem>.rst."""
+    outputs = {}
+    files = figure_files(config["plots"]["vector_formats"])
+    for stem, (png, *vectors) in files.items():
+        caption = f"../report/plots/{stem}.rst"
+        shown = report(png, caption=caption, category="1. Plots", labels={"plot": stem})
+        outputs[stem] = [shown, *vectors]
+    return outputs
 
 
 def code_files(script):
@@ -295,7 +292,7 @@ def where_results_are():
     """The closing message of a successful run."""
     lines = ["glueperf results:"]
     for path in final_outputs():
-        kind = "plot:" if path.endswith(".png") else "table:"
+        kind = "plot:" if path.startswith(PLOTS_DIR) else "table:"
         lines.append(f"  {kind:<8} {Path(path).resolve()}")
     lines.append(
         f"  per run: {Path('results/metrics').resolve()}/<model>/<dataset>.csv"

@@ -1,5 +1,7 @@
 # One job draws every figure (one process start and one matplotlib import, not one per plot);
-# its outputs, one per figure, come from the PLOTS registry (common.smk: plot_outputs).
+# its outputs, a PNG per figure and its vector files, come from the registry in
+# glueperf/plotting.py (common.smk: plot_outputs). The formats are a param as well, so that
+# dropping one reruns the job, which removes that format's files.
 rule plot_results:
     input:
         table=rules.aggregate_metrics.output.table,
@@ -11,5 +13,7 @@ rule plot_results:
         "results/logs/plot_results.log",
     conda:
         "../envs/plot.yaml"
+    params:
+        vector_formats=config["plots"]["vector_formats"],
     script:
         "../scripts/plot_results.py"

@@ -1,5 +1,6 @@
 """Rule plot_results: every figure in one process, the bar charts of the performance table
-(score, accuracy, time, memory, throughput) and the GLUE summary."""
+(score, accuracy, time, memory, throughput) and the GLUE summary, each as a PNG and in the
+vector formats of the config (its outputs say which)."""
 
 from glueperf.aggregate import read_glue_summary, read_performance_table
 from glueperf.outputs import run_script

@@ -8,7 +8,16 @@ import pandas as pd
 import pytest
 
 from glueperf import GlueperfError
-from glueperf.aggregate import GLUE_AVERAGE, glue_summary, performance_table, read_metrics
+from glueperf.aggregate import (
+    COVERAGE,
+    CROSS_TASK,
+    GLUE_AVERAGE,
+    glue_summary,
+    is_cross_task,
+    performance_table,
+    read_metrics,
+    read_performance_table,
+)
 
 REPORT_COLUMNS = [
     "Dataset",
@@ -161,20 +170,27 @@ def test_names_that_look_like_missing_values_or_numbers_stay_names(tmp_path, nam
     assert table.loc[0, "Accuracy (%)"] == 50.0  # numbers are still numbers
 
 
+MATCHED = "by name: not_equivalent->not_equivalent, equivalent->equivalent"
+CROSSED = "label_map: not_equivalent->not_entailment, equivalent->entailment"
+
+
 def glue_table(rows) -> pd.DataFrame:
-    """A performance table of (family, dataset, glue_task, score) rows."""
-    return pd.DataFrame(
+    """A performance table of (family, dataset, glue_task, score[, label_mapping]) rows, as
+    performance_table makes it (cross_task from label_mapping)."""
+    metrics = pd.DataFrame(
         [
             {
-                "Model": f"{family}-{dataset}",
-                "family": family,
-                "Dataset": dataset,
+                "model": f"{family}-{dataset}",
+                "dataset": dataset,
                 "glue_task": task,
-                "Score": score,
+                "score": score,
+                "label_mapping": mapping[0] if mapping else MATCHED,
             }
-            for family, dataset, task, score in rows
+            for family, dataset, task, score, *mapping in rows
         ]
     )
+    families = {f"{family}-{dataset}": family for family, dataset, *_ in rows}
+    return performance_table(metrics, families=families)
 
 
 def test_the_glue_summary_has_a_row_per_family_and_a_column_per_glue_dataset():
@@ -187,6 +203,7 @@ def test_the_glue_summary_has_a_row_per_family_and_a_column_per_glue_dataset():
             ("bert", "own-data", "", 10.0),  # not a GLUE dataset: not in the summary
             ("bert", "sst2-test", "sst2", math.nan),  # unlabeled: no score
             ("tiny", "sst2-validation", "sst2", 70.0),
+            ("tiny", "rte-validation", "rte", 60.0),
         ]
     )
     summary = glue_summary(table)
@@ -198,15 +215,97 @@ def test_the_glue_summary_has_a_row_per_family_and_a_column_per_glue_dataset():
         "SST-2 (sst2-validation)",
         "MNLI (mnli-m)",
         "MNLI (mnli-mm)",
+        "RTE (rte-validation)",
         GLUE_AVERAGE,
-        "tasks",
+        COVERAGE,
     ]
     bert = summary.iloc[0]
     # MNLI counts once, as the mean of matched and mismatched: (50 + 90 + 81) / 3
-    assert bert[GLUE_AVERAGE] == round((50 + 90 + 81) / 3, 1) and bert["tasks"] == 3
+    assert bert[GLUE_AVERAGE] == round((50 + 90 + 81) / 3, 1) and bert[COVERAGE] == "3 of 9"
     tiny = summary.iloc[1]
-    assert tiny[GLUE_AVERAGE] == 70.0 and tiny["tasks"] == 1
+    assert tiny[GLUE_AVERAGE] == 65.0 and tiny[COVERAGE] == "2 of 9"
     assert math.isnan(tiny["CoLA (cola-validation)"])
+
+
+def test_the_glue_average_counts_only_task_matched_evaluations():
+    """Issue 22, item 5: the MRPC model scored on RTE through a label_map is no RTE score of
+    it; it is neither averaged into its GLUE average nor shown as its RTE score."""
+    table = glue_table(
+        [
+            ("minilm", "mrpc-validation", "mrpc", 80.0),
+            ("minilm", "sst2-validation", "sst2", 90.0),
+            ("minilm", "rte-validation", "rte", 40.0, CROSSED),
+        ]
+    )
+    (row,) = glue_summary(table).to_dict("records")
+    assert row == {
+        "Model": "minilm",
+        "SST-2 (sst2-validation)": 90.0,
+        "MRPC (mrpc-validation)": 80.0,
+        GLUE_AVERAGE: 85.0,  # not (80 + 90 + 40) / 3
+        COVERAGE: "2 of 9",
+    }
+
+
+def test_a_family_keeps_the_task_matched_score_of_a_task_another_member_ran_cross_task():
+    table = glue_table(
+        [
+            ("bert", "mrpc-validation", "mrpc", 80.0),
+            ("bert", "rte-validation", "rte", 70.0),  # the RTE fine-tune
+            ("bert", "rte-validation", "rte", 40.0, CROSSED),  # the MRPC fine-tune on RTE
+        ]
+    )
+    (row,) = glue_summary(table).to_dict("records")
+    assert row["RTE (rte-validation)"] == 70.0 and row[GLUE_AVERAGE] == 75.0
+
+
+def test_a_model_run_on_one_task_has_no_glue_average_but_its_coverage():
+    """One task's "average" would be that task's score, read as a GLUE score."""
+    table = glue_table(
+        [
+            ("minilm-sst2", "sst2-validation", "sst2", 89.3),
+            ("minilm-mrpc", "mrpc-validation", "mrpc", 79.2),
+            ("minilm-mrpc", "rte-validation", "rte", 48.7, CROSSED),
+        ]
+    )
+    summary = glue_summary(table)
+    assert summary[COVERAGE].tolist() == ["1 of 9", "1 of 9"]
+    assert summary[GLUE_AVERAGE].isna().all()
+    assert "RTE (rte-validation)" not in summary.columns
+
+
+def test_no_task_matched_glue_evaluation_gives_an_empty_summary(tmp_path):
+    table = glue_table([("minilm", "rte-validation", "rte", 48.7, CROSSED)])
+    summary = glue_summary(table)
+    assert len(summary) == 0 and list(summary.columns) == ["Model", GLUE_AVERAGE, COVERAGE]
+    summary.to_csv(tmp_path / "summary.csv", index=False)  # a header the plots can read
+    assert (tmp_path / "summary.csv").read_text() == f"Model,{GLUE_AVERAGE},{COVERAGE}\n"
+
+
+@pytest.mark.parametrize(
+    ("mapping", "crossed"),
+    [
+        (CROSSED, True),
+        ("label_map: NEGATIVE->unacceptable, POSITIVE->acceptable", True),
+        (MATCHED, False),
+        ("by id: LABEL_0->negative, LABEL_1->positive", False),
+        ("", False),  # regression: no classes
+        (math.nan, False),
+    ],
+)
+def test_cross_task_is_a_label_map_mapping(mapping, crossed):
+    assert is_cross_task(mapping) is crossed
+
+
+def test_the_table_says_which_rows_are_cross_task_right_after_label_mapping(tmp_path):
+    table = glue_table(
+        [("m", "mrpc-validation", "mrpc", 80.0), ("m", "rte-validation", "rte", 40.0, CROSSED)]
+    )
+    columns = list(table.columns)
+    assert columns[columns.index("label_mapping") + 1] == CROSS_TASK
+    table.to_csv(tmp_path / "table.csv", index=False)
+    again = read_performance_table(tmp_path / "table.csv")
+    assert again[CROSS_TASK].tolist() == [False, True]
 
 
 def test_a_model_without_a_family_is_its_own_row(metrics_files):

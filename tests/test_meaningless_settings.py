@@ -16,7 +16,7 @@ from conftest import REPO, WORDS, Workflow, write_dataset
 from glueperf import TRUNCATED_WARN_PCT
 from glueperf.engine import Batching
 from glueperf.evaluation import evaluate
-from glueperf.plotting import footnote
+from glueperf.plotting import PLOTS, footnote_lines
 
 
 @pytest.mark.parametrize("where", ["top-level", "model"])
@@ -79,11 +79,15 @@ def test_plots_carry_a_warning_for_each_run_with_many_truncated_rows():
             "truncated_pct": [12.0, TRUNCATED_WARN_PCT / 2, 0.0],
         }
     )
-    assert footnote(table[table["Model"] == "m1"], measured=False) == (
-        "Model: m1 · ⚠ sst2-train: 12.0 % of rows truncated"
-    )
-    assert footnote(table, measured=False) == "⚠ sst2-train (m1): 12.0 % of rows truncated"
-    assert footnote(table.drop(columns="truncated_pct"), measured=False) == ""
+    accuracy = PLOTS["accuracy"]
+    assert footnote_lines(table[table["Model"] == "m1"], accuracy) == [
+        "Model: m1",
+        "⚠ sst2-train: 12.0 % of rows truncated",
+    ]
+    assert footnote_lines(table, accuracy) == [
+        "⚠ sst2-train\N{NO-BREAK SPACE}(m1): 12.0 % of rows truncated"
+    ]
+    assert footnote_lines(table.drop(columns="truncated_pct"), accuracy) == []
 
 
 SCRIPT = """

@@ -19,7 +19,8 @@ import pytest
 
 from conftest import Workflow, make_sentences, write_dataset
 
-# One job each: the tables (model_performance.csv and glue_summary.csv), then every plot.
+# One job each: the tables (model_performance.csv and glue_summary.csv, each with its HTML page),
+# then every plot.
 AFTER_EVALUATION = {"aggregate_metrics": 1, "plot_results": 1}
 PLOT_JOBS = [("plot_results", None, None)]
 MODELS_ON = {"alpha": ["m1", "m2"], "beta": ["m1"]}
@@ -223,6 +224,22 @@ def test_editing_the_plotting_code_reruns_only_the_plots(pipeline):
     jobs, counted = pipeline.jobs()
     assert counted == {"plot_results": 1}
     assert jobs == sorted(PLOT_JOBS)
+
+
+def test_vector_formats_rerun_only_the_plots_and_a_dropped_one_is_removed(pipeline):
+    plots = pipeline.workflow.root / "results" / "plots"
+    pipeline.change_config(lambda c: c.update(plots={"vector_formats": ["svg"]}))
+    assert pipeline.jobs() == (sorted(PLOT_JOBS), {"plot_results": 1})
+    pipeline.workflow.snakemake()
+    assert sorted(p.suffix for p in plots.glob("score.*")) == [".png", ".svg"]
+    assert pipeline.jobs() == ([], {})
+    # Back to PNG only: the plots rerun, and the SVG files, now older than the table they
+    # would stand for, are gone. The run leaves the results as the fixture made them.
+    pipeline.change_config(lambda c: None)
+    assert pipeline.jobs() == (sorted(PLOT_JOBS), {"plot_results": 1})
+    pipeline.workflow.snakemake()
+    assert not list(plots.glob("*.svg"))
+    assert pipeline.jobs() == ([], {})
 
 
 def test_a_changed_table_reruns_only_the_plots(pipeline):

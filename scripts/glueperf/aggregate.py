@@ -21,6 +21,18 @@ REPORT_COLUMNS = {
     "Score": "score",
 }
 GLUE_AVERAGE = "GLUE average"
+# How many GLUE tasks a summary row has a task-matched score for, written "k of 9".
+COVERAGE = "coverage"
+# A GLUE average needs this many tasks: the "average" of one task is that task's score, which
+# its own column already shows, and would read as a GLUE score.
+MIN_TASKS_FOR_AVERAGE = 2
+
+# A cross-task evaluation scored a model on labels of a task it was not trained for: its
+# classes were matched to the dataset's through a label_map (how labels.py writes the row's
+# label_mapping: "label_map: NEGATIVE->unacceptable, ..."), not by name or by id. The table's
+# CROSS_TASK column says so for each row; the GLUE summary, the plots and the report read it.
+CROSS_TASK = "cross_task"
+LABEL_MAP_PREFIX = "label_map:"
 
 # Columns holding names, read as written: pandas would read a model or dataset named 'NA',
 # 'null' or 'None' as missing, and one named '2e5' as a number.
@@ -77,19 +89,30 @@ def read_metrics(paths) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def is_cross_task(label_mapping) -> bool:
+    """Whether an evaluation is cross-task, from its row's ``label_mapping`` (the one place
+    that decides it)."""
+    return isinstance(label_mapping, str) and label_mapping.startswith(LABEL_MAP_PREFIX)
+
+
 def performance_table(
     metrics: pd.DataFrame, tasks: dict[str, str] | None = None, families: dict | None = None
 ) -> pd.DataFrame:
     """The report's five columns first, then the model, the official metric and score, and every
-    other field, in input order, each number rounded to what it can mean (``decimals``).
+    other field, in input order, each number rounded to what it can mean (``decimals``), and
+    CROSS_TASK (True or False) right after ``label_mapping``, which it is made of.
     ``tasks``: dataset -> the Task label shown for people;
     ``families``: model -> its family (its row in the GLUE summary; default: the model)."""
     metrics = round_for_people(metrics)
     metrics["task"] = [(tasks or {}).get(dataset, "") for dataset in metrics["dataset"]]
     metrics["family"] = [(families or {}).get(model, model) for model in metrics["model"]]
+    mappings = metrics.get("label_mapping", pd.Series("", index=metrics.index))
+    metrics[CROSS_TASK] = [is_cross_task(mapping) for mapping in mappings]
     renamed = metrics.rename(columns={field: name for name, field in REPORT_COLUMNS.items()})
     first = [name for name in REPORT_COLUMNS if name in renamed.columns]
-    return renamed[first + [c for c in renamed.columns if c not in first]]
+    rest = [c for c in renamed.columns if c not in first and c != CROSS_TASK]
+    after = rest.index("label_mapping") + 1 if "label_mapping" in rest else len(rest)
+    return renamed[first + rest[:after] + [CROSS_TASK] + rest[after:]]
 
 
 def decimals(field: str) -> int | None:
@@ -114,10 +137,17 @@ def round_for_people(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def glue_summary(table: pd.DataFrame) -> pd.DataFrame:
     """One row per model family (a model is its own family unless the config says otherwise), one
-    column per GLUE dataset it was scored on (the task's official score, x 100), and the GLUE
-    average over its tasks: a task scored on several datasets (MNLI matched and mismatched, or
-    train and validation) counts once, as their mean."""
-    scored = table[table["glue_task"].fillna("").isin(list(GLUE_TASKS)) & table["Score"].notna()]
+    column per GLUE dataset it was scored on (the task's official score, x 100), its GLUE
+    average and its COVERAGE ("k of 9": the GLUE tasks it has a score for).
+
+    Only task-matched evaluations count: a cross-task one (CROSS_TASK) is no score of the model
+    on that task, so it is neither in a column nor in the average. A task scored on several
+    datasets (MNLI matched and mismatched, or train and validation) counts once, as their mean.
+    The average is left empty below MIN_TASKS_FOR_AVERAGE tasks."""
+    glue = table["glue_task"].fillna("").isin(list(GLUE_TASKS)) & table["Score"].notna()
+    if CROSS_TASK in table.columns:
+        glue &= ~table[CROSS_TASK].astype(bool)
+    scored = table[glue]
     order = {name: i for i, name in enumerate(GLUE_TASKS)}
     columns = sorted(
         dict.fromkeys(zip(scored["glue_task"], scored["Dataset"], strict=True)),
@@ -129,6 +159,8 @@ def glue_summary(table: pd.DataFrame) -> pd.DataFrame:
         summary[f"{GLUE_TASKS[task].title} ({dataset})"] = summary["Model"].map(scores)
     per_task = scored.groupby(["family", "glue_task"], sort=False)["Score"].mean()
     by_family = per_task.groupby(level="family", sort=False)
-    summary[GLUE_AVERAGE] = summary["Model"].map(by_family.mean())
-    summary["tasks"] = summary["Model"].map(by_family.size()).astype("Int64")
+    counts = summary["Model"].map(by_family.size())
+    averages = summary["Model"].map(by_family.mean())
+    summary[GLUE_AVERAGE] = averages.where(counts >= MIN_TASKS_FOR_AVERAGE).astype(float)
+    summary[COVERAGE] = [f"{count} of {len(GLUE_TASKS)}" for count in counts]
     return summary.round(1)

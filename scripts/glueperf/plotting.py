@@ -1,84 +1,163 @@
-"""The pipeline's figures: bar charts of ``model_performance.csv`` (datasets on the x axis, one
-bar colour per model) and the GLUE summary as a table figure, all drawn in one process.
+"""The pipeline's figures, all drawn in one process: bar charts of ``model_performance.csv``
+(one group of bars per dataset, one bar per evaluation that ran on it, one colour per series)
+and the GLUE summary as a table figure. Each is written as a PNG (the report shows it) and in
+the vector formats that the config asks for (``plots.vector_formats``): the same figure.
 
-Light to import: the Snakefile reads PLOTS from here while it is parsed, so matplotlib is
-imported only by the functions that draw (pyplot()), and pandas only for type hints.
+Light to import: the Snakefile reads the registry from here while it is parsed, so matplotlib
+is imported only by the functions that draw (pyplot()), and pandas only for type hints.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+import os
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from glueperf import TRUNCATED_WARN_PCT
+from glueperf.metrics import METRICS, REGRESSION
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
 
-# What each bar chart shows: file stem -> (column, y-axis label, title, value format, CI columns).
-# The stems are the bar charts the pipeline draws (results/plots/<stem>.png), in this order; the
-# plotting rule's outputs are made from them (rules/common.smk: plot_outputs).
+
+@dataclass(frozen=True)
+class BarChart:
+    """A bar chart of one column of the performance table.
+
+    ``interval``: the (low, high) columns of a 95 % interval, drawn as error bars; the column is
+    then a percentage (or a score x 100) on an axis from 0 (or -100) to 100. ``measured``: the
+    value depends on the machine, and the footnote names the device and dtype. ``scored``: the
+    value compares predictions with labels, so a cross-task evaluation's bar is hatched.
+    """
+
+    column: str
+    ylabel: str
+    title: str
+    value_format: str
+    interval: tuple[str, str] | None = None
+    measured: bool = False
+    scored: bool = False
+
+    def draw(self, table: pd.DataFrame, summary: pd.DataFrame):
+        return grouped_bars(table, self)
+
+
+class GlueSummaryFigure:
+    """The GLUE summary (glue_summary.csv) as a table figure."""
+
+    def draw(self, table: pd.DataFrame, summary: pd.DataFrame):
+        return glue_summary_figure(summary, table)
+
+
+# The bar charts, by file stem (results/plots/<stem>.png), in the order they are drawn.
 PLOTS = {
-    "score": (
+    "score": BarChart(
         "Score",
         "Official score (x 100)",
         "Each task's official GLUE metric (95 % interval)",
         "{:.1f}",
         ("score_ci_low", "score_ci_high"),
+        scored=True,
     ),
-    "accuracy": (
+    "accuracy": BarChart(
         "Accuracy (%)",
         "Accuracy (%)",
         "Accuracy by dataset (95 % Wilson interval)",
         "{:.1f}",
         ("accuracy_ci_low_pct", "accuracy_ci_high_pct"),
+        scored=True,
     ),
-    "inference_time": (
+    "inference_time": BarChart(
         "Inference Time (seconds)",
         "Inference time (s)",
         "Inference time: tokenization + forward passes",
         "{:.2f}",
-        None,
+        measured=True,
     ),
-    "memory_usage": (
+    "memory_usage": BarChart(
         "Memory Usage (MB)",
         "Peak process RSS (MiB)",
         "Memory usage: peak resident set size of the evaluation process",
         "{:.0f}",
-        None,
+        measured=True,
     ),
-    "throughput": (
+    "throughput": BarChart(
         "throughput_eps",
         "Throughput (sentences/s)",
         "Throughput: sentences per second of inference time",
         "{:,.0f}",
-        None,
+        measured=True,
     ),
 }
-# The GLUE summary table as a figure (results/plots/glue_summary.png), drawn after the PLOTS.
+# The columns that compare predictions with labels: empty for a reason (missing_reason).
+SCORED_COLUMNS = tuple(chart.column for chart in PLOTS.values() if chart.scored)
 GLUE_SUMMARY = "glue_summary"
-# Every figure the pipeline draws, by stem: one job of rule plot_results writes them all.
-ALL_PLOTS = (*PLOTS, GLUE_SUMMARY)
-# Plots of measurements that depend on the machine: their footnote names the device and dtype.
-MEASURED = ("inference_time", "memory_usage", "throughput")
+# Every figure the pipeline draws, by stem: the one registry of plot names. One job of rule
+# plot_results writes them all; its outputs are made of it (figure_files).
+FIGURES = {**PLOTS, GLUE_SUMMARY: GlueSummaryFigure()}
+ALL_PLOTS = tuple(FIGURES)
 
+PLOTS_DIR = "results/plots"
+# Every figure is a PNG, which the report shows; each vector format is written beside it when
+# config key plots.vector_formats names it. How each format is written: text kept as text in an
+# SVG (searchable, editable in a paper) and embedded as TrueType in a PDF, and no date, so that
+# the same figure gives the same bytes.
+RASTER_FORMAT = "png"
+VECTOR_FORMATS = ("svg", "pdf")
+SAVE_SETTINGS = {
+    "png": ({}, {}),
+    "svg": ({"svg.fonttype": "none", "svg.hashsalt": "glueperf"}, {"Date": None}),
+    "pdf": ({"pdf.fonttype": 42}, {"CreationDate": None}),
+}
+DPI = 120
+
+# The series of a bar chart: one colour and one legend entry each (series_label).
+SERIES_TITLE = "Model"
 # A log axis once the largest bar is this many times the smallest (never for percentages).
 LOG_SCALE_RATIO = 100
-# Figure size in inches: each dataset's group of bars gets GROUP_INCHES per model (at least
-# MIN_GROUP_INCHES), the whole figure at least MIN_WIDTH and at most MAX_WIDTH wide.
-GROUP_INCHES = 0.5
-MIN_GROUP_INCHES = 1.0
-MIN_WIDTH, MAX_WIDTH, HEIGHT = 6.4, 30.0, 5.0
-# Tick labels are rotated once there are more datasets than this.
-ROTATE_TICKS_AFTER = 3
+# Layout, in bar slots: each evaluation has a slot one unit wide, its bar BAR_WIDTH of it;
+# datasets' groups are GROUP_GAP apart. A slot is SLOT_INCHES wide until the figure would be
+# wider than MAX_WIDTH inches; then the slots narrow down to MIN_SLOT_INCHES (room for an
+# upright value label), and past that the groups go on in further rows (wrap).
+BAR_WIDTH = 0.8
+GROUP_GAP = 0.8
+SLOT_INCHES, MIN_SLOT_INCHES = 0.45, 0.2
+# A group is at least this wide, room for its dataset's name, where the figure has room.
+MIN_GROUP_INCHES = 1.3
+MARGIN_INCHES = 1.6
+# Figure inches: at least MIN_WIDTH and at most MAX_WIDTH wide; HEIGHT tall for one row of
+# groups, ROW_HEIGHT a row for several; and the footnote's lines.
+MIN_WIDTH, MAX_WIDTH, HEIGHT, ROW_HEIGHT = 6.4, 18.0, 5.0, 3.6
+# Legend: rows per column, and inches per column: a fixed part and one per character of names.
+LEGEND_ROWS = 22
+LEGEND_INCHES, LEGEND_CHAR_INCHES = 0.7, 0.075
+# Footnote: 8 pt lines, wrapped at about this many characters per inch of figure width.
+NOTE_FONTSIZE, NOTE_LINE_INCHES, NOTE_CHARS_PER_INCH = 8, 0.16, 14
+VALUE_FONTSIZE = 8
 TICK_ROTATION = 30
+# How a cross-task evaluation's bar is marked, and what the mark says.
+CROSS_TASK_HATCH = "///"
+CROSS_TASK_LABEL = "cross-task (label_map)"
+# A missing value's reason, for the empty slot of its bar (missing_reason).
+NO_LABELS, NOT_FOR_REGRESSION, UNDEFINED, NOT_MEASURED = (
+    "no labels",
+    "regression",
+    "undefined",
+    "not measured",
+)
+VALUES_LEFT_OUT = "Too many bars to write each value on: the values are in model_performance.csv"
+# Listed by name in a footnote, then counted.
+SHOWN_IN_NOTE = 3
 
 
 @cache
@@ -92,44 +171,119 @@ def pyplot():
     return plt
 
 
-def figure_width(n_datasets: int, n_models: int) -> float:
-    """Inches: grows with the number of bars, so that bars and their labels keep their size."""
-    group = max(MIN_GROUP_INCHES, GROUP_INCHES * n_models + 0.3)
-    return min(MAX_WIDTH, max(MIN_WIDTH, 1.6 + group * n_datasets))
+def figure_files(vector_formats: Sequence[str] = ()) -> dict[str, list[str]]:
+    """Every figure's files, stem -> [its PNG, then one file per vector format]: the outputs
+    of rule plot_results, and what plot_all writes."""
+    unknown = [name for name in vector_formats if name not in VECTOR_FORMATS]
+    if unknown:
+        raise ValueError(f"vector formats {unknown} unknown (known: {list(VECTOR_FORMATS)})")
+    return {
+        stem: [f"{PLOTS_DIR}/{stem}.{kind}" for kind in (RASTER_FORMAT, *vector_formats)]
+        for stem in ALL_PLOTS
+    }
 
 
-def footnote(table: pd.DataFrame, measured: bool) -> str:
-    """The model when there is only one (no legend then) and, for time and memory, the device
-    and dtype that the figures were measured on."""
-    parts = []
-    models = list(dict.fromkeys(table["Model"]))
-    if len(models) == 1:
-        parts.append(f"Model: {models[0]}")
-    if measured and "device_name" in table.columns:
+def series_label(row) -> str:
+    """The series a row of the performance table belongs to: its bar's colour and legend
+    entry. The one place that says what a series is (now: the model)."""
+    return str(row["Model"])
+
+
+def is_regression(row) -> bool:
+    """Whether the row's dataset is scored by regression metrics (its Metric names them)."""
+    names = str(row.get("Metric", "")).split("/")
+    return all(name in METRICS and METRICS[name].kind == REGRESSION for name in names)
+
+
+def missing_reason(row, column: str) -> str:
+    """Why an evaluation that ran has no value in ``column``, in a word or two: no labeled row
+    (GLUE test splits), accuracy of a regression task, or a metric undefined on these
+    predictions (a correlation of constant predictions)."""
+    import pandas as pd
+
+    if column not in SCORED_COLUMNS:
+        return NOT_MEASURED
+    n_labeled = row.get("n_labeled")
+    if n_labeled is not None and not pd.isna(n_labeled) and int(n_labeled) == 0:
+        return NO_LABELS
+    if column != "Score" and is_regression(row):
+        return NOT_FOR_REGRESSION
+    return UNDEFINED
+
+
+def cross_task(table: pd.DataFrame) -> np.ndarray:
+    """Whether each row is a cross-task evaluation (the table's cross_task column, made by
+    glueperf.aggregate; all False for a table written before it existed)."""
+    from glueperf.aggregate import CROSS_TASK
+
+    if CROSS_TASK not in table.columns:
+        return np.zeros(len(table), dtype=bool)
+    return table[CROSS_TASK].fillna(False).astype(bool).to_numpy()
+
+
+def evaluation_name(row) -> str:
+    """'rte-validation (minilm-mrpc)', for a footnote: one unbreakable piece when wrapped."""
+    return f"{row['Dataset']}\N{NO-BREAK SPACE}({series_label(row)})"
+
+
+def listed(items: list[str], shown: int = SHOWN_IN_NOTE) -> str:
+    """'a, b, c and 2 more'."""
+    if len(items) <= shown:
+        return ", ".join(items)
+    return ", ".join(items[:shown]) + f" and {len(items) - shown} more"
+
+
+def footnote_lines(table: pd.DataFrame, chart: BarChart) -> list[str]:
+    """What the figure alone must say: the series when there is only one (no legend then), for
+    measurements the device and dtype, for scores the cross-task evaluations (hatched), and
+    runs that truncated many sentences."""
+    series = list(dict.fromkeys(series_label(row) for _, row in table.iterrows()))
+    first = []
+    if len(series) == 1:
+        first.append(f"{SERIES_TITLE}: {series[0]}")
+    if chart.measured and "device_name" in table.columns:
         setups = [
             f"{row.device_name} ({row.device}, {row.dtype})"
             if "device" in table.columns and "dtype" in table.columns
             else str(row.device_name)
             for row in table.itertuples()
         ]
-        parts.append("Measured on " + "; ".join(dict.fromkeys(setups)))
-    parts += truncation_warnings(table, several_models=len(models) > 1)
-    return " · ".join(parts)
+        first.append("Measured on " + "; ".join(dict.fromkeys(setups)))
+    lines = [" · ".join(first)] if first else []
+    if chart.scored:
+        crossed = table[cross_task(table)]
+        if len(crossed):
+            names = [evaluation_name(row) for _, row in crossed.iterrows()]
+            lines.append(
+                "Hatched: cross-task, the model's classes taken for another task's labels "
+                f"through a label_map, not a score on that task: {listed(names)}"
+            )
+    lines += truncation_warnings(table, several_models=len(series) > 1)
+    return lines
 
 
-def truncation_warnings(table: pd.DataFrame, several_models: bool, shown: int = 3) -> list[str]:
+def truncation_warnings(table: pd.DataFrame, several_models: bool) -> list[str]:
     """'⚠ sst2-train: 12.0 % of rows truncated' for each run over TRUNCATED_WARN_PCT."""
     if "truncated_pct" not in table.columns:  # a table from before the column existed
         return []
     flagged = table[table["truncated_pct"] > TRUNCATED_WARN_PCT]
     warnings = [
-        f"⚠ {row.Dataset}{f' ({row.Model})' if several_models else ''}: "
-        f"{row.truncated_pct:.1f} % of rows truncated"
-        for row in flagged.itertuples()
+        f"⚠ {evaluation_name(row) if several_models else row['Dataset']}: "
+        f"{row['truncated_pct']:.1f} % of rows truncated"
+        for _, row in flagged.iterrows()
     ]
-    if len(warnings) > shown:
-        warnings = warnings[:shown] + [f"⚠ {len(warnings) - shown} more runs truncated rows"]
+    if len(warnings) > SHOWN_IN_NOTE:
+        more = len(warnings) - SHOWN_IN_NOTE
+        warnings = warnings[:SHOWN_IN_NOTE] + [f"⚠ {more} more runs truncated rows"]
     return warnings
+
+
+def wrapped(lines: list[str], width_inches: float) -> str:
+    """The footnote's lines, each wrapped to the figure's width."""
+    width = max(40, int(width_inches * NOTE_CHARS_PER_INCH))
+    return "\n".join(
+        textwrap.fill(line, width, subsequent_indent="  ", break_on_hyphens=False) for line in lines
+    )
 
 
 def overlapping(boxes) -> bool:
@@ -138,100 +292,310 @@ def overlapping(boxes) -> bool:
     return any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
 
 
-def grouped_bars(
-    table: pd.DataFrame,
-    column: str,
-    ylabel: str,
-    title: str,
-    value_format: str,
-    interval=None,
-    note: str = "",
-):
-    """A figure with one group of bars per dataset and one bar per model, values written on top.
-
-    ``interval``: the (low, high) columns of a confidence interval, drawn as error bars; the
-    column is then a percentage (or a score x 100) and the axis runs from 0 to 100, or from -100
-    where a score (MCC, a correlation) is negative. ``note``: a footnote.
-    """
-    datasets = list(dict.fromkeys(table["Dataset"]))
-    bottom = 0
-    if interval is not None and (table[list(interval)].min().min() < 0 or table[column].min() < 0):
-        bottom = -100
-    models = list(dict.fromkeys(table["Model"]))
-    width = 0.8 / len(models)
+def palette(n: int) -> list:
+    """n colours, one per series: tab10's up to 10; then tab20's dark shades before its light
+    ones, so that neighbouring bars differ in hue; then tab20b's and tab20c's, repeated."""
     plt = pyplot()
-    figure, axes = plt.subplots(figsize=(figure_width(len(datasets), len(models)), HEIGHT))
-    positions = np.arange(len(datasets))
-    value_labels = []
-    for number, model in enumerate(models):
-        rows = table[table["Model"] == model].set_index("Dataset").reindex(datasets)
-        values = rows[column].to_numpy(dtype=float)
-        offsets = positions - 0.4 + width * (number + 0.5)
+    if n <= 10:
+        return [plt.get_cmap("tab10")(i) for i in range(n)]
+    tab20 = plt.get_cmap("tab20")
+    colours = [tab20(i) for i in range(0, 20, 2)] + [tab20(i) for i in range(1, 20, 2)]
+    colours += [plt.get_cmap(name)(i) for name in ("tab20b", "tab20c") for i in range(20)]
+    return [colours[i % len(colours)] for i in range(n)]
+
+
+@dataclass(frozen=True)
+class Group:
+    """One dataset's bars: the rows of the table that ran on it, in series order."""
+
+    dataset: str
+    rows: list[int]
+
+
+def groups_of(table: pd.DataFrame, series: list[str]) -> list[Group]:
+    """A slot for each evaluation that ran (each row), grouped by dataset in the table's order:
+    none for a model that did not run on a dataset."""
+    order = {name: i for i, name in enumerate(dict.fromkeys(series))}
+    dataset_of = table["Dataset"].tolist()
+    return [
+        Group(
+            dataset,
+            sorted(
+                (i for i, d in enumerate(dataset_of) if d == dataset),
+                key=lambda i: order[series[i]],
+            ),
+        )
+        for dataset in dict.fromkeys(dataset_of)
+    ]
+
+
+def units(groups: Sequence[Group]) -> float:
+    """Width of a row of groups, in slots."""
+    return sum(len(g.rows) for g in groups) + GROUP_GAP * (len(groups) - 1)
+
+
+def wrap(groups: list[Group], room_inches: float) -> tuple[list[list[Group]], float]:
+    """The groups in rows of bars, and the inches of a slot: one row, its slots SLOT_INCHES
+    wide or narrower down to MIN_SLOT_INCHES; past that as few rows as slots of MIN_SLOT_INCHES
+    need, the groups spread evenly over them (in order), every row at the widest one's scale."""
+    total = units(groups)
+    if total * MIN_SLOT_INCHES <= room_inches:
+        # Room under each group for its dataset's name, where there is room at all.
+        slot = max(SLOT_INCHES, MIN_GROUP_INCHES * len(groups) / total)
+        return [groups], min(slot, room_inches / total)
+    count = math.ceil(total * MIN_SLOT_INCHES / room_inches)
+    # The narrowest row width (in slots) that fits the groups in `count` rows.
+    low, high = max(len(g.rows) for g in groups), total
+    while high - low > 0.05:
+        middle = (low + high) / 2
+        if len(fill_rows(groups, middle)) <= count:
+            high = middle
+        else:
+            low = middle
+    rows = fill_rows(groups, high)
+    return rows, min(SLOT_INCHES, room_inches / max(units(row) for row in rows))
+
+
+def fill_rows(groups: list[Group], width: float) -> list[list[Group]]:
+    rows: list[list[Group]] = [[]]
+    for group in groups:
+        if rows[-1] and units([*rows[-1], group]) > width:
+            rows.append([])
+        rows[-1].append(group)
+    return rows
+
+
+def legend_inches(names: list[str], marked: bool) -> tuple[int, float]:
+    """Columns and inches of the legend: the series when there are several, and the
+    cross-task mark when a bar has it."""
+    entries = (len(names) if len(names) > 1 else 0) + marked
+    if not entries:
+        return 0, 0.0
+    columns = math.ceil(entries / LEGEND_ROWS)
+    longest = max([len(n) for n in names] + [len(CROSS_TASK_LABEL) if marked else 0])
+    return columns, columns * (LEGEND_INCHES + LEGEND_CHAR_INCHES * longest)
+
+
+def grouped_bars(table: pd.DataFrame, chart: BarChart):
+    """The bar chart ``chart`` of the performance table: one group of bars per dataset, one bar
+    per evaluation that ran on it, its value written on top; where it has no value, the reason
+    (missing_reason); a cross-task evaluation's bar hatched where the chart is ``scored``.
+    Many bars: narrower, and past a width, in several rows of groups on the same scales."""
+    table = table.reset_index(drop=True)
+    series = [series_label(row) for _, row in table.iterrows()]
+    names = list(dict.fromkeys(series))
+    values = table[chart.column].to_numpy(dtype=float)
+    crossed = cross_task(table) & chart.scored
+    legend_columns, legend_width = legend_inches(names, bool(crossed.any()))
+    groups = groups_of(table, series)
+    rows, slot = wrap(groups, MAX_WIDTH - MARGIN_INCHES - legend_width)
+    widest = max(units(row) for row in rows)
+    width = max(MIN_WIDTH, MARGIN_INCHES + legend_width + slot * widest)
+    lines = footnote_lines(table, chart)
+    note = wrapped(lines, width)
+    note_inches = NOTE_LINE_INCHES * (note.count("\n") + 1) + 0.1 if note else 0.0
+    row_inches = HEIGHT if len(rows) == 1 else ROW_HEIGHT
+    plt = pyplot()
+    figure, grid = plt.subplots(
+        len(rows),
+        1,
+        figsize=(width, row_inches * len(rows) + note_inches),
+        sharey=True,
+        squeeze=False,
+    )
+    colours = dict(zip(names, palette(len(names)), strict=True))
+    drawn = Drawn()
+    for axes, row in zip(grid[:, 0], rows, strict=True):
+        draw_row(axes, table, row, widest, chart, series, colours, crossed, drawn)
+    bottom = 0
+    if chart.interval is not None:
+        low = np.nanmin(table[list(chart.interval)].to_numpy(dtype=float), initial=0)
+        bottom = -100 if low < 0 or (values < 0).any() else 0
+        grid[0, 0].set_ylim(bottom, 112)  # room for the labels above 100 %
+        grid[0, 0].set_yticks(range(bottom, 101, 20))
+    else:
+        finite = values[np.isfinite(values) & (values > 0)]
+        if len(finite) and finite.max() / finite.min() >= LOG_SCALE_RATIO:
+            grid[0, 0].set_yscale("log")
+        for axes in grid[:, 0]:
+            axes.margins(y=0.15)
+    first, last = grid[0, 0], grid[-1, 0]
+    first.set_title(chart.title)
+    last.set_xlabel("Dataset")
+    handles = [cross_task_patch()] if crossed.any() else []
+    if len(names) > 1:
+        handles = [series_patch(name, colours[name]) for name in names] + handles
+    legend = None
+    if handles:
+        # Right of the plots, on the figure: over the bars it would hide bars and their values.
+        legend = figure.legend(
+            handles=handles,
+            title=SERIES_TITLE if len(names) > 1 else None,
+            fontsize=8,
+            loc="upper right",
+            bbox_to_anchor=(0.995, 0.99),
+            ncols=legend_columns,
+        )
+    note_text = None
+    if note:
+        note_text = figure.text(
+            0.01, 0.01, note, fontsize=NOTE_FONTSIZE, color="0.35", ha="left", va="bottom"
+        )
+    settle(figure, drawn, chart.interval is not None, bottom, note_text, legend)
+    return figure
+
+
+@dataclass
+class Drawn:
+    """The texts drawn on the bars, which must not run into each other (settle)."""
+
+    values: list = field(default_factory=list)
+    reasons: list = field(default_factory=list)
+
+
+def draw_row(axes, table, row: list[Group], widest, chart, series, colours, crossed, drawn):
+    """One row of groups: the bars of each series (one BarContainer per series in the row),
+    the values on them, the reasons in empty slots, the datasets under them."""
+    column, interval = chart.column, chart.interval
+    values = table[column].to_numpy(dtype=float)
+    x = np.zeros(len(table))
+    centres, start = [], 0.0
+    for group in row:
+        x[group.rows] = start + np.arange(len(group.rows))
+        centres.append(start + (len(group.rows) - 1) / 2)
+        start += len(group.rows) + GROUP_GAP
+    members = [i for group in row for i in group.rows]
+    for name in dict.fromkeys(series[i] for i in sorted(members)):
+        rows = [i for i in members if series[i] == name]
         errors = None
         if interval is not None:
-            low, high = (rows[c].to_numpy(dtype=float) for c in interval)
+            low, high = (table[c].to_numpy(dtype=float)[rows] for c in interval)
             # Lengths below and above the value; a rounding step outside [low, high] is 0.
-            errors = np.clip(np.vstack([values - low, high - values]), 0.0, None)
-        bars = axes.bar(offsets, np.nan_to_num(values), width, label=model, yerr=errors, capsize=3)
-        labels = ["" if math.isnan(v) else value_format.format(v) for v in values]
-        for text, value, offset in zip(
-            axes.bar_label(bars, labels=labels, padding=3, fontsize=8), values, offsets, strict=True
-        ):
-            if math.isnan(value):
-                # No value (no labels, or the pair was not run): "n/a" on the axis, which also
-                # works on a log axis, where a bar of height 0 has no top.
+            errors = np.clip(np.vstack([values[rows] - low, high - values[rows]]), 0.0, None)
+        bars = axes.bar(
+            x[rows],
+            np.nan_to_num(values[rows]),
+            BAR_WIDTH,
+            color=colours[name],
+            label=name,
+            yerr=errors,
+            capsize=2,
+        )
+        for bar, index in zip(bars, rows, strict=True):
+            if crossed[index]:
+                bar.set_hatch(CROSS_TASK_HATCH)
+                bar.set_hatchcolor("black")
+                bar.set_hatch_linewidth(0.6)
+        labels = ["" if math.isnan(v) else chart.value_format.format(v) for v in values[rows]]
+        for text in axes.bar_label(bars, labels=labels, padding=2, fontsize=VALUE_FONTSIZE):
+            if text.get_text():
+                drawn.values.append(text)
+            else:
                 text.remove()
-                text = axes.annotate(
-                    "n/a",
-                    (offset, 0),
-                    xycoords=axes.get_xaxis_transform(),
-                    xytext=(0, 3),
-                    textcoords="offset points",
-                    ha="center",
-                    va="bottom",
-                    fontsize=8,
-                )
-            value_labels.append(text)
-    if interval is not None:
-        axes.set_ylim(bottom, 112)  # room for the labels above 100 %
-        axes.set_yticks(range(bottom, 101, 20))
-    else:
-        finite = table[column].dropna()
-        finite = finite[finite > 0]
-        if len(finite) and finite.max() / finite.min() >= LOG_SCALE_RATIO:
-            axes.set_yscale("log")
-        axes.margins(y=0.15)
-    rotate = len(datasets) > ROTATE_TICKS_AFTER
-    axes.set_xticks(
-        positions,
-        tick_labels(table, datasets, column),
-        rotation=TICK_ROTATION if rotate else 0,
-        ha="right" if rotate else "center",
-        rotation_mode="anchor" if rotate else "default",
-    )
-    axes.set_xlim(-0.5, len(datasets) - 0.5)
-    axes.set_xlabel("Dataset")
-    axes.set_ylabel(ylabel)
-    axes.set_title(title)
+    for group in row:
+        drawn.reasons += reason_labels(axes, table, group, x, values, column)
+    axes.set_xticks(centres, tick_labels(table, [g.dataset for g in row], column))
+    axes.set_xlim(-0.5 - GROUP_GAP / 2, widest - 0.5 + GROUP_GAP / 2)
+    axes.set_ylabel(chart.ylabel)
     axes.grid(axis="y", alpha=0.3)
     axes.set_axisbelow(True)
-    if len(models) > 1:
-        # Outside the axes, right of them: over the bars it would hide bars and their values.
-        axes.legend(title="Model", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    if note:
-        figure.text(0.01, 0.01, note, fontsize=8, color="0.35", ha="left", va="bottom")
-    figure.tight_layout(rect=(0, 0.04 if note else 0, 1, 1))
-    # Many narrow bars: turn the value labels upright when they would run into each other.
-    renderer = figure.canvas.get_renderer()
-    if overlapping(t.get_window_extent(renderer) for t in value_labels):
-        for text in value_labels:
-            text.set_rotation(90)
-        if interval is None:
-            axes.margins(y=0.3)
+
+
+def reason_labels(axes, table, group: Group, x, values, column) -> list:
+    """For each run of neighbouring empty slots of the group with the same reason, the reason
+    once, just above the axis (where a log axis also has room), over the run's slots."""
+    runs: list[tuple[str, list[int]]] = []
+    for row in group.rows:
+        reason = missing_reason(table.iloc[row], column) if math.isnan(values[row]) else ""
+        if runs and runs[-1][0] == reason:
+            runs[-1][1].append(row)
         else:
+            runs.append((reason, [row]))
+    return [
+        axes.annotate(
+            reason,
+            (float(np.mean(x[members])), 0),
+            xycoords=axes.get_xaxis_transform(),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=VALUE_FONTSIZE,
+            color="0.3",
+            style="italic",
+        )
+        for reason, members in runs
+        if reason
+    ]
+
+
+def series_patch(name: str, colour):
+    """The legend's entry of a series."""
+    from matplotlib.patches import Patch
+
+    return Patch(facecolor=colour, label=name)
+
+
+def cross_task_patch():
+    """The legend's entry for the hatched bars."""
+    from matplotlib.patches import Patch
+
+    return Patch(facecolor="white", edgecolor="0.2", hatch=CROSS_TASK_HATCH, label=CROSS_TASK_LABEL)
+
+
+def settle(figure, drawn: Drawn, percent: bool, bottom: int, note_text, legend) -> None:
+    """Lay the figure out so that no text runs into another: dataset names slanted when they
+    would touch, value labels turned upright when they would, and left out (the footnote says
+    so) when even upright ones would; room kept for the legend at the right and the footnote
+    at the bottom."""
+    renderer = figure.canvas.get_renderer()
+
+    def tight():
+        inches = figure.get_size_inches() * figure.dpi
+        right = 1 - (legend.get_window_extent(renderer).width + 8) / inches[0] if legend else 1
+        low = (note_text.get_window_extent(renderer).height + 8) / inches[1] if note_text else 0
+        figure.tight_layout(rect=(0, low, right, 1))
+
+    def crowded(texts) -> bool:
+        return overlapping(t.get_window_extent(renderer) for t in texts)
+
+    tight()
+    ticks = [tick for axes in figure.axes for tick in axes.get_xticklabels()]
+    if any(crowded(axes.get_xticklabels()) for axes in figure.axes):
+        for tick in ticks:
+            tick.set(rotation=TICK_ROTATION, ha="right", rotation_mode="anchor")
+        tight()
+    labels = drawn.values + drawn.reasons
+    if not crowded(labels):
+        return
+    for text in labels:
+        text.set_rotation(90)
+    for axes in figure.axes:
+        if percent:
             axes.set_ylim(bottom, 125)
-        figure.tight_layout(rect=(0, 0.04 if note else 0, 1, 1))
-    return figure
+        else:
+            axes.margins(y=0.3)
+    tight()
+    # A reason over a run of empty slots reads better across them, where it fits.
+    for reason in drawn.reasons:
+        reason.set_rotation(0)
+        others = [t for t in labels if t is not reason]
+        box = reason.get_window_extent(renderer)
+        if any(box.overlaps(t.get_window_extent(renderer)) for t in others):
+            reason.set_rotation(90)
+    if crowded(drawn.values):
+        for text in drawn.values:
+            text.remove()
+        drawn.values.clear()
+        if note_text is None:
+            note_text = figure.text(
+                0.01, 0.01, "", fontsize=NOTE_FONTSIZE, color="0.35", ha="left", va="bottom"
+            )
+            figure.set_figheight(figure.get_figheight() + 0.1)
+        lines = [note_text.get_text()] if note_text.get_text() else []
+        note_text.set_text("\n".join([*lines, VALUES_LEFT_OUT]))
+        figure.set_figheight(figure.get_figheight() + NOTE_LINE_INCHES)
+        tight()
 
 
 def tick_labels(table: pd.DataFrame, datasets: list[str], column: str) -> list[str]:
@@ -242,64 +606,182 @@ def tick_labels(table: pd.DataFrame, datasets: list[str], column: str) -> list[s
     return [f"{d}\n{metrics[d]}" if d in metrics.index else d for d in datasets]
 
 
-def plot_glue_summary(summary: pd.DataFrame, path) -> None:
-    """The GLUE summary as papers print it: models down, tasks across, the official score (x 100)
-    in each cell and the model's GLUE average last; '-' where a model did not run a task."""
-    columns = [c for c in summary.columns if c not in ("Model", "tasks")]
-    values = summary[columns].to_numpy(dtype=float) if len(summary) else np.empty((0, 0))
+# The GLUE summary figure: cell and header sizes in inches, the colours of the scores, and of a
+# task the row has no score for.
+CELL_INCHES, ROW_INCHES, HEADER_INCHES, COLOURBAR_INCHES = 1.15, 0.36, 0.9, 0.75
+SCORE_COLOURS = "RdYlGn"
+NOT_RUN_COLOUR = "0.93"
+NOT_RUN = "–"
+HEADER_CHARS = 17
+NO_GLUE_SUMMARY = "No GLUE summary"
+
+
+def glue_summary_figure(summary: pd.DataFrame, table: pd.DataFrame):
+    """The GLUE summary as papers print it: rows down, tasks across, the official score (x 100)
+    in each cell coloured on a scale that a colour bar explains, then the GLUE average and the
+    coverage ('k of 9'); NOT_RUN where a row has no score for a task. Without any row (no GLUE
+    task was run, or only cross-task), a plain note saying so instead of an empty table."""
+    from glueperf.aggregate import COVERAGE, CROSS_TASK, GLUE_AVERAGE, MIN_TASKS_FOR_AVERAGE
+
+    crossed = table[cross_task(table) & table["glue_task"].fillna("").ne("")]
+    left_out = [evaluation_name(row) for _, row in crossed.iterrows()]
+    cross_note = (
+        f"Cross-task evaluations ({CROSS_TASK}: classes matched through a label_map) are not "
+        f"GLUE scores of their model and are left out: {listed(left_out)}"
+        if left_out
+        else ""
+    )
+    if not len(summary):
+        if cross_note:
+            why = "No GLUE task was scored by a model trained for it.\n" + cross_note
+        else:
+            why = "No GLUE task was scored in this run: no labeled dataset has a glue_task."
+        return note_figure(NO_GLUE_SUMMARY, why)
+    scores = [c for c in summary.columns if c not in ("Model", COVERAGE)]
+    values = summary[scores].to_numpy(dtype=float)
+    headers = [header(c) for c in scores] + ["coverage\n(GLUE tasks)"]
     plt = pyplot()
-    figure, axes = plt.subplots(
-        figsize=(max(MIN_WIDTH, 1.2 * len(columns) + 2.5), 1.2 + 0.45 * max(1, len(summary)))
-    )
-    axes.imshow(
-        np.ma.masked_invalid(values) if values.size else np.zeros((1, 1)),
-        cmap="RdYlGn",
-        vmin=0,
-        vmax=100,
-        aspect="auto",
-    )
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Rectangle
+
+    lines = [
+        f"{NOT_RUN}: no task-matched score. {GLUE_AVERAGE}: each task once (MNLI matched and "
+        f"mismatched as their mean), from {MIN_TASKS_FOR_AVERAGE} tasks; coverage: tasks of "
+        "the 9 with a score. A partial average is not comparable with a published GLUE score."
+    ]
+    if cross_note:
+        lines.append(cross_note)
+    longest = max(len(str(m)) for m in summary["Model"])
+    width = max(MIN_WIDTH, CELL_INCHES * len(headers) + 0.09 * longest + 0.8)
+    note = wrapped(lines, width)
+    note_inches = NOTE_LINE_INCHES * (note.count("\n") + 1) + 0.1
+    height = HEADER_INCHES + ROW_INCHES * len(summary) + COLOURBAR_INCHES + note_inches + 0.4
+    figure, axes = plt.subplots(figsize=(width, height))
+    colours, norm = plt.get_cmap(SCORE_COLOURS), Normalize(0, 100)
     for (row, col), value in np.ndenumerate(values):
-        axes.text(col, row, "-" if math.isnan(value) else f"{value:.1f}", ha="center", va="center")
-    axes.set_xticks(range(len(columns)), [c.replace(" (", "\n(") for c in columns], fontsize=8)
-    axes.set_yticks(range(len(summary)), summary["Model"].tolist())
+        face = NOT_RUN_COLOUR if math.isnan(value) else colours(norm(value))
+        axes.add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, facecolor=face, edgecolor="white"))
+        dark = not math.isnan(value) and luminance(face) < 0.45
+        axes.text(
+            col,
+            row,
+            NOT_RUN if math.isnan(value) else f"{value:.1f}",
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="white" if dark else "black",
+            weight="bold" if scores[col] == GLUE_AVERAGE and not math.isnan(value) else "normal",
+        )
+    for row, coverage in enumerate(summary[COVERAGE]):
+        axes.text(len(scores), row, str(coverage), ha="center", va="center", fontsize=9)
+    # The average apart from the tasks it is made of.
+    axes.axvline(len(scores) - 1.5, color="white", linewidth=4)
+    axes.set_xlim(-0.5, len(headers) - 0.5)
+    axes.set_ylim(len(summary) - 0.5, -0.5)
+    axes.set_xticks(range(len(headers)), headers, fontsize=8)
+    axes.set_yticks(range(len(summary)), summary["Model"].tolist(), fontsize=9)
     axes.xaxis.tick_top()
-    axes.set_title(
-        "GLUE summary: official score x 100 per task, and the average over the tasks run"
-        if len(summary)
-        else "No GLUE dataset (glue_task) was scored",
-        fontsize=10,
+    axes.tick_params(length=0)
+    for spine in axes.spines.values():
+        spine.set_visible(False)
+    axes.set_title("GLUE summary: official score x 100 per task", fontsize=10)
+    bar = figure.colorbar(
+        ScalarMappable(norm, colours),
+        ax=axes,
+        location="bottom",
+        fraction=COLOURBAR_INCHES / height * 0.5,
+        pad=0.04,
+        aspect=40,
+        shrink=min(1.0, 5.0 / width),
+        extend="min" if np.nanmin(values, initial=0) < 0 else "neither",
     )
-    figure.tight_layout()
-    save(figure, path)
+    negative = " (below 0, as MCC and correlations can be: the colour of 0)"
+    bar.set_label("official score x 100" + (negative if np.nanmin(values) < 0 else ""), fontsize=8)
+    bar.ax.tick_params(labelsize=8)
+    text = figure.text(0.01, 0.01, note, fontsize=NOTE_FONTSIZE, color="0.35", va="bottom")
+    renderer = figure.canvas.get_renderer()
+    note_height = text.get_window_extent(renderer).height / figure.dpi
+    figure.tight_layout(rect=(0, (note_height + 0.08) / height, 1, 1))
+    return figure
 
 
-def plot_one(table: pd.DataFrame, stem: str, path) -> None:
-    """Write the plot ``stem`` (a key of PLOTS) of the performance table to ``path``."""
-    column, ylabel, title, value_format, interval = PLOTS[stem]
-    note = footnote(table, measured=stem in MEASURED)
-    save(grouped_bars(table, column, ylabel, title, value_format, interval, note), path)
+def header(column: str) -> str:
+    """A GLUE summary column's heading: the task over its dataset, a long name broken at its
+    hyphens so that neighbouring headings do not run into each other."""
+    task, _, dataset = column.partition(" (")
+    if not dataset:
+        return task
+    return task + "\n" + textwrap.fill("(" + dataset, HEADER_CHARS, break_on_hyphens=True)
 
 
-def plot_all(table: pd.DataFrame, summary: pd.DataFrame, paths: Mapping[str, object]) -> None:
-    """Every figure: ``paths`` maps each stem of ALL_PLOTS (no other) to its file. The PLOTS are
-    drawn from the performance table, GLUE_SUMMARY from the GLUE summary, one after the other;
-    each file is written whole or not at all (a failure stops the rest)."""
+def luminance(colour) -> float:
+    """Relative luminance of an RGB(A) colour (0 black, 1 white), to pick legible text on it."""
+    from matplotlib.colors import to_rgb
+
+    red, green, blue = to_rgb(colour)
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+def note_figure(title: str, text: str):
+    """A figure that is only a note: a title and a few wrapped lines, no axes."""
+    figure = pyplot().figure(figsize=(MIN_WIDTH, 1.6))
+    figure.text(0.5, 0.78, title, ha="center", va="center", fontsize=12, weight="bold")
+    figure.text(
+        0.5, 0.42, wrapped(text.split("\n"), MIN_WIDTH * 1.1), ha="center", va="center", fontsize=9
+    )
+    return figure
+
+
+def plot_all(
+    table: pd.DataFrame, summary: pd.DataFrame, paths: Mapping[str, str | Sequence[str]]
+) -> None:
+    """Every figure: ``paths`` maps each stem of ALL_PLOTS (no other) to its file, or to its
+    files (figure_files: the PNG and vector formats). Drawn one after the other; each file is
+    written whole or not at all (a failure stops the rest). A vector file of a figure that is
+    no longer asked for (the config dropped its format) is removed first: it would show an
+    older table than the PNG beside it."""
     if sorted(paths) != sorted(ALL_PLOTS):
         raise ValueError(f"plot_all draws {list(ALL_PLOTS)}, was given {list(paths)}")
-    for stem in PLOTS:
-        plot_one(table, stem, paths[stem])
-        log.info("drew %s", paths[stem])
-    plot_glue_summary(summary, paths[GLUE_SUMMARY])
-    log.info("drew %s", paths[GLUE_SUMMARY])
+    files = {stem: as_list(paths[stem]) for stem in ALL_PLOTS}
+    remove_dropped_formats(files)
+    for stem, figure in FIGURES.items():
+        save(figure.draw(table, summary), files[stem])
+        for path in files[stem]:
+            log.info("drew %s", path)
 
 
-def save(figure, path) -> None:
-    """Write ``figure`` to ``path`` as a PNG, atomically, and close it, written or not: one
-    process draws every figure, so a failed one must not stay open either."""
+def as_list(paths) -> list[str]:
+    return [str(paths)] if isinstance(paths, str | os.PathLike) else [str(p) for p in paths]
+
+
+def remove_dropped_formats(files: Mapping[str, list[str]]) -> None:
+    for stem_files in files.values():
+        png = Path(stem_files[0])
+        for kind in VECTOR_FORMATS:
+            other = png.with_suffix(f".{kind}")
+            if str(other) not in stem_files and other.is_file():
+                other.unlink()
+                log.info("removed %s: its format is no longer in plots.vector_formats", other)
+
+
+def plot_one(table: pd.DataFrame, stem: str, paths) -> None:
+    """Write the bar chart ``stem`` (a key of PLOTS) of the performance table to ``paths``."""
+    save(PLOTS[stem].draw(table, None), as_list(paths))
+
+
+def save(figure, paths: Sequence) -> None:
+    """Write ``figure`` to each of ``paths``, in the format its suffix names, each atomically,
+    and close it, written or not: one process draws every figure, so a failed one must not
+    stay open either."""
     from glueperf.outputs import atomic_path
 
+    plt = pyplot()
     try:
-        with atomic_path(path) as temporary:
-            figure.savefig(temporary, format="png", dpi=120)
+        for path in paths:
+            kind = Path(path).suffix.removeprefix(".")
+            settings, metadata = SAVE_SETTINGS[kind]
+            with atomic_path(path) as temporary, plt.rc_context(settings):
+                figure.savefig(temporary, format=kind, dpi=DPI, metadata=metadata)
     finally:
-        pyplot().close(figure)
+        plt.close(figure)
