@@ -1,4 +1,5 @@
-# One job: the performance table and the GLUE summary made of it (one process start, not two).
+# One job: the performance table and the GLUE summary made of it (one process start, not two),
+# each also as an HTML page that the report shows in the page (it offers a CSV as a download).
 rule aggregate_metrics:
     input:
         metrics=metrics_files,
@@ -8,13 +9,25 @@ rule aggregate_metrics:
             "results/model_performance.csv",
             caption="../report/model_performance.rst",
             category="2. Performance table",
-            labels={"table": "all models and datasets"},
+            labels={"table": "all models and datasets", "view": "the CSV file"},
         ),
         summary=report(
             "results/glue_summary.csv",
             caption="../report/glue_summary.rst",
             category="2. Performance table",
-            labels={"table": "GLUE summary"},
+            labels={"table": "GLUE summary", "view": "the CSV file"},
+        ),
+        table_page=report(
+            "results/model_performance.html",
+            caption="../report/model_performance.rst",
+            category="2. Performance table",
+            labels={"table": "all models and datasets", "view": "a table"},
+        ),
+        summary_page=report(
+            "results/glue_summary.html",
+            caption="../report/glue_summary.rst",
+            category="2. Performance table",
+            labels={"table": "GLUE summary", "view": "a table"},
         ),
     log:
         "results/logs/aggregate_metrics.log",

@@ -27,9 +27,24 @@ async function home() {
   await pause(200);
 }
 
-function resultRow(result) {
-  // The row whose cells show the result's labels, in order.
-  const wanted = Object.values(result.labels || {}).map(String);
+function toggled(value) {
+  // A label whose two values the report shows as a toggle (e.g. "view": a table or the CSV
+  // file) rather than as a column: its radio button.
+  return document.querySelector(`#app input[type="radio"][value="${CSS.escape(value)}"]`);
+}
+
+async function resultRow(result) {
+  // Turn each toggle to the result's value, then find the row whose cells show its other
+  // labels, in order.
+  const labels = Object.values(result.labels || {}).map(String);
+  for (const label of labels) {
+    const radio = toggled(label);
+    if (radio && !radio.checked) {
+      radio.click();
+      await pause(200);
+    }
+  }
+  const wanted = labels.filter((label) => !toggled(label));
   return Array.from(document.querySelectorAll("#app tr")).find((row) => {
     const cells = Array.from(row.cells).map((cell) => cell.textContent.trim());
     return wanted.every((label, i) => cells[i] === label);
@@ -41,7 +56,7 @@ async function visit(category, subcategory, path) {
   await home();
   seen.category_clicked = await clickText(category);
   if (subcategory !== "Other") seen.subcategory_clicked = await clickText(subcategory);
-  const row = resultRow(results[path]);
+  const row = await resultRow(results[path]);
   if (!row) return seen;
   seen.row = true;
   const eye = row.querySelector('a[iconname="eye"]');
@@ -60,6 +75,12 @@ async function visit(category, subcategory, path) {
       width: image.naturalWidth,
       height: image.naturalHeight,
       shown_width: image.getBoundingClientRect().width,
+    }));
+    // An HTML result (a table) is shown in a frame of the page.
+    seen.frames = Array.from(document.querySelectorAll("#app iframe")).map((frame) => ({
+      src: frame.src,
+      shown_width: frame.getBoundingClientRect().width,
+      shown_height: frame.getBoundingClientRect().height,
     }));
   }
   if (info) {

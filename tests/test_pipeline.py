@@ -316,6 +316,7 @@ def test_one_job_writes_both_tables_and_one_job_every_plot(workflow, small):
     workflow.write_config(small)
     jobs = workflow.planned_outputs()
     tables = {"results/model_performance.csv", "results/glue_summary.csv"}
+    tables |= {"results/model_performance.html", "results/glue_summary.html"}  # for the report
     plots = {f"results/plots/{plot}.png" for plot in [*PLOTS, "glue_summary"]}
     assert [(rule, set(outputs)) for rule, outputs in jobs if tables & set(outputs)] == [
         ("aggregate_metrics", tables)

@@ -10,6 +10,7 @@ and take a screenshot. Without Chromium they skip, unless CI=true, where they fa
 from __future__ import annotations
 
 import base64
+import csv
 import html
 import json
 import os
@@ -41,10 +42,10 @@ PLOT_CAPTIONS = {
     "inference_time": ["tokenization plus every forward pass", "loading the model"],
     "memory_usage": ["peak resident set size", "gpu_peak_allocated_mb"],
     "throughput": ["Throughput (sentences/s)", "divided by the"],
-    "glue_summary": ["GLUE summary as a figure", "red (0) to green (100)", "glue_summary.csv"],
+    "glue_summary": ["GLUE summary as a figure", "colour bar", "coverage", "glue_summary.csv"],
 }
 # What every bar chart shares, said once in the report's description (report/workflow.rst).
-BAR_CHARTS = "each bar chart has one group of bars per dataset, one bar per model"
+BAR_CHARTS = "each bar chart has one group of bars per dataset, one bar per model that ran on it"
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 CHROMIUM_FLAGS = [
@@ -125,6 +126,7 @@ def test_report_embeds_every_result(run):
     added = set(re.findall(r"Adding (\S+) \(", run.report_log))
     expected = {f"{plot}.png" for plot in PLOTS} | {"model_performance.csv"}
     expected |= {"glue_summary.png", "glue_summary.csv"}
+    expected |= {"model_performance.html", "glue_summary.html"}  # the tables, shown in the page
     expected |= {f"{dataset}.csv" for dataset in DATASETS}
     assert added == expected, run.report_log
     text = run.report.read_text()
@@ -264,7 +266,7 @@ def test_the_glue_summary_plot_links_to_the_tables_caption(probed):
     assert seen.get("caption_link") == "glue_summary.csv", seen
     # Following the link shows the table's caption, which says what the scores are.
     table = caption(visit(probed, "results/glue_summary.csv"))
-    assert "GLUE average is the mean over the tasks the model ran" in table, table
+    assert "GLUE average is the mean over the model's task-matched GLUE tasks" in table, table
     assert "results/glue_summary.csv" in seen["linked_info_text"]
     assert table in seen["linked_info_text"], seen["linked_info_text"]
 
@@ -278,6 +280,44 @@ def test_report_offers_the_performance_table_with_its_caption(run, probed):
     caption = seen["info_text"]
     for phrase in ("Inference Time (seconds)", "Memory Usage (MB)", "cross-task check", NOTE):
         assert phrase in caption, caption
+
+
+@pytest.mark.parametrize("name", ["model_performance", "glue_summary"])
+def test_report_shows_each_table_in_the_page(run, probed, name):
+    """Issue 25: the tables readable in the report, not only as downloads, each cell as the
+    CSV writes it (the same rounding)."""
+    seen = visit(probed, f"results/{name}.html")
+    assert seen["category"] == "2. Performance table"
+    (frame,) = seen["frames"]
+    assert frame["shown_width"] > 500 and frame["shown_height"] > 300  # laid out on the page
+    page = data_uri_bytes(frame["src"]).decode()
+    assert page == (run.results / f"{name}.html").read_text()
+    with open(run.results / f"{name}.csv", newline="") as stream:
+        header, *rows = list(csv.reader(stream))
+    cells = re.findall(r"<t[dh](?: [^>]*)?>(.*?)</t[dh]>", page)
+    assert [html.unescape(c) for c in cells] == header + [c or "–" for row in rows for c in row]
+    assert caption(seen) == caption(visit(probed, f"results/{name}.csv"))
+
+
+def test_report_screenshot_shows_a_table(run, chromium, tmp_path):
+    """The performance table, opened as the report opens it, in a frame: drawn, with text."""
+    page = tmp_path / "report.html"
+    text = run.report.read_text()
+    end = text.rindex("</body>")
+    path = "results/model_performance.html"
+    show = (
+        "window.addEventListener('load', () => setTimeout(() => app.setView({content: 'html', "
+        f"contentPath: results['{path}'].data_uri, resultPath: '{path}'}}), 300));"
+    )
+    page.write_text(text[:end] + f"<script>{show}</script>" + text[end:])
+    shot = tmp_path / "screenshot.png"
+    browse(chromium, tmp_path / "profile", page, f"--screenshot={shot}")
+    pixels = (matplotlib.image.imread(shot)[..., :3] * 255).round()
+    darkest = pixels.min(axis=-1)
+    table = darkest[60:160, 290:1390]  # right of the menu: the title and the table's rows
+    assert (table < 80).mean() > 0.01  # dark text
+    assert (abs(table - 221) <= 4).mean() > 0.02  # the cells' grey lines
+    assert (table > 240).mean() > 0.5  # on a light page
 
 
 @pytest.mark.parametrize("dataset", list(DATASETS))
