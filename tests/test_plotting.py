@@ -236,30 +236,21 @@ def figure_texts(figure) -> tuple[set[str], set[str]]:
 
 
 @pytest.mark.parametrize("stem", ALL_PLOTS)
-def test_vector_files_hold_the_same_figure_as_the_png(own_tasks, tmp_path, stem, monkeypatch):
-    summary = glue_summary(own_tasks)
+def test_vector_files_hold_the_same_figure_as_the_png(own_tasks, tmp_path, stem):
+    figure = FIGURES[stem].draw(own_tasks, glue_summary(own_tasks))
+    drawn = {"texts": figure_texts(figure), "inches": tuple(figure.get_size_inches())}
     paths = plot_paths(tmp_path / "plots", ["svg", "pdf"])
-    drawn = {}
-    save = plotting.save
-
-    def keep(figure, files):
-        if [Path(f) for f in files] == paths[stem]:
-            drawn["texts"] = figure_texts(figure)
-            drawn["inches"] = tuple(figure.get_size_inches())
-        save(figure, files)
-
-    monkeypatch.setattr(plotting, "save", keep)
-    plot_all(own_tasks, summary, paths)
+    plotting.save(figure, paths[stem])
     png, svg, pdf = paths[stem]
     assert pdf.read_bytes()[:5] == b"%PDF-"
     # The SVG's text is the figure's text: every title, label, value, reason and note.
     needed, held = drawn["texts"]
     assert needed and needed <= set(svg_texts(svg)) <= held
-    # And the same page: the PNG's pixels at 120 dpi, the SVG's points at 72 per inch.
+    # And the same page: the PNG's pixels at DPI, the SVG's points at 72 per inch.
     height, width = matplotlib.image.imread(png).shape[:2]
     root = ElementTree.parse(svg).getroot()
     points = (float(root.get("width").removesuffix("pt")), float(root.get("height")[:-2]))
-    assert (round(width / 120, 1), round(height / 120, 1)) == tuple(
+    assert (round(width / plotting.DPI, 1), round(height / plotting.DPI, 1)) == tuple(
         round(i, 1) for i in drawn["inches"]
     )
     assert tuple(round(p / 72, 1) for p in points) == tuple(round(i, 1) for i in drawn["inches"])
