@@ -9,9 +9,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 # Snakemake reads YAML leniently (of a key written twice the last one wins) and names no file that
-# is not a mapping: every config file is read strictly first (scripts/glueperf/configfile.py).
+# is not a mapping: every config file is read strictly first (scripts/glueperf/infra/configfile.py).
 sys.path.insert(0, f"{workflow.basedir}/scripts")
-from glueperf.configfile import ConfigFileError, check_config_files
+from glueperf.infra.configfile import ConfigFileError, check_config_files
 
 try:
     check_config_files(["config.yaml", *workflow.overwrite_configfiles])

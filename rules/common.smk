@@ -14,12 +14,12 @@ validate(config, schema="../schemas/config.schema.yaml")
 # like a change to the stage's script does. Importable: the Snakefile puts scripts/ on the path.
 CODE_DIR = Path(workflow.basedir) / "scripts" / "glueperf"
 from glueperf import GlueperfError
-from glueperf.devices import host_gpus
+from glueperf.infra.devices import host_gpus
 from glueperf.fetch import MODEL_FILE_PATTERNS, is_hub_model, is_remote
-from glueperf.forkserver import SNAKEMAKE_PID
+from glueperf.infra.forkserver import SNAKEMAKE_PID
 from glueperf.metrics import check_dataset_metrics
 from glueperf.plotting import ALL_PLOTS
-from glueperf.snakemake_startup import hash_params_without_importing_pandas
+from glueperf.infra.snakemake_internals import hash_params_without_importing_pandas
 from glueperf.tasks import dataset_spec, display_task
 
 # Every run, no-op reruns included, would otherwise import pandas just to hash params.

@@ -4,14 +4,14 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from glueperf.locks import (
+from glueperf.infra.locks import (
     RunInProgress,
     executes_jobs,
     hold_run_lock,
     record_lock_owner,
     remove_stale_lock,
 )
-from glueperf.resultsdir import (
+from glueperf.infra.resultsdir import (
     ResultsOfAnotherConfig,
     check_results_config,
     config_files,
@@ -23,7 +23,7 @@ from glueperf.resultsdir import (
 # Exactly one run executes jobs in a directory at a time: Snakemake's own lock lets runs started
 # together through. Taken as the Snakefile is read, before Snakemake's lock, for the life of
 # the process, by a command line that runs jobs (not -n, --lint, --report, --unlock...), and
-# again at onstart for Snakemake used from Python (glueperf/locks.py: hold_run_lock).
+# again at onstart for Snakemake used from Python (glueperf/infra/locks.py: hold_run_lock).
 def hold_run_lock_or_stop():
     try:
         hold_run_lock()
@@ -32,7 +32,7 @@ def hold_run_lock_or_stop():
 
 
 # A run killed outright (SIGKILL, power loss) leaves Snakemake's lock behind, and every later
-# run would stop at it: remove it when the run that took it is gone (see glueperf/locks.py).
+# run would stop at it: remove it when the run that took it is gone (see glueperf/infra/locks.py).
 if workflow.is_main_process:
     if executes_jobs():
         hold_run_lock_or_stop()
@@ -41,8 +41,8 @@ if workflow.is_main_process:
         print(stale_lock_note, file=sys.stderr)
 
 
-# One directory holds the results of one config (glueperf/resultsdir.py): a run or a report with
-# other config files than those that made results/ stops here, before it overwrites them or
+# One directory holds the results of one config (glueperf/infra/resultsdir.py): a run or a report
+# with other config files than those that made results/ stops here, before it overwrites them or
 # reports on other models. A run that executes jobs then claims results/, also when it finds
 # nothing to do (at onstart too, for Snakemake used from Python).
 RUN_CONFIG_FILES = config_files(workflow.overwrite_configfiles)

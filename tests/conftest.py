@@ -204,7 +204,7 @@ def private_device_locks(tmp_path_factory):
     """The tests' evaluations lock devices in a directory of their own (inherited by every
     Snakemake they start), not in the host's: test runs in other clones on this host would
     otherwise wait for each other's CPU evaluations."""
-    from glueperf.devices import LOCK_DIR_VARIABLE
+    from glueperf.infra.devices import LOCK_DIR_VARIABLE
 
     previous = os.environ.get(LOCK_DIR_VARIABLE)
     os.environ[LOCK_DIR_VARIABLE] = str(tmp_path_factory.mktemp("device-locks"))

@@ -1,5 +1,5 @@
-"""glueperf.snakemake_startup: Snakemake hashes params as before, without importing pandas until
-something else has (tests/test_reruns.py checks a whole no-op rerun)."""
+"""glueperf.infra.snakemake_internals: Snakemake hashes params as before, without importing
+pandas until something else has (tests/test_reruns.py checks a whole no-op rerun)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ PROBE = f"""
 import json, sys
 sys.path.insert(0, {str(SCRIPTS)!r})
 from snakemake.persistence.file import FilePersistence
-from glueperf.snakemake_startup import hash_params_without_importing_pandas
+from glueperf.infra.snakemake_internals import hash_params_without_importing_pandas
 
 applied = hash_params_without_importing_pandas()
 persistence = FilePersistence.__new__(FilePersistence)  # serializers only, no files

@@ -27,7 +27,7 @@ import numpy as np
 
 from glueperf import TRUNCATED_WARN_PCT, GlueperfError
 from glueperf.engine import Batching, Engine
-from glueperf.forkserver import forked
+from glueperf.infra.forkserver import forked
 from glueperf.labels import LabelMapping, map_labels, model_class_names
 from glueperf.measure import (
     PeakMemory,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from glueperf.forkserver import JOB_STARTED
+from glueperf.infra.forkserver import JOB_STARTED
 
 MIB = 1024 * 1024
 PROC_STAT = Path("/proc/self/stat")
@@ -68,7 +68,7 @@ def process_start_s(pid: int | None = None) -> float:
 
 def job_age_s() -> float:
     """Seconds since the job began: since its process started, or, for a job run in a child of
-    the fork server (glueperf/forkserver.py), since the process Snakemake started for it."""
+    the fork server (glueperf/infra/forkserver.py), since the process Snakemake started for it."""
     started = os.environ.get(JOB_STARTED)
     return now_s() - (float(started) if started else process_start_s())
 

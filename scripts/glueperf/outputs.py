@@ -16,7 +16,7 @@ from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
 
 from glueperf import GlueperfError
-from glueperf.devices import hold_job
+from glueperf.infra.devices import hold_job
 
 
 @contextmanager
@@ -91,7 +91,7 @@ def run_script(main, log_path) -> None:
     (transformers asking whether to run a model's code, say) can wait for or read an answer.
 
     First, before its log is opened, the job is locked for the life of the process
-    (``glueperf.devices.hold_job``): while the same job still runs in another process, left
+    (``glueperf.infra.devices.hold_job``): while the same job still runs in another process, left
     behind by a Snakemake run that was killed, this one waits, saying so on the console, so
     that the two never write the same log and outputs at once.
     """

@@ -48,7 +48,7 @@ from pathlib import Path
 SNAKEMAKE_PID = "GLUEPERF_SNAKEMAKE_PID"
 JOB_STARTED = "GLUEPERF_JOB_STARTED"
 SWITCH = "GLUEPERF_FORK_SERVER"
-# What the GPU-side jobs import (glueperf/evaluate_job.py and prepare_job.py, inside their
+# What the GPU-side jobs import (glueperf/infra/evaluate_job.py and prepare_job.py, inside their
 # functions); transformers is left to prepare_model and to models that are not prepared.
 PRELOAD = (
     "torch",
@@ -171,7 +171,8 @@ def connect(address: str) -> socket.socket | None:
                     sys.executable,
                     "-c",
                     "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
-                    "from glueperf.forkserver import serve; serve(sys.argv[2], int(sys.argv[3]))",
+                    "from glueperf.infra.forkserver import serve; "
+                    "serve(sys.argv[2], int(sys.argv[3]))",
                     json.dumps(search_path()),
                     address,
                     os.environ[SNAKEMAKE_PID],
