@@ -2,7 +2,8 @@
 summarize its GLUE tasks into glue_summary.csv."""
 
 from glueperf.aggregate import glue_summary, performance_table, read_metrics
-from glueperf.outputs import run_script, write_csv
+from glueperf.infra.script import run_script
+from glueperf.outputs import write_csv
 
 
 def main(snakemake):

@@ -2,7 +2,7 @@
 (score, accuracy, time, memory, throughput) and the GLUE summary."""
 
 from glueperf.aggregate import read_glue_summary, read_performance_table
-from glueperf.outputs import run_script
+from glueperf.infra.script import run_script
 from glueperf.plotting import plot_all
 
 

@@ -29,7 +29,7 @@ and no other; ``cpu`` and ``mps`` that device. When GPUs exist but cannot be lis
 (no nvidia-smi, MIG devices in ``CUDA_VISIBLE_DEVICES``), all of them are one device: one lock,
 nothing narrowed, the device passed to torch as configured.
 
-Besides the device, ``hold_job`` locks one job's outputs (see ``glueperf.outputs.run_script``):
+Besides the device, ``hold_job`` locks one job's outputs (see ``glueperf.infra.script.run_script``):
 a job left running by a killed Snakemake still writes them, and the next run's job for the same
 outputs must wait until it has ended instead of writing the same files at the same time.
 

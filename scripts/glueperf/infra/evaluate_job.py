@@ -22,7 +22,8 @@ def evaluate_job(snakemake):
     from glueperf.evaluation import evaluate, read_data, write_predictions
     from glueperf.fetch import provenance_fields
     from glueperf.infra.devices import claim_device
-    from glueperf.outputs import tell, write_row
+    from glueperf.infra.script import tell
+    from glueperf.outputs import write_row
     from glueperf.prepared import prepared_checksums
     from glueperf.tasks import DatasetSpec
 

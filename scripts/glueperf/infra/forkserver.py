@@ -7,7 +7,7 @@ of a small evaluation, paid again by every job (BENCHMARKS.md). Instead, the job
 one Snakemake started) asks this run's fork server for a child: a copy of a process that has
 imported all that and started nothing (no CUDA, no threads). The child takes the job's standard
 streams, working directory and environment, runs the job's function as the script would have
-(``glueperf.outputs.run_script``: its log, its locks, its errors) and reports its exit status,
+(``glueperf.infra.script.run_script``: its log, its locks, its errors) and reports its exit status,
 which the job's process exits with. The job is still a process of its own: its own CUDA
 context, device lock, memory peak and exit status; it dies if the job's process is killed.
 
@@ -60,6 +60,7 @@ PRELOAD = (
     "glueperf.prepared",
     "glueperf.fetch",
     "glueperf.outputs",
+    "glueperf.infra.script",
     "snakemake.script",  # the job's ``snakemake`` object is unpickled with it
 )
 IDLE_S = 3600.0
@@ -76,8 +77,8 @@ def forked() -> bool:
 def run_job(function, snakemake, log_path) -> None:
     """Run ``function(snakemake)`` as ``run_script`` does, in a child of this run's fork server
     (started here if need be), and exit with its status; in this process where there is none."""
+    from glueperf.infra.script import run_script
     from glueperf.measure import process_start_s
-    from glueperf.outputs import run_script
 
     address = server_address()
     connection = address and connect(address)
@@ -335,7 +336,7 @@ def run_child(connection: socket.socket) -> None:
 
 
 def run_as_script(function, snakemake, log_path) -> int:
-    from glueperf.outputs import run_script
+    from glueperf.infra.script import run_script
 
     try:
         run_script(lambda: function(snakemake), log_path)

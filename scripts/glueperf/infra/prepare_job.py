@@ -21,7 +21,7 @@ def prepare_job(snakemake):
     from glueperf import GlueperfError
     from glueperf.evaluation import resolve_device
     from glueperf.infra.devices import claim_device
-    from glueperf.outputs import tell
+    from glueperf.infra.script import tell
     from glueperf.prepared import load_source, record_not_prepared, trace_source
 
     params, settings = snakemake.params, snakemake.params.settings
