@@ -131,7 +131,7 @@ def test_engine_equals_notebook_loop_on_sst2_validation():
 def test_token_limit_prefers_the_tokenizers_stated_limit():
     from types import SimpleNamespace
 
-    from glueperf.evaluation import token_limit
+    from glueperf.models import token_limit
 
     roberta_like = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=514))
     assert token_limit(roberta_like, SimpleNamespace(model_max_length=512), 1024) == 512

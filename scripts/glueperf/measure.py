@@ -18,11 +18,12 @@ from pathlib import Path
 
 import psutil
 
-from glueperf.infra.forkserver import JOB_STARTED
-
 MIB = 1024 * 1024
 PROC_STAT = Path("/proc/self/stat")
 SAMPLE_INTERVAL_S = 0.01
+# When the job began, on now_s()'s clock, for a job that runs in another process than the one
+# started for it (a child of the fork server, glueperf/infra/forkserver.py): set by what runs it.
+JOB_STARTED = "GLUEPERF_JOB_STARTED"
 
 
 def cuda_synchronize(device) -> None:

@@ -122,7 +122,7 @@ def trace_source(source: Source, device: str, out_dir) -> dict:
     import torch
 
     from glueperf.engine import ChunkTokenizer, model_inputs
-    from glueperf.evaluation import token_limit
+    from glueperf.models import token_limit
 
     if source.error:
         return record_not_prepared(out_dir, source.error)

@@ -22,6 +22,7 @@ def evaluate_job(snakemake):
     from glueperf.evaluation import evaluate, read_data, write_predictions
     from glueperf.fetch import provenance_fields
     from glueperf.infra.devices import claim_device
+    from glueperf.infra.forkserver import forked
     from glueperf.infra.script import tell
     from glueperf.outputs import write_row
     from glueperf.prepared import prepared_checksums
@@ -59,6 +60,7 @@ def evaluate_job(snakemake):
         trust_remote_code=params.model["trust_remote_code"],
         prepared_dir=snakemake.input.prepared,
         read=read,
+        job_process="forked" if forked() else "own",
     )
     device_fields = claim.fields()
     # Measured: the next evaluation may take the device, without this one's cached GPU memory.

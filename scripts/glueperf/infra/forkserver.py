@@ -45,8 +45,9 @@ import traceback
 from importlib import import_module
 from pathlib import Path
 
+from glueperf.measure import JOB_STARTED
+
 SNAKEMAKE_PID = "GLUEPERF_SNAKEMAKE_PID"
-JOB_STARTED = "GLUEPERF_JOB_STARTED"
 SWITCH = "GLUEPERF_FORK_SERVER"
 # What the GPU-side jobs import (glueperf/infra/evaluate_job.py and prepare_job.py, inside their
 # functions); transformers is left to prepare_model and to models that are not prepared.
