@@ -4,19 +4,18 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from glueperf.infra.locks import (
-    RunInProgress,
-    executes_jobs,
-    hold_run_lock,
-    record_lock_owner,
-    remove_stale_lock,
-)
+from glueperf.infra.locks import RunInProgress, hold_run_lock
 from glueperf.infra.resultsdir import (
     ResultsOfAnotherConfig,
     check_results_config,
     config_files,
-    makes_report,
     record_results_config,
+)
+from glueperf.infra.snakemake_internals import (
+    executes_jobs,
+    makes_report,
+    record_lock_owner,
+    remove_stale_lock,
 )
 
 
@@ -32,7 +31,7 @@ def hold_run_lock_or_stop():
 
 
 # A run killed outright (SIGKILL, power loss) leaves Snakemake's lock behind, and every later
-# run would stop at it: remove it when the run that took it is gone (see glueperf/infra/locks.py).
+# run would stop at it: remove it when the run that took it is gone (see glueperf/infra/snakemake_internals.py).
 if workflow.is_main_process:
     if executes_jobs():
         hold_run_lock_or_stop()

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import REPO, Workflow, write_dataset
-from glueperf.infra.locks import executes_jobs
+from glueperf.infra.snakemake_internals import executes_jobs
 from glueperf.plotting import PLOTS
 
 STARTS = 4
