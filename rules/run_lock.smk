@@ -4,7 +4,8 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from glueperf.infra.locks import RunInProgress, hold_run_lock
+from glueperf import GlueperfError
+from glueperf.infra.locks import hold_run_lock
 from glueperf.infra.resultsdir import (
     ResultsOfAnotherConfig,
     check_results_config,
@@ -26,7 +27,7 @@ from glueperf.infra.snakemake_internals import (
 def hold_run_lock_or_stop():
     try:
         hold_run_lock()
-    except RunInProgress as error:
+    except GlueperfError as error:  # RunInProgress, or a lock file that cannot be trusted
         raise WorkflowError(str(error)) from None
 
 

@@ -35,7 +35,6 @@ import pickle
 import select
 import signal
 import socket
-import stat
 import struct
 import subprocess
 import sys
@@ -45,6 +44,7 @@ import traceback
 from importlib import import_module
 from pathlib import Path
 
+from glueperf.infra.locks import directory_problem, lock_file
 from glueperf.measure import JOB_STARTED
 
 SNAKEMAKE_PID = "GLUEPERF_SNAKEMAKE_PID"
@@ -142,11 +142,7 @@ def socket_directory() -> Path | None:
     connect has the server run code as them (also checked on every connection). None if it is
     not theirs alone."""
     directory = Path("/tmp") / f"glueperf-forkserver-{os.getuid()}"
-    with contextlib.suppress(FileExistsError):
-        directory.mkdir(mode=0o700)
-    info = directory.lstat()
-    private = stat.S_ISDIR(info.st_mode) and not stat.S_IMODE(info.st_mode) & 0o077
-    return directory if private and info.st_uid == os.getuid() else None
+    return None if directory_problem(directory, private=True) else directory
 
 
 def search_path() -> list[str]:
@@ -156,14 +152,12 @@ def search_path() -> list[str]:
 def connect(address: str) -> socket.socket | None:
     """A connection to the server at ``address``, which is started if it is not running; None if
     it cannot be started (its log says why)."""
-    import fcntl
-
     connection = try_connect(address)
     if connection:
         return connection
     # One job starts the server; the others wait for it here, then connect.
-    with open(f"{address}.start", "w") as starting:
-        fcntl.flock(starting, fcntl.LOCK_EX)
+    starting = lock_file(f"{address}.start", wait=True)
+    try:
         connection = try_connect(address)
         if connection:
             return connection
@@ -191,6 +185,8 @@ def connect(address: str) -> socket.socket | None:
             if connection:
                 return connection
             time.sleep(0.02)
+    finally:
+        os.close(starting)
     log = Path(f"{address}.log")
     why = f"see {log}" if log.exists() else "its Snakemake has ended"
     print(

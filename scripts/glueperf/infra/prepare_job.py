@@ -21,6 +21,7 @@ def prepare_job(snakemake):
     from glueperf import GlueperfError
     from glueperf.evaluation import resolve_device
     from glueperf.infra.devices import claim_device
+    from glueperf.infra.locks import LockError
     from glueperf.infra.script import tell
     from glueperf.prepared import load_source, record_not_prepared, trace_source
 
@@ -42,6 +43,8 @@ def prepare_job(snakemake):
             report=tell,
         )
         device = resolve_device(claim.device)
+    except LockError:
+        raise  # the locks' directory, not the device: the job fails naming it
     except GlueperfError as error:
         # A device this machine lacks is named by each evaluation, in its own log, with the
         # rest of the errors about a model or setting: nothing to prepare here.

@@ -13,6 +13,7 @@ from contextlib import redirect_stderr
 
 from glueperf import GlueperfError
 from glueperf.infra.devices import hold_job
+from glueperf.infra.locks import LockError
 
 
 def run_script(main, log_path) -> None:
@@ -27,12 +28,20 @@ def run_script(main, log_path) -> None:
     First, before its log is opened, the job is locked for the life of the process
     (``glueperf.infra.devices.hold_job``): while the same job still runs in another process, left
     behind by a Snakemake run that was killed, this one waits, saying so on the console, so
-    that the two never write the same log and outputs at once.
+    that the two never write the same log and outputs at once. A lock directory that cannot be
+    used is one line too, on the console and at the end of the log.
     """
     close_stdin()
     global CONSOLE
     console = CONSOLE = sys.stderr
-    job = hold_job(log_path, report=lambda message, _: print(message, file=console, flush=True))
+    try:
+        job = hold_job(log_path, report=lambda message, _: print(message, file=console, flush=True))
+    except LockError as error:
+        message = f"glueperf error: {error}"
+        print(message, file=console)
+        with open(log_path, "a") as log_stream:  # not the job's alone: its lock failed
+            print(message, file=log_stream)
+        sys.exit(1)
     with open(log_path, "w") as log_stream, redirect_stderr(log_stream):
         logging.basicConfig(
             level=logging.INFO,
