@@ -34,7 +34,6 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
-include: "rules/run_lock.smk"
 
 
 wildcard_constraints:
@@ -64,6 +63,10 @@ rule all:
     default_target: True
     input:
         final_outputs(),
+
+
+onstart:
+    start_up(startup.when_started, config, workflow.overwrite_configfiles)
 
 
 onsuccess:

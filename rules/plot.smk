@@ -4,12 +4,13 @@ rule plot_results:
     input:
         table=rules.aggregate_metrics.output.table,
         summary=rules.aggregate_metrics.output.summary,
-        code=code_files("plot_results.py"),
     output:
         **plot_outputs(),
     log:
         "results/logs/plot_results.log",
     conda:
         "../envs/plot.yaml"
+    params:
+        code=code_fingerprint("plot_results.py"),
     script:
         "../scripts/plot_results.py"
