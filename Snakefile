@@ -1,6 +1,5 @@
 # glueperf: how well, how fast and how leanly a Hugging Face text classifier runs on GLUE data.
 # Entry point only: configuration, the stages' rule files, and the final targets.
-import copy
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -19,14 +18,12 @@ except ConfigFileError as error:
     raise WorkflowError(str(error)) from None
 
 
-configfile: "config.yaml"
-
-
 # A config file given on the command line (--configfile) is the whole configuration, as a user
-# means it; Snakemake would otherwise merge it into config.yaml and keep its models and datasets.
-if workflow.overwrite_configfiles:
-    config.clear()
-    config.update(copy.deepcopy(workflow.config_settings.overwrite_config))
+# means it: config.yaml is read only without one (Snakemake would otherwise merge the two, keep
+# config.yaml's models and datasets, and say that config.yaml "is extended").
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 # `snakemake --report report.html` after a run: this text, the plots and tables with captions.
