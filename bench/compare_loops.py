@@ -1,7 +1,7 @@
 """Compare the evaluation engine with the notebook's loop and transformers.pipeline.
 
 Runs, in one process, on the same model, tokenizer and texts:
-  (a) the notebook's loop (glueperf.reference.notebook_loop)
+  (a) the notebook's loop (bench/reference.py: notebook_loop)
   (b) transformers.pipeline("text-classification", batch_size=64)
   (c) the engine in float32      (d) the engine in bfloat16
 and floors on the same data: the tokenizer alone (``tokenizer(texts)``), the engine's own
@@ -43,9 +43,9 @@ from glueperf.engine import (  # noqa: E402
     tokenized_chunks,
 )
 from glueperf.measure import cuda_synchronize, gpu_peaks_mb, reset_gpu_peaks  # noqa: E402
-from glueperf.reference import notebook_loop, pipeline_loop  # noqa: E402
 from glueperf.tasks import GLUE_TASKS, dataset_spec  # noqa: E402
 from glueperf.validation import load_dataset  # noqa: E402
+from reference import notebook_loop, pipeline_loop  # noqa: E402
 
 LOOPS = ("a", "b", "c", "c_traced", "d")
 FLOORS = ("tokenizer", "tokenizer_engine", "forward", "forward_traced")

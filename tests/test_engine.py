@@ -13,8 +13,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from conftest import SHARED, make_sentences, reference_predictions, requires_shared
 from glueperf import GlueperfError
 from glueperf.engine import FIRST_CHUNK_TEXTS, MIN_LENGTH_RATIO, Batching, Engine, pad, plan_batches
-from glueperf.reference import notebook_loop
 from glueperf.validation import load_dataset
+from reference import notebook_loop
 
 
 def load(model_dir):
