@@ -74,4 +74,3 @@ def pipeline_loop(model, tokenizer, texts, device, batch_size: int = 64, pairs=N
     outputs = classify(inputs, batch_size=batch_size, truncation=True)
     label_ids = model.config.label2id
     return np.array([label_ids[output["label"]] for output in outputs], dtype=np.int64)
-
