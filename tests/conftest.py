@@ -16,7 +16,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO / "scripts"))
-from make_example import build_bert, class_names, wordpiece  # noqa: E402 (the example's model builders)
+from glueperf.example import build_bert, class_names, wordpiece  # noqa: E402
 
 # What a workflow copy needs from the repository (results/ and caches are left behind).
 WORKFLOW_PARTS = [
