@@ -41,23 +41,22 @@ def check_references(config: dict) -> None:
 
 
 def model_config(config: dict, model: str) -> dict:
-    """A model's config; a clear error for a name (from a target) that the config lacks."""
-    if model not in config["models"]:
-        raise WorkflowError(
-            f"model '{model}' is not defined under `models` in the config "
-            f"(defined: {sorted(config['models'])})"
-        )
-    return config["models"][model]
+    return config_entry(config, "models", model)
 
 
 def dataset_config(config: dict, dataset: str) -> dict:
-    """A dataset's config; a clear error for a name (from a target) that the config lacks."""
-    if dataset not in config["datasets"]:
+    return config_entry(config, "datasets", dataset)
+
+
+def config_entry(config: dict, section: str, name: str) -> dict:
+    """An entry of the config's `models` or `datasets`; a clear error for a name (from a
+    target) that the config lacks."""
+    if name not in config[section]:
         raise WorkflowError(
-            f"dataset '{dataset}' is not defined under `datasets` in the config "
-            f"(defined: {sorted(config['datasets'])})"
+            f"{section[:-1]} '{name}' is not defined under `{section}` in the config "
+            f"(defined: {sorted(config[section])})"
         )
-    return config["datasets"][dataset]
+    return config[section][name]
 
 
 def datasets_of(config: dict, model: str) -> list[str]:
