@@ -3,7 +3,7 @@
 Snakemake's ``gpu`` resource counts GPUs but never says which one a job may use, cannot see a
 job left running by a Snakemake that was killed, nor a second clone of the pipeline on the same
 host. So every evaluation takes a device through a lock that the kernel holds for it
-(``fcntl.flock`` on a file in ``lock_directory()``), from before CUDA starts until its
+(glueperf/infra/locks.py: a file in ``lock_directory()``), from before CUDA starts until its
 measurements are done (it then writes its results with the device free for the next one), or
 until the process ends, however it ends (a killed job frees its device at once); a live process
 whose Snakemake is gone keeps it (an orphan keeps measuring alone, and the next run's job waits
