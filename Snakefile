@@ -1,6 +1,5 @@
 # glueperf: how well, how fast and how leanly a Hugging Face text classifier runs on GLUE data.
 # Entry point only: configuration, the stages' rule files, and the final targets.
-import copy
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -9,9 +8,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 # Snakemake reads YAML leniently (of a key written twice the last one wins) and names no file that
-# is not a mapping: every config file is read strictly first (scripts/glueperf/configfile.py).
+# is not a mapping: every config file is read strictly first (scripts/glueperf/infra/configfile.py).
 sys.path.insert(0, f"{workflow.basedir}/scripts")
-from glueperf.configfile import ConfigFileError, check_config_files
+from glueperf.infra.configfile import ConfigFileError, check_config_files
 
 try:
     check_config_files(["config.yaml", *workflow.overwrite_configfiles])
@@ -19,14 +18,12 @@ except ConfigFileError as error:
     raise WorkflowError(str(error)) from None
 
 
-configfile: "config.yaml"
-
-
 # A config file given on the command line (--configfile) is the whole configuration, as a user
-# means it; Snakemake would otherwise merge it into config.yaml and keep its models and datasets.
-if workflow.overwrite_configfiles:
-    config.clear()
-    config.update(copy.deepcopy(workflow.config_settings.overwrite_config))
+# means it: config.yaml is read only without one (Snakemake would otherwise merge the two, keep
+# config.yaml's models and datasets, and say that config.yaml "is extended").
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 # `snakemake --report report.html` after a run: this text, the plots and tables with captions.
@@ -34,7 +31,6 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
-include: "rules/run_lock.smk"
 
 
 wildcard_constraints:
@@ -64,6 +60,10 @@ rule all:
     default_target: True
     input:
         final_outputs(),
+
+
+onstart:
+    start_up(startup.when_started, config, workflow.overwrite_configfiles)
 
 
 onsuccess:

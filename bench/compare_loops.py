@@ -1,7 +1,7 @@
 """Compare the evaluation engine with the notebook's loop and transformers.pipeline.
 
 Runs, in one process, on the same model, tokenizer and texts:
-  (a) the notebook's loop (glueperf.reference.notebook_loop)
+  (a) the notebook's loop (bench/reference.py: notebook_loop)
   (b) transformers.pipeline("text-classification", batch_size=64)
   (c) the engine in float32      (d) the engine in bfloat16
 and floors on the same data: the tokenizer alone (``tokenizer(texts)``), the engine's own
@@ -43,9 +43,9 @@ from glueperf.engine import (  # noqa: E402
     tokenized_chunks,
 )
 from glueperf.measure import cuda_synchronize, gpu_peaks_mb, reset_gpu_peaks  # noqa: E402
-from glueperf.reference import notebook_loop, pipeline_loop  # noqa: E402
 from glueperf.tasks import GLUE_TASKS, dataset_spec  # noqa: E402
 from glueperf.validation import load_dataset  # noqa: E402
+from reference import notebook_loop, pipeline_loop  # noqa: E402
 
 LOOPS = ("a", "b", "c", "c_traced", "d")
 FLOORS = ("tokenizer", "tokenizer_engine", "forward", "forward_traced")
@@ -184,11 +184,11 @@ def engine_tokenization(tokenizer, texts, pairs, batching: Batching):
 def traced(model, tokenizer, device, directory: Path):
     """The model as the pipeline evaluates it: traced by rule prepare_model's code, loaded by
     an evaluation's (glueperf/prepared.py)."""
-    from glueperf.prepared import load_prepared, prepare
+    from glueperf.prepared import load_prepared, load_source, trace_source
 
     model.save_pretrained(directory / "model")
     tokenizer.save_pretrained(directory / "model")
-    prepare(str(directory / "model"), "float32", device, directory / "prepared")
+    trace_source(load_source(str(directory / "model"), "float32"), device, directory / "prepared")
     loaded = load_prepared(directory / "prepared", "float32", device)
     if loaded is None:
         raise SystemExit("the model could not be traced: see the log above")

@@ -1,5 +1,5 @@
 """The original notebook's whole run, end to end, in one process: its imports, one model load,
-then its loop over each dataset (glueperf.reference.notebook_loop), for comparison with the
+then its loop over each dataset (bench/reference.py: notebook_loop), for comparison with the
 pipeline's whole run (bench/gpu_session.sh pipeline).
 
     python bench/notebook_run.py MODEL_DIR DATA.parquet [DATA.parquet ...] [--device cuda]
@@ -22,8 +22,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer  # no
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from glueperf.measure import cuda_synchronize  # noqa: E402
-from glueperf.reference import notebook_loop  # noqa: E402
 from glueperf.validation import load_dataset  # noqa: E402
+from reference import notebook_loop  # noqa: E402
 
 
 def since_start() -> float:

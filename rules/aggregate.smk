@@ -3,7 +3,6 @@
 rule aggregate_metrics:
     input:
         metrics=metrics_files,
-        code=code_files("aggregate_metrics.py"),
     output:
         table=report(
             "results/model_performance.csv",
@@ -35,5 +34,6 @@ rule aggregate_metrics:
         "../envs/aggregate.yaml"
     params:
         labels=display_labels,
+        code=code_fingerprint("aggregate_metrics.py"),
     script:
         "../scripts/aggregate_metrics.py"

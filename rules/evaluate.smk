@@ -2,7 +2,6 @@ rule prepare_model:
     input:
         model=model_files,
         model_provenance=model_provenance,
-        code=code_files("prepare_model.py"),
     output:
         prepared=directory("resources/prepared/{model}"),
     log:
@@ -18,6 +17,7 @@ rule prepare_model:
         model=model_spec,
         settings=preparation_settings,
         model_fingerprint=model_fingerprint,
+        code=code_fingerprint("prepare_model.py"),
     script:
         "../scripts/prepare_model.py"
 
@@ -29,7 +29,6 @@ rule evaluate_model:
         model=model_files,
         model_provenance=model_provenance,
         prepared=rules.prepare_model.output.prepared,
-        code=code_files("evaluate_model.py"),
     output:
         metrics=report(
             "results/metrics/{model}/{dataset}.csv",
@@ -54,5 +53,6 @@ rule evaluate_model:
         dataset=dataset_settings,
         settings=evaluation_settings,
         model_fingerprint=model_fingerprint,
+        code=code_fingerprint("evaluate_model.py"),
     script:
         "../scripts/evaluate_model.py"

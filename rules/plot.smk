@@ -6,7 +6,6 @@ rule plot_results:
     input:
         table=rules.aggregate_metrics.output.table,
         summary=rules.aggregate_metrics.output.summary,
-        code=code_files("plot_results.py"),
     output:
         **plot_outputs(),
     log:
@@ -14,6 +13,7 @@ rule plot_results:
     conda:
         "../envs/plot.yaml"
     params:
+        code=code_fingerprint("plot_results.py"),
         vector_formats=config["plots"]["vector_formats"],
     script:
         "../scripts/plot_results.py"

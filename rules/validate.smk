@@ -2,7 +2,6 @@ rule validate_dataset:
     input:
         data=dataset_file,
         provenance=dataset_provenance,
-        code=code_files("validate_dataset.py"),
     output:
         summary="results/validated/{dataset}.json",
     log:
@@ -14,5 +13,6 @@ rule validate_dataset:
         dataset=dataset_settings,
         sha256=lookup(dpath="datasets/{dataset}/sha256", within=config, default=None),
         fingerprint=dataset_fingerprint,
+        code=code_fingerprint("validate_dataset.py"),
     script:
         "../scripts/validate_dataset.py"

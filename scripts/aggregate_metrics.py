@@ -2,7 +2,8 @@
 summarize its GLUE tasks into glue_summary.csv; each also as an HTML page for the report."""
 
 from glueperf.aggregate import CROSS_TASK, glue_summary, performance_table, read_metrics
-from glueperf.outputs import run_script, write_csv
+from glueperf.infra.script import run_script
+from glueperf.outputs import write_csv
 from glueperf.report_tables import write_html_table
 
 CROSS_TASK_ROWS = (CROSS_TASK, "cross-task evaluations, classes matched through a label_map")

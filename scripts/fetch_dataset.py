@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from glueperf.fetch import fetch_dataset_file
-from glueperf.outputs import run_script, write_json
+from glueperf.infra.script import run_script
+from glueperf.outputs import write_json
 
 
 def main(snakemake):

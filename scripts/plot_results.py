@@ -3,7 +3,7 @@
 vector formats of the config (its outputs say which)."""
 
 from glueperf.aggregate import read_glue_summary, read_performance_table
-from glueperf.outputs import run_script
+from glueperf.infra.script import run_script
 from glueperf.plotting import plot_all
 
 

@@ -3,7 +3,8 @@
 import json
 from pathlib import Path
 
-from glueperf.outputs import run_script, write_json
+from glueperf.infra.script import run_script
+from glueperf.outputs import write_json
 from glueperf.tasks import DatasetSpec
 from glueperf.validation import summarize
 

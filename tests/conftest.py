@@ -16,7 +16,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO / "scripts"))
-from make_example import build_bert, class_names, wordpiece  # noqa: E402 (the example's model builders)
+from glueperf.example import build_bert, class_names, wordpiece  # noqa: E402
 
 # What a workflow copy needs from the repository (results/ and caches are left behind).
 WORKFLOW_PARTS = [
@@ -204,7 +204,7 @@ def private_device_locks(tmp_path_factory):
     """The tests' evaluations lock devices in a directory of their own (inherited by every
     Snakemake they start), not in the host's: test runs in other clones on this host would
     otherwise wait for each other's CPU evaluations."""
-    from glueperf.devices import LOCK_DIR_VARIABLE
+    from glueperf.infra.devices import LOCK_DIR_VARIABLE
 
     previous = os.environ.get(LOCK_DIR_VARIABLE)
     os.environ[LOCK_DIR_VARIABLE] = str(tmp_path_factory.mktemp("device-locks"))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from glueperf.devices import Gpu, claim_device  # noqa: E402
+from glueperf.infra.devices import Gpu, claim_device  # noqa: E402
 
 
 def fake_pool(n: int) -> list[Gpu]:

@@ -1,4 +1,4 @@
-"""Jobs for tests/test_forkserver.py, run through glueperf.forkserver as the pipeline's are.
+"""Jobs for tests/test_forkserver.py, run through glueperf.infra.forkserver as the pipeline's are.
 
     python tests/forked_jobs.py FUNCTION OUT LOG
 
@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from glueperf import GlueperfError  # noqa: E402
-from glueperf.forkserver import forked, run_job  # noqa: E402
+from glueperf.infra.forkserver import forked, run_job  # noqa: E402
 from glueperf.measure import job_age_s  # noqa: E402
 
 

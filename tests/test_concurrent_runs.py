@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import REPO, Workflow, write_dataset
-from glueperf.locks import executes_jobs
+from glueperf.infra.snakemake_internals import executes_jobs
 from glueperf.plotting import PLOTS
 
 STARTS = 4
@@ -127,7 +127,7 @@ def test_while_a_run_is_in_progress_a_dry_run_works_and_another_run_is_refused(t
 HOLD = """
 import sys
 sys.path.insert(0, {scripts!r})
-from glueperf.locks import RunInProgress, hold_run_lock
+from glueperf.infra.locks import RunInProgress, hold_run_lock
 try:
     hold_run_lock({directory!r})
 except RunInProgress as error:

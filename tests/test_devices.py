@@ -1,5 +1,5 @@
-"""One device per measurement (glueperf/devices.py): the pool of GPUs, the per-device locks, and
-the pipeline's evaluations that wait for each other.
+"""One device per measurement (glueperf/infra/devices.py): the pool of GPUs, the per-device locks,
+and the pipeline's evaluations that wait for each other.
 
 No CUDA is needed: GPUs are a fake pool (tests/device_claimer.py in other processes), nvidia-smi
 a script that prints what a real one does. Each test sets its own lock directory.
@@ -24,7 +24,7 @@ import pytest
 
 from conftest import REPO, Workflow, planned_threads, tiny_workflow
 from glueperf import GlueperfError
-from glueperf.devices import (
+from glueperf.infra.devices import (
     HELD,
     LOCK_DIR_VARIABLE,
     Device,
@@ -215,7 +215,8 @@ def test_an_evaluation_has_done_its_imports_but_not_started_cuda_when_it_claims(
     probe = f"""
 import json, sys, types
 sys.path.insert(0, {str(REPO / "scripts")!r})
-from glueperf import devices, evaluate_job, evaluation, fetch
+from glueperf import evaluation, fetch
+from glueperf.infra import devices, evaluate_job
 
 def claim_device(requested, job, report):
     torch = sys.modules.get("torch")
@@ -260,7 +261,8 @@ def test_a_preparation_has_loaded_its_model_on_the_cpu_when_it_claims(tmp_path, 
     probe = f"""
 import json, sys, types
 sys.path.insert(0, {str(REPO / "scripts")!r})
-from glueperf import devices, prepare_job, prepared
+from glueperf import prepared
+from glueperf.infra import devices, prepare_job
 
 def claim_device(requested, job, report):
     torch = sys.modules["torch"]
@@ -336,7 +338,7 @@ def test_a_busy_device_is_waited_for_visibly_and_the_wait_recorded(locks):
 
 
 def test_the_waiting_message_is_repeated_in_the_log_more_often_than_on_the_console(locks):
-    from glueperf.devices import hold_first_free
+    from glueperf.infra.devices import hold_first_free
 
     holder = hold_for(locks, "cpu", 0.5)
     messages = Messages()

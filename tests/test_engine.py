@@ -13,8 +13,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from conftest import SHARED, make_sentences, reference_predictions, requires_shared
 from glueperf import GlueperfError
 from glueperf.engine import FIRST_CHUNK_TEXTS, MIN_LENGTH_RATIO, Batching, Engine, pad, plan_batches
-from glueperf.reference import notebook_loop
 from glueperf.validation import load_dataset
+from reference import notebook_loop
 
 
 def load(model_dir):
@@ -131,7 +131,7 @@ def test_engine_equals_notebook_loop_on_sst2_validation():
 def test_token_limit_prefers_the_tokenizers_stated_limit():
     from types import SimpleNamespace
 
-    from glueperf.evaluation import token_limit
+    from glueperf.models import token_limit
 
     roberta_like = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=514))
     assert token_limit(roberta_like, SimpleNamespace(model_max_length=512), 1024) == 512

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from conftest import REPO
+from glueperf.infra.plan import code_files
 
 ENV_FILES = sorted((REPO / "envs").glob("*.yaml"))
 RULE_FILES = sorted((REPO / "rules").glob("*.smk"))
@@ -170,20 +171,11 @@ def imported_modules(path: Path) -> set[str]:
 def third_party_imports(script: Path) -> set[str]:
     """Top-level names of the non-standard modules a script and the glueperf modules it uses
     import, anywhere in the code (lazy imports inside functions included)."""
-    package = REPO / "scripts" / "glueperf"
-    seen, todo, found = set(), [script], set()
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
+    found = set()
+    for path in [script, *code_files(script, REPO / "scripts" / "glueperf")]:
         for name in imported_modules(path):
             top = name.split(".")[0]
-            if top == "glueperf":
-                module = name.split(".")[1] if "." in name else "__init__"
-                todo.append(package / f"{module}.py")
-                todo.append(package / "__init__.py")
-            elif top not in sys.stdlib_module_names:
+            if top != "glueperf" and top not in sys.stdlib_module_names:
                 found.add(top)
     return found
 

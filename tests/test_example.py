@@ -46,6 +46,7 @@ def example(tmp_path_factory) -> Path:
     (root / ".venv").symlink_to(Path(sys.prefix))
     ran = sh(root, offline_commands())
     assert ran.returncode == 0, ran.stdout + ran.stderr
+    (root / "console.txt").write_text(ran.stdout + ran.stderr)  # for people to read: see below
     return root
 
 
@@ -69,6 +70,16 @@ def test_the_example_evaluates_its_model_on_both_files(example):
     assert table["label_mapping"][0].startswith("by name: negative->negative")
     for plot in PLOTS:
         assert (example / "results" / "plots" / f"{plot}.png").stat().st_size > 0
+
+
+def test_the_runs_console_is_readable(example):
+    """No line as long as a list of every module (the rules' code is a params digest), no
+    "Shell command: None" of each script rule, and no "config file is extended" where the
+    --configfile replaces config.yaml."""
+    console = (example / "console.txt").read_text()
+    assert "rule evaluate_model:" in console
+    assert max(len(line) for line in console.splitlines()) < 500  # 821 with the modules as inputs
+    assert "Shell command" not in console and "is extended by" not in console
 
 
 def test_the_example_is_made_where_git_ignores_it(example):

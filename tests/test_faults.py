@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from conftest import Workflow, write_dataset
-from glueperf.locks import OWNER_FILE, record_lock_owner, remove_stale_lock
+from glueperf.infra.snakemake_internals import OWNER_FILE, record_lock_owner, remove_stale_lock
 from glueperf.outputs import write_csv
 
 # Enough sentences, one per batch, for the evaluation to run for some seconds on a CPU.

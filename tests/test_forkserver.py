@@ -1,6 +1,6 @@
-"""The fork server (glueperf/forkserver.py): the GPU-side jobs of a Snakemake run are children of
-one server that has done their imports, each with the job's own streams, directory, environment,
-exit status and life."""
+"""The fork server (glueperf/infra/forkserver.py): the GPU-side jobs of a Snakemake run are
+children of one server that has done their imports, each with the job's own streams, directory,
+environment, exit status and life."""
 
 import json
 import os
@@ -17,7 +17,7 @@ import pytest
 from conftest import REPO, tiny_workflow
 
 sys.path.insert(0, str(REPO / "scripts"))
-from glueperf.forkserver import SNAKEMAKE_PID, SWITCH, socket_directory  # noqa: E402
+from glueperf.infra.forkserver import SNAKEMAKE_PID, SWITCH, socket_directory  # noqa: E402
 from glueperf.measure import now_s, process_start_s  # noqa: E402
 
 JOBS = REPO / "tests" / "forked_jobs.py"

@@ -14,9 +14,9 @@ from conftest import build_tiny_model, make_sentences
 from glueperf import GlueperfError
 from glueperf.engine import Batching, ChunkTokenizer, Engine
 from glueperf.labels import map_labels, model_class_names
-from glueperf.reference import notebook_loop
 from glueperf.tasks import GLUE_TASKS, DatasetSpec, dataset_spec
 from glueperf.validation import DatasetError, load_dataset, summarize
+from reference import notebook_loop
 
 
 @pytest.fixture(scope="module")

@@ -93,7 +93,7 @@ def test_plots_carry_a_warning_for_each_run_with_many_truncated_rows():
 SCRIPT = """
 import logging, sys
 sys.path.insert(0, {scripts!r})
-from glueperf.outputs import run_script
+from glueperf.infra.script import run_script
 
 run_script(lambda: logging.getLogger("glueperf.evaluation").warning("many rows cut"), {log!r})
 """

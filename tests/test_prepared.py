@@ -23,8 +23,9 @@ from glueperf.prepared import (
     TORCHSCRIPT,
     TRANSFORMERS,
     load_prepared,
-    prepare,
+    load_source,
     prepared_checksums,
+    trace_source,
 )
 
 
@@ -36,6 +37,12 @@ def models(tmp_path_factory):
         "roberta": build_tiny_model(base / "roberta", architecture="roberta"),
         "regression": build_tiny_model(base / "regression", num_labels=1, initializer_range=0.5),
     }
+
+
+def prepare(model_dir: str, dtype: str, device: str, out_dir, checksums=None) -> dict:
+    """Trace a model as rule prepare_model does (glueperf/infra/prepare_job.py): loaded on the
+    CPU, then traced on ``device``; what was recorded in its prepared.json."""
+    return trace_source(load_source(model_dir, dtype, checksums=checksums), device, out_dir)
 
 
 def run(model, tokenizer, texts, pairs):

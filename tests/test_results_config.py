@@ -1,5 +1,5 @@
-"""glueperf.resultsdir: results/ holds the results of one config. A run with other config files
-that finds results there stops with a message naming both and how to proceed; the same files
+"""glueperf.infra.resultsdir: results/ holds the results of one config. A run with other config
+files that finds results there stops with a message naming both and how to proceed; the same files
 (edited or not) go on. The pipeline-level behaviour is in tests/test_example.py."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from glueperf.resultsdir import (
+from glueperf.infra.resultsdir import (
     RECORD,
     ResultsOfAnotherConfig,
     check_results_config,

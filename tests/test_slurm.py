@@ -148,7 +148,7 @@ def read_profile(name: str) -> dict:
 
 
 def test_default_profile_leaves_the_gpus_to_the_device_locks():
-    # No global gpu limit: each evaluation takes a free device itself (glueperf/devices.py),
+    # No global gpu limit: each evaluation takes a free device itself (glueperf/infra/devices.py),
     # so `--cores N` uses every GPU of the host (tests/test_devices.py).
     assert "gpu" not in read_profile("default").get("resources", {})
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from conftest import Workflow, make_sentences
-from glueperf.configfile import ConfigFileError, read_config_file
+from glueperf.infra.configfile import ConfigFileError, read_config_file
 from glueperf.validation import DatasetError, read_table, summarize
 
 GOOD_CONFIG = """\

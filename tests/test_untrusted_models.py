@@ -229,7 +229,7 @@ def test_a_device_that_is_not_there_is_a_clear_error(device):
 SCRIPT = """
 import sys
 sys.path.insert(0, {scripts!r})
-from glueperf.outputs import run_script
+from glueperf.infra.script import run_script
 
 def main():
     answer = input("Do you wish to run the custom code? [y/N] ")

@@ -27,7 +27,6 @@ import numpy as np
 
 from glueperf import TRUNCATED_WARN_PCT, GlueperfError
 from glueperf.engine import Batching, Engine
-from glueperf.forkserver import forked
 from glueperf.labels import LabelMapping, map_labels, model_class_names
 from glueperf.measure import (
     PeakMemory,
@@ -37,7 +36,7 @@ from glueperf.measure import (
     reset_gpu_peaks,
 )
 from glueperf.metrics import task_scores
-from glueperf.models import load_model, warn_of_pickle
+from glueperf.models import load_model, token_limit, warn_of_pickle
 from glueperf.prepared import TORCHSCRIPT, TRANSFORMERS, load_prepared
 from glueperf.tasks import DatasetSpec
 from glueperf.validation import NO_LABEL, Dataset, load_dataset
@@ -105,6 +104,7 @@ def evaluate(
     trust_remote_code: bool = False,
     prepared_dir: str | None = None,
     read: ReadData | None = None,
+    job_process: str = "own",
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """Evaluate the model in ``model_dir`` on ``data_file`` and measure it.
 
@@ -113,7 +113,8 @@ def evaluate(
     sources, provenance). ``names`` (model, dataset) only name the config entries in errors.
     ``prepared_dir``: the model traced by rule prepare_model (glueperf/prepared.py), loaded
     instead of the transformers model where it fits this device and dtype. ``read``: the file
-    as ``read_data`` read it already (else it is read here, first).
+    as ``read_data`` read it already (else it is read here, first). ``job_process``: recorded
+    as it is, "forked" for a job that runs in a child of the fork server, else "own".
     """
     from importlib.metadata import version
 
@@ -157,7 +158,7 @@ def evaluate(
         "model_load_s": seconds["model_load_s"],
         "read_s": read.read_s,
         "startup_s": read.startup_s,
-        "job_process": "forked" if forked() else "own",
+        "job_process": job_process,
         "warmup_s": seconds["warmup_s"],
         "throughput_eps": len(data.texts) / seconds["inference_time_s"],
         "peak_rss_mb": memory.peak_rss_mb,
@@ -267,19 +268,6 @@ def truncated_pct(n_truncated: int, n_rows: int, max_length: int) -> float:
             max_length,
         )
     return pct
-
-
-# A tokenizer that knows no limit reports a huge sentinel (int(1e30)) as model_max_length.
-NO_TOKENIZER_LIMIT = 1_000_000
-
-
-def token_limit(model, tokenizer, default: int) -> int:
-    """The most tokens a sentence may have: the tokenizer's limit where it states one (RoBERTa's
-    config says 514 positions but two are reserved), else the model's positions."""
-    stated = getattr(tokenizer, "model_max_length", None)
-    if stated and stated < NO_TOKENIZER_LIMIT:
-        return int(stated)
-    return getattr(model.config, "max_position_embeddings", None) or default
 
 
 def check_labels_fit(labels, n_classes: int, path, column: str, model_name: str) -> None:

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import psutil
 
-from glueperf.forkserver import JOB_STARTED
-
 MIB = 1024 * 1024
 PROC_STAT = Path("/proc/self/stat")
 SAMPLE_INTERVAL_S = 0.01
+# When the job began, on now_s()'s clock, for a job that runs in another process than the one
+# started for it (a child of the fork server, glueperf/infra/forkserver.py): set by what runs it.
+JOB_STARTED = "GLUEPERF_JOB_STARTED"
 
 
 def cuda_synchronize(device) -> None:
@@ -68,7 +69,7 @@ def process_start_s(pid: int | None = None) -> float:
 
 def job_age_s() -> float:
     """Seconds since the job began: since its process started, or, for a job run in a child of
-    the fork server (glueperf/forkserver.py), since the process Snakemake started for it."""
+    the fork server (glueperf/infra/forkserver.py), since the process Snakemake started for it."""
     started = os.environ.get(JOB_STARTED)
     return now_s() - (float(started) if started else process_start_s())
 

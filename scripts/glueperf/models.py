@@ -207,3 +207,16 @@ def _check_classifier(model_dir: str, model, tokenizer, info: dict) -> None:
             f"model '{model_dir}': its tokenizer has no vocabulary besides special tokens "
             f"({len(tokenizer)} tokens); the tokenizer files are missing or empty"
         )
+
+
+# A tokenizer that knows no limit reports a huge sentinel (int(1e30)) as model_max_length.
+NO_TOKENIZER_LIMIT = 1_000_000
+
+
+def token_limit(model, tokenizer, default: int) -> int:
+    """The most tokens a sentence may have: the tokenizer's limit where it states one (RoBERTa's
+    config says 514 positions but two are reserved), else the model's positions."""
+    stated = getattr(tokenizer, "model_max_length", None)
+    if stated and stated < NO_TOKENIZER_LIMIT:
+        return int(stated)
+    return getattr(model.config, "max_position_embeddings", None) or default

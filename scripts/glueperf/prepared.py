@@ -102,27 +102,12 @@ def load_source(
     return source
 
 
-def prepare(
-    model_dir: str,
-    dtype: str,
-    device: str,
-    out_dir,
-    trust_remote_code: bool = False,
-    max_length: int = 512,
-    checksums: dict[str, str] | None = None,
-) -> dict:
-    """Trace the model in ``model_dir`` on ``device`` into ``out_dir`` (written whole or not at
-    all); returns what was recorded in its prepared.json. ``checksums``: see ``load_source``."""
-    source = load_source(model_dir, dtype, trust_remote_code, max_length, checksums)
-    return trace_source(source, device, out_dir)
-
-
 def trace_source(source: Source, device: str, out_dir) -> dict:
     """Trace a loaded model on ``device`` (the one claimed for it) into ``out_dir``."""
     import torch
 
     from glueperf.engine import ChunkTokenizer, model_inputs
-    from glueperf.evaluation import token_limit
+    from glueperf.models import token_limit
 
     if source.error:
         return record_not_prepared(out_dir, source.error)

@@ -74,14 +74,3 @@ def pipeline_loop(model, tokenizer, texts, device, batch_size: int = 64, pairs=N
     outputs = classify(inputs, batch_size=batch_size, truncation=True)
     label_ids = model.config.label2id
     return np.array([label_ids[output["label"]] for output in outputs], dtype=np.int64)
-
-
-def one_by_one(model, tokenizer, texts, device) -> np.ndarray:
-    """One sentence per forward pass, no padding at all: the plainest possible reference."""
-    predictions = []
-    with torch.inference_mode():
-        for text in texts:
-            encoded = tokenizer(text, truncation=True, max_length=512, return_tensors="pt")
-            logits = model(**{k: v.to(device) for k, v in encoded.items()}).logits
-            predictions.append(int(logits.argmax(-1)))
-    return np.array(predictions, dtype=np.int64)

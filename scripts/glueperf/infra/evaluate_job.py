@@ -1,7 +1,7 @@
 """Rule evaluate_model as a function of the job's ``snakemake`` object; scripts/evaluate_model.py
-runs it through the fork server (glueperf/forkserver.py).
+runs it through the fork server (glueperf/infra/forkserver.py).
 
-The device is claimed (glueperf/devices.py) after what needs none, while CUDA is not started:
+The device is claimed (glueperf/infra/devices.py) after what needs none, while CUDA is not started:
 the imports, reading the dataset, working out provenance. It is held for the measurement alone
 and let go before the results are written: with --cores N, a job waiting for the device has done
 its work by the time it is free, and the one before it writes its files and exits while the next
@@ -18,11 +18,13 @@ def evaluate_job(snakemake):
     """One model on one dataset -> a one-row metrics CSV and the predictions."""
     import torch
 
-    from glueperf.devices import claim_device
     from glueperf.engine import Batching
     from glueperf.evaluation import evaluate, read_data, write_predictions
     from glueperf.fetch import provenance_fields
-    from glueperf.outputs import tell, write_row
+    from glueperf.infra.devices import claim_device
+    from glueperf.infra.forkserver import forked
+    from glueperf.infra.script import tell
+    from glueperf.outputs import write_row
     from glueperf.prepared import prepared_checksums
     from glueperf.tasks import DatasetSpec
 
@@ -58,6 +60,7 @@ def evaluate_job(snakemake):
         trust_remote_code=params.model["trust_remote_code"],
         prepared_dir=snakemake.input.prepared,
         read=read,
+        job_process="forked" if forked() else "own",
     )
     device_fields = claim.fields()
     # Measured: the next evaluation may take the device, without this one's cached GPU memory.

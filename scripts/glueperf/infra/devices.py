@@ -3,7 +3,7 @@
 Snakemake's ``gpu`` resource counts GPUs but never says which one a job may use, cannot see a
 job left running by a Snakemake that was killed, nor a second clone of the pipeline on the same
 host. So every evaluation takes a device through a lock that the kernel holds for it
-(``fcntl.flock`` on a file in ``lock_directory()``), from before CUDA starts until its
+(glueperf/infra/locks.py: a file in ``lock_directory()``), from before CUDA starts until its
 measurements are done (it then writes its results with the device free for the next one), or
 until the process ends, however it ends (a killed job frees its device at once); a live process
 whose Snakemake is gone keeps it (an orphan keeps measuring alone, and the next run's job waits
@@ -29,7 +29,7 @@ and no other; ``cpu`` and ``mps`` that device. When GPUs exist but cannot be lis
 (no nvidia-smi, MIG devices in ``CUDA_VISIBLE_DEVICES``), all of them are one device: one lock,
 nothing narrowed, the device passed to torch as configured.
 
-Besides the device, ``hold_job`` locks one job's outputs (see ``glueperf.outputs.run_script``):
+Besides the device, ``hold_job`` locks one job's outputs (see ``glueperf.infra.script.run_script``):
 a job left running by a killed Snakemake still writes them, and the next run's job for the same
 outputs must wait until it has ended instead of writing the same files at the same time.
 
@@ -38,7 +38,6 @@ Importable without torch: nothing here starts CUDA.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -54,6 +53,7 @@ from datetime import datetime
 from pathlib import Path
 
 from glueperf import GlueperfError
+from glueperf.infra.locks import LockError, directory_problem, lock_file, read_note
 
 LOCK_DIR_VARIABLE = "GLUEPERF_LOCK_DIR"
 # How often a waiting job tries the locks again: the device passes from one evaluation to the
@@ -72,15 +72,40 @@ def print_report(message: str, console: bool) -> None:
 
 
 def lock_directory(env: Mapping[str, str] | None = None) -> Path:
-    """Where the locks live: $GLUEPERF_LOCK_DIR, else /tmp/glueperf-locks-UID, shared by every
-    clone of the pipeline this user runs on this host (/tmp, not $TMPDIR, which may differ
-    between shells and jobs)."""
+    """Where the locks live: $GLUEPERF_LOCK_DIR, else ``default_lock_directory()``."""
     env = os.environ if env is None else env
     configured = env.get(LOCK_DIR_VARIABLE)
-    if configured:
-        return Path(configured)
+    return Path(configured) if configured else default_lock_directory()
+
+
+def default_lock_directory() -> Path:
+    """/tmp/glueperf-locks-UID, shared by every clone of the pipeline this user runs on this
+    host (/tmp, not $TMPDIR, which may differ between shells and jobs). Used only when it is
+    this user's alone (mode 0700): anyone can make a directory of that name in /tmp first."""
     base = Path("/tmp") if Path("/tmp").is_dir() else Path(tempfile.gettempdir())
     return base / f"glueperf-locks-{os.getuid()}"
+
+
+def check_lock_directory(directory: Path) -> Path:
+    """``directory``, made if missing, once it is fit for locks (glueperf/infra/locks.py:
+    directory_problem): the default one private, one set by $GLUEPERF_LOCK_DIR private or, for
+    several users, sticky. A LockError saying what to do otherwise."""
+    if directory == default_lock_directory():
+        problem = directory_problem(directory, private=True)
+        remedy = (
+            "it must be yours alone (mode 0700), or another user could forge or redirect its "
+            f"locks: remove it if it is yours, or set {LOCK_DIR_VARIABLE} to a directory of "
+            "your own"
+        )
+    else:
+        problem = directory_problem(directory, private=False)
+        remedy = (
+            f"set {LOCK_DIR_VARIABLE} to a directory you can write, yours alone (chmod 700) "
+            "or sticky for several users (chmod 1777)"
+        )
+    if problem:
+        raise LockError(f"the lock directory {directory} {problem}: {remedy}")
+    return directory
 
 
 @dataclass(frozen=True)
@@ -137,41 +162,27 @@ def try_lock(directory: Path, device: Device, job: str) -> int | None:
     The holder writes who it is into the file, for the messages of those who wait (a lock file
     that another user made, in a shared $GLUEPERF_LOCK_DIR, is locked without that note).
     """
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = directory / f"{device.lock}.lock"
-    try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        writable = True
-    except PermissionError:
-        descriptor, writable = os.open(path, os.O_RDONLY), False
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(descriptor)
-        return None
-    except BaseException:
-        os.close(descriptor)
-        raise
-    if writable:
-        holder = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "job": job,
-            "since": datetime.now().isoformat(sep=" ", timespec="seconds"),
-            "device": device.label,
-        }
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, (json.dumps(holder) + "\n").encode(), 0)
-    return descriptor
+    holder = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "job": job,
+        "since": datetime.now().isoformat(sep=" ", timespec="seconds"),
+        "device": device.label,
+    }
+    path = check_lock_directory(directory) / f"{device.lock}.lock"
+    return lock_file(path, note=json.dumps(holder) + "\n")
 
 
 def holder_of(directory: Path, device: Device) -> str:
-    """Who holds ``device``'s lock, as the holder wrote it: 'process 1234 (job) since ...'."""
+    """Who holds ``device``'s lock, as the holder wrote it: 'process 1234 (job) since ...'; in
+    a lock file of another user, whose that is."""
+    note, owner = read_note(directory / f"{device.lock}.lock") or ("", None)
     try:
-        holder = json.loads((directory / f"{device.lock}.lock").read_text())
-        return f"process {holder['pid']} ({holder['job']}) since {holder['since']}"
-    except (OSError, ValueError, KeyError, TypeError):  # being written this very moment
-        return "another process"
+        holder = json.loads(note)
+        said = f"process {holder['pid']} ({holder['job']}) since {holder['since']}"
+    except (ValueError, KeyError, TypeError):  # being written this very moment, or by another
+        said = "another process"
+    return said if owner is None else f"{said}, by a lock file of user {owner}"
 
 
 def hold_first_free(

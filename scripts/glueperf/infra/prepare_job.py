@@ -1,8 +1,8 @@
 """Rule prepare_model as a function of the job's ``snakemake`` object; scripts/prepare_model.py
-runs it through the fork server (glueperf/forkserver.py).
+runs it through the fork server (glueperf/infra/forkserver.py).
 
-What needs no device comes before the device is claimed (glueperf/devices.py), while CUDA is not
-started: the imports, and loading the model with transformers on the CPU. The device is then
+What needs no device comes before the device is claimed (glueperf/infra/devices.py), while CUDA is
+not started: the imports, and loading the model with transformers on the CPU. The device is then
 held for tracing and checking alone, so that with several models and --cores N the GPUs are not
 left idle while transformers imports. The heavy modules are imported inside the function: the
 job's own process, which only asks the fork server for a child, imports none of them.
@@ -19,9 +19,10 @@ def prepare_job(snakemake):
     import torch
 
     from glueperf import GlueperfError
-    from glueperf.devices import claim_device
     from glueperf.evaluation import resolve_device
-    from glueperf.outputs import tell
+    from glueperf.infra.devices import claim_device
+    from glueperf.infra.locks import LockError
+    from glueperf.infra.script import tell
     from glueperf.prepared import load_source, record_not_prepared, trace_source
 
     params, settings = snakemake.params, snakemake.params.settings
@@ -42,6 +43,8 @@ def prepare_job(snakemake):
             report=tell,
         )
         device = resolve_device(claim.device)
+    except LockError:
+        raise  # the locks' directory, not the device: the job fails naming it
     except GlueperfError as error:
         # A device this machine lacks is named by each evaluation, in its own log, with the
         # rest of the errors about a model or setting: nothing to prepare here.

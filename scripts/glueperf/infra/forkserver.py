@@ -7,7 +7,7 @@ of a small evaluation, paid again by every job (BENCHMARKS.md). Instead, the job
 one Snakemake started) asks this run's fork server for a child: a copy of a process that has
 imported all that and started nothing (no CUDA, no threads). The child takes the job's standard
 streams, working directory and environment, runs the job's function as the script would have
-(``glueperf.outputs.run_script``: its log, its locks, its errors) and reports its exit status,
+(``glueperf.infra.script.run_script``: its log, its locks, its errors) and reports its exit status,
 which the job's process exits with. The job is still a process of its own: its own CUDA
 context, device lock, memory peak and exit status; it dies if the job's process is killed.
 
@@ -35,7 +35,6 @@ import pickle
 import select
 import signal
 import socket
-import stat
 import struct
 import subprocess
 import sys
@@ -45,10 +44,12 @@ import traceback
 from importlib import import_module
 from pathlib import Path
 
+from glueperf.infra.locks import directory_problem, lock_file
+from glueperf.measure import JOB_STARTED
+
 SNAKEMAKE_PID = "GLUEPERF_SNAKEMAKE_PID"
-JOB_STARTED = "GLUEPERF_JOB_STARTED"
 SWITCH = "GLUEPERF_FORK_SERVER"
-# What the GPU-side jobs import (glueperf/evaluate_job.py and prepare_job.py, inside their
+# What the GPU-side jobs import (glueperf/infra/evaluate_job.py and prepare_job.py, inside their
 # functions); transformers is left to prepare_model and to models that are not prepared.
 PRELOAD = (
     "torch",
@@ -60,6 +61,7 @@ PRELOAD = (
     "glueperf.prepared",
     "glueperf.fetch",
     "glueperf.outputs",
+    "glueperf.infra.script",
     "snakemake.script",  # the job's ``snakemake`` object is unpickled with it
 )
 IDLE_S = 3600.0
@@ -76,8 +78,8 @@ def forked() -> bool:
 def run_job(function, snakemake, log_path) -> None:
     """Run ``function(snakemake)`` as ``run_script`` does, in a child of this run's fork server
     (started here if need be), and exit with its status; in this process where there is none."""
+    from glueperf.infra.script import run_script
     from glueperf.measure import process_start_s
-    from glueperf.outputs import run_script
 
     address = server_address()
     connection = address and connect(address)
@@ -140,11 +142,7 @@ def socket_directory() -> Path | None:
     connect has the server run code as them (also checked on every connection). None if it is
     not theirs alone."""
     directory = Path("/tmp") / f"glueperf-forkserver-{os.getuid()}"
-    with contextlib.suppress(FileExistsError):
-        directory.mkdir(mode=0o700)
-    info = directory.lstat()
-    private = stat.S_ISDIR(info.st_mode) and not stat.S_IMODE(info.st_mode) & 0o077
-    return directory if private and info.st_uid == os.getuid() else None
+    return None if directory_problem(directory, private=True) else directory
 
 
 def search_path() -> list[str]:
@@ -154,14 +152,12 @@ def search_path() -> list[str]:
 def connect(address: str) -> socket.socket | None:
     """A connection to the server at ``address``, which is started if it is not running; None if
     it cannot be started (its log says why)."""
-    import fcntl
-
     connection = try_connect(address)
     if connection:
         return connection
     # One job starts the server; the others wait for it here, then connect.
-    with open(f"{address}.start", "w") as starting:
-        fcntl.flock(starting, fcntl.LOCK_EX)
+    starting = lock_file(f"{address}.start", wait=True)
+    try:
         connection = try_connect(address)
         if connection:
             return connection
@@ -171,7 +167,8 @@ def connect(address: str) -> socket.socket | None:
                     sys.executable,
                     "-c",
                     "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
-                    "from glueperf.forkserver import serve; serve(sys.argv[2], int(sys.argv[3]))",
+                    "from glueperf.infra.forkserver import serve; "
+                    "serve(sys.argv[2], int(sys.argv[3]))",
                     json.dumps(search_path()),
                     address,
                     os.environ[SNAKEMAKE_PID],
@@ -188,6 +185,8 @@ def connect(address: str) -> socket.socket | None:
             if connection:
                 return connection
             time.sleep(0.02)
+    finally:
+        os.close(starting)
     log = Path(f"{address}.log")
     why = f"see {log}" if log.exists() else "its Snakemake has ended"
     print(
@@ -334,7 +333,7 @@ def run_child(connection: socket.socket) -> None:
 
 
 def run_as_script(function, snakemake, log_path) -> int:
-    from glueperf.outputs import run_script
+    from glueperf.infra.script import run_script
 
     try:
         run_script(lambda: function(snakemake), log_path)

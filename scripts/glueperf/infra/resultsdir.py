@@ -82,25 +82,6 @@ def check_results_config(files: list[str], report: bool = False, record: Path = 
     )
 
 
-def makes_report(argv=None) -> bool:
-    """Whether this process is a ``snakemake --report`` command line (which runs no jobs)."""
-    import sys
-    from contextlib import redirect_stderr
-
-    argv = sys.argv if argv is None else argv
-    program = Path(argv[0]) if argv else Path()
-    if program.name != "snakemake" and program.parent.name != "snakemake":
-        return False
-    from snakemake.cli import get_argument_parser
-
-    try:
-        with open(os.devnull, "w") as null, redirect_stderr(null):
-            args = get_argument_parser().parse_args(argv[1:])
-    except (SystemExit, Exception):
-        return False
-    return bool(getattr(args, "report", None))
-
-
 def record_results_config(files: list[str], config: dict, record: Path = RECORD) -> None:
     """Record in results/ the config files and the configuration (defaults filled in) of a run
     that executes jobs, for the next run's check and for people."""

@@ -1,0 +1,296 @@
+"""What the rules ask of the config: which jobs there are, and each job's inputs, params and
+threads, as plain functions of the config (and a model or dataset name). rules/common.smk
+wraps them for Snakemake (wildcards, ``rules``, ``expand``, ``report()``); the rule files
+declare the rules.
+
+A config error met here is a WorkflowError: Snakemake shows its message alone, at start-up.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from glueperf import GlueperfError
+from glueperf.fetch import MODEL_FILE_PATTERNS, is_hub_model, is_remote
+from glueperf.metrics import check_dataset_metrics
+from glueperf.plotting import PLOTS_DIR
+from glueperf.tasks import dataset_spec, display_task
+
+# The rules' scripts, and the package they import.
+SCRIPTS = Path(__file__).resolve().parents[2]
+
+
+# --- the config's models and datasets --------------------------------------------------------
+
+
+def check_references(config: dict) -> None:
+    """Every dataset a model names must be defined under `datasets`."""
+    for model, spec in config["models"].items():
+        for position, dataset in enumerate(spec.get("datasets", [])):
+            if dataset not in config["datasets"]:
+                raise WorkflowError(
+                    f"config key models.{model}.datasets[{position}]: dataset '{dataset}' is "
+                    f"not defined under `datasets` (defined: {sorted(config['datasets'])})"
+                )
+
+
+def model_config(config: dict, model: str) -> dict:
+    return config_entry(config, "models", model)
+
+
+def dataset_config(config: dict, dataset: str) -> dict:
+    return config_entry(config, "datasets", dataset)
+
+
+def config_entry(config: dict, section: str, name: str) -> dict:
+    """An entry of the config's `models` or `datasets`; a clear error for a name (from a
+    target) that the config lacks."""
+    if name not in config[section]:
+        raise WorkflowError(
+            f"{section[:-1]} '{name}' is not defined under `{section}` in the config "
+            f"(defined: {sorted(config[section])})"
+        )
+    return config[section][name]
+
+
+def datasets_of(config: dict, model: str) -> list[str]:
+    return config["models"][model].get("datasets", list(config["datasets"]))
+
+
+def evaluation_pairs(config: dict) -> list[tuple[str, str]]:
+    """(model, dataset) of every evaluation."""
+    return [
+        (model, dataset) for model in config["models"] for dataset in datasets_of(config, model)
+    ]
+
+
+def display_labels(config: dict) -> dict:
+    """What the table shows for people and no evaluation depends on: each dataset's Task label
+    and each model's family (its row in the GLUE summary)."""
+    return {
+        "tasks": {name: display_task(entry) for name, entry in config["datasets"].items()},
+        "families": {name: entry.get("family", name) for name, entry in config["models"].items()},
+    }
+
+
+def prefetch_targets(config: dict) -> list[str]:
+    """Everything fetched from the Hub, for `snakemake prefetch` before an offline run."""
+    models = [m for m in config["models"] if is_fetched(config, m)]
+    datasets = [d for d, spec in config["datasets"].items() if is_remote(spec["path"])]
+    return [f"resources/provenance/models/{model}.json" for model in models] + [
+        f"resources/provenance/datasets/{dataset}.json" for dataset in datasets
+    ]
+
+
+# --- a dataset's inputs and params -----------------------------------------------------------
+
+
+def dataset_file(config: dict, dataset: str) -> str | list:
+    """The dataset's local parquet file: the config's path, or the fetched copy of a Hub file."""
+    path = dataset_config(config, dataset)["path"]
+    if is_remote(path):
+        return f"resources/datasets/{dataset}.parquet"
+    # A missing file fails its own validation job, which names it, instead of the whole run:
+    # with --keep-going the other datasets are still evaluated. So does a FIFO or a device
+    # (/dev/zero), which Snakemake would otherwise open to checksum it.
+    return path if Path(path).is_file() else []
+
+
+def dataset_provenance(config: dict, dataset: str) -> str | list:
+    if is_remote(dataset_config(config, dataset)["path"]):
+        return f"resources/provenance/datasets/{dataset}.json"
+    return []
+
+
+def file_fingerprint(path) -> list[int] | None:
+    """Size, modification time (ns) and inode of a file. As a `params:` value this reruns a job
+    whenever any of them changes: Snakemake itself reruns only for an input newer than the
+    output, so a file moved over the input (with an older time) or rewritten and dated back
+    (`touch -d`) went unnoticed. Cheap: nothing is read; validation records the sha256.
+    """
+    try:
+        info = os.stat(path)
+    except OSError:  # missing: its job names it
+        return None
+    return [info.st_size, info.st_mtime_ns, info.st_ino]
+
+
+def dataset_fingerprint(config: dict, dataset: str) -> list[int] | None:
+    """A local dataset file's fingerprint; none for a Hub file, whose fetched copy is only
+    replaced by a refetch (newer than every result) and does not exist before the first run.
+    """
+    path = dataset_config(config, dataset)["path"]
+    return None if is_remote(path) else file_fingerprint(path)
+
+
+def dataset_settings(config: dict, dataset: str) -> dict:
+    """How the dataset is read and scored (text columns, labels, metrics), as a params value:
+    a change reruns its validation and evaluations, while display-only keys rerun neither.
+    """
+    try:
+        spec = dataset_spec(dataset, dataset_config(config, dataset))
+        check_dataset_metrics(dataset, spec.metrics, spec.regression)
+    except GlueperfError as error:
+        raise WorkflowError(str(error)) from error
+    return asdict(spec)
+
+
+# --- a model's inputs and params -------------------------------------------------------------
+
+
+def is_fetched(config: dict, model: str) -> bool:
+    return is_hub_model(model_config(config, model)["source"])
+
+
+def model_dir(config: dict, model: str) -> str:
+    """Where the model is loaded from: its fetched copy for a Hub id, else the directory."""
+    if is_fetched(config, model):
+        return f"resources/models/{model}"
+    return model_config(config, model)["source"]
+
+
+def model_spec(config: dict, model: str) -> dict:
+    """What the metrics row records of the model, and where it is loaded from. A revision
+    means nothing for a local directory, so none is recorded for one."""
+    spec = model_config(config, model)
+    return {
+        "source": spec["source"],
+        "revision": spec["revision"] if is_fetched(config, model) else None,
+        "model_dir": model_dir(config, model),
+        "trust_remote_code": spec["trust_remote_code"],
+    }
+
+
+def model_files(config: dict, model: str) -> list[str]:
+    """The model's files as inputs, so that a refetch or a change reruns its evaluations."""
+    if is_fetched(config, model):
+        return [model_dir(config, model)]
+    directory = Path(model_dir(config, model))
+    return sorted(str(f) for pattern in MODEL_FILE_PATTERNS for f in directory.glob(pattern))
+
+
+def model_provenance(config: dict, model: str) -> str | list:
+    if is_fetched(config, model):
+        return f"resources/provenance/models/{model}.json"
+    return []
+
+
+def model_fingerprint(config: dict, model: str) -> dict | None:
+    """Fingerprints of every file in a local model directory (code included, which
+    trust_remote_code may run); none for a fetched Hub model, as for Hub datasets."""
+    if is_fetched(config, model):
+        return None
+    directory = Path(model_dir(config, model))
+    if not directory.is_dir():
+        return None
+    return {f.name: file_fingerprint(f) for f in sorted(directory.iterdir()) if f.is_file()}
+
+
+def evaluation_settings(config: dict, model: str) -> dict:
+    """Top-level `evaluation` with the model's own overrides on top."""
+    overrides = model_config(config, model).get("evaluation", {})
+    return {**config["evaluation"], **overrides}
+
+
+def preparation_settings(config: dict, model: str) -> dict:
+    """What a prepared (traced) model depends on: the device kind, dtype and sentence length."""
+    settings = evaluation_settings(config, model)
+    return {key: settings[key] for key in ("device", "dtype", "max_length")}
+
+
+def evaluation_threads(config: dict, model: str) -> int:
+    """Cores that an evaluation (or a model's tracing) takes. On a GPU the model runs there and
+    the CPU only feeds it (tokenization uses every core either way): 4, so that `--cores 16`
+    starts four jobs on a host with one GPU, the start-up of the waiting ones overlapping the
+    running one. On the CPU the model itself computes with them: 8."""
+    device = evaluation_settings(config, model)["device"]
+    on_gpu = device.startswith("cuda") or (device == "auto" and host_has_gpus())
+    return 4 if on_gpu else 8
+
+
+@functools.cache
+def host_has_gpus() -> bool:
+    from glueperf.infra.devices import host_gpus
+
+    return host_gpus() != []  # None: GPUs that nvidia-smi cannot list
+
+
+# --- the code behind each rule ---------------------------------------------------------------
+
+
+def code_fingerprint(script: str, scripts: Path = SCRIPTS) -> str:
+    """A digest of the glueperf modules that ``scripts/<script>`` imports, directly or through
+    one another, as a `params:` value: a change to any of them reruns the rule (and what
+    follows), as a change to the script itself does. Derived from the imports, never kept by
+    hand; their contents, not their times, so that a module put back as it was reruns nothing.
+    """
+    digest = hashlib.sha256()
+    for path in code_files(scripts / script, scripts / "glueperf"):
+        content = path.read_bytes()
+        for part in (str(path.relative_to(scripts)).encode(), content):
+            digest.update(len(part).to_bytes(8, "little") + part)
+    return digest.hexdigest()[:16]
+
+
+def code_files(script: Path, package: Path) -> list[Path]:
+    """The modules of ``package`` that ``script`` imports, directly or through one another."""
+    found, todo = set(), [script]
+    while todo:
+        for path in package_imports(todo.pop(), package):
+            if path not in found:
+                found.add(path)
+                todo.append(path)
+    return sorted(found)
+
+
+@functools.cache
+def package_imports(source: Path, package: Path) -> list[Path]:
+    """The files of ``package``'s modules that the Python file ``source`` imports itself, at
+    any depth of its code, with the packages that hold them (importing glueperf.infra.devices
+    runs glueperf/__init__.py and glueperf/infra/__init__.py too). Cached: every rule's scripts
+    share most modules."""
+    paths = []
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        for name in names:
+            top, *parts = name.split(".")
+            if top == package.name:
+                found = (module_file(package, parts[:n]) for n in range(len(parts) + 1))
+                paths.extend(path for path in found if path is not None)
+    return paths
+
+
+def module_file(package: Path, parts: list[str]) -> Path | None:
+    """The file of module ``package.<parts>``: a .py file, or a package's __init__.py; None
+    for a name that is no module (a function imported from one)."""
+    base = package.joinpath(*parts)
+    candidates = [base.with_suffix(".py")] if parts else []
+    for path in [*candidates, base / "__init__.py"]:
+        if path.is_file():
+            return path
+    return None
+
+
+# --- the end of a run --------------------------------------------------------------------------
+
+
+def where_results_are(final_outputs: list[str]) -> str:
+    """The closing message of a successful run."""
+    lines = ["glueperf results:"]
+    for path in final_outputs:
+        kind = "plot:" if path.startswith(PLOTS_DIR) else "table:"
+        lines.append(f"  {kind:<8} {Path(path).resolve()}")
+    lines.append(f"  per run: {Path('results/metrics').resolve()}/<model>/<dataset>.csv")
+    return "\n".join(lines)

@@ -1,0 +1,67 @@
+"""What the workflow does as Snakemake starts a run: every side effect of reading the Snakefile,
+in one place (rules/common.smk calls ``when_read``, the Snakefile's onstart ``when_started``).
+
+- Snakemake hashes params without importing pandas (glueperf/infra/snakemake_internals.py):
+  0.2-0.4 s of every run, no-op reruns included.
+- The jobs learn which Snakemake process started them (``SNAKEMAKE_PID``): their fork server
+  (glueperf/infra/forkserver.py) ends with it.
+- Exactly one run executes jobs in a directory at a time (glueperf/infra/locks.py): Snakemake's
+  own lock lets runs started together through. Taken as the Snakefile is read, before
+  Snakemake's lock, for the life of the process, by a command line that runs jobs (not -n,
+  --lint, --report, --unlock...), and again at onstart for Snakemake used from Python.
+- A run killed outright (SIGKILL, power loss) leaves Snakemake's lock behind, and every later
+  run would stop at it: it is removed once the run that took it is gone.
+- One directory holds the results of one config (glueperf/infra/resultsdir.py): a run or a
+  report with other config files than those that made results/ stops, before it overwrites them
+  or reports on other models. A run that executes jobs then claims results/, also when it finds
+  nothing to do (and at onstart, for Snakemake used from Python).
+
+Each step's refusal is a GlueperfError, which the workflow shows as Snakemake's own error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from glueperf.infra.forkserver import SNAKEMAKE_PID
+from glueperf.infra.locks import hold_run_lock
+from glueperf.infra.resultsdir import check_results_config, config_files, record_results_config
+from glueperf.infra.snakemake_internals import (
+    executes_jobs,
+    hash_params_without_importing_pandas,
+    makes_report,
+    record_lock_owner,
+    remove_stale_lock,
+)
+
+
+def when_read(config: dict, command_line_config_files, is_main_process: bool) -> None:
+    """As Snakemake reads the Snakefile, once the config has been checked."""
+    hash_params_without_importing_pandas()
+    os.environ[SNAKEMAKE_PID] = str(os.getpid())
+    if not is_main_process:
+        return
+    executes = executes_jobs()
+    if executes:
+        hold_run_lock()
+    stale_lock_note = remove_stale_lock()
+    if stale_lock_note:
+        print(stale_lock_note, file=sys.stderr)
+    files = config_files(command_line_config_files)
+    report = makes_report()
+    if executes or report:
+        check_results_config(files, report=report)
+    if executes:
+        record_results_config(files, config)
+
+
+def when_started(config: dict, command_line_config_files) -> None:
+    """At onstart, once Snakemake holds its lock and is about to run jobs: the run lock (held
+    already when started from the command line), the record that lets a later run remove
+    Snakemake's lock should this one be killed, and the claim on results/."""
+    hold_run_lock()
+    record_lock_owner()
+    files = config_files(command_line_config_files)
+    check_results_config(files)
+    record_results_config(files, config)

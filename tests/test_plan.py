@@ -1,0 +1,175 @@
+"""glueperf.infra.plan: the rules' inputs, params and threads as functions of the config, without
+Snakemake (tests/test_reruns.py checks what a whole pipeline reruns after each kind of change).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from snakemake.exceptions import WorkflowError
+
+from conftest import REPO, write_dataset
+from glueperf.infra import plan
+
+SCRIPTS = {
+    "validate_dataset": "validate_dataset.py",
+    "prepare_model": "prepare_model.py",
+    "evaluate_model": "evaluate_model.py",
+    "aggregate_metrics": "aggregate_metrics.py",
+    "plot_results": "plot_results.py",
+}
+
+
+@pytest.fixture
+def scripts(tmp_path):
+    """A copy of scripts/ to edit."""
+    return shutil.copytree(REPO / "scripts", tmp_path / "scripts")
+
+
+def fingerprints(scripts) -> dict[str, str]:
+    plan.package_imports.cache_clear()  # files edited since the last call
+    return {rule: plan.code_fingerprint(script, scripts) for rule, script in SCRIPTS.items()}
+
+
+@pytest.mark.parametrize(
+    ("module", "changed"),
+    [
+        ("plotting.py", {"plot_results"}),
+        ("aggregate.py", {"aggregate_metrics", "plot_results"}),
+        ("fetch.py", {"evaluate_model"}),  # the provenance of the row; tracing does not use it
+        ("engine.py", {"prepare_model", "evaluate_model"}),
+        ("validation.py", {"validate_dataset", "prepare_model", "evaluate_model"}),
+        # imported only inside a function of the fork server, by every job through run_script
+        ("infra/script.py", set(SCRIPTS)),
+    ],
+)
+def test_a_changed_module_changes_the_code_of_exactly_the_rules_that_import_it(
+    scripts, module, changed
+):
+    before = fingerprints(scripts)
+    path = scripts / "glueperf" / module
+    original = path.read_bytes()
+    path.write_bytes(original + b"# edited\n")
+    after = fingerprints(scripts)
+    assert {rule for rule in SCRIPTS if after[rule] != before[rule]} == changed
+    path.write_bytes(original)  # put back as it was, whatever its time: nothing changed
+    assert fingerprints(scripts) == before
+
+
+def test_a_module_no_script_imports_changes_nothing(scripts):
+    before = fingerprints(scripts)
+    (scripts / "glueperf" / "reference_notes.py").write_text("import glueperf.engine\n")
+    (scripts / "glueperf" / "infra" / "__init__.py").touch()  # a time alone is no change
+    os.utime(scripts / "glueperf" / "engine.py", (0, 0))
+    assert fingerprints(scripts) == before
+
+
+# --- the config's models and datasets --------------------------------------------------------
+
+
+@pytest.fixture
+def config(tmp_path, tiny_model) -> dict:
+    return {
+        "models": {
+            "local": {"source": str(tiny_model), "trust_remote_code": False},
+            "hub": {
+                "source": "owner/name",
+                "revision": "abc123",
+                "trust_remote_code": False,
+                "datasets": ["remote"],
+                "evaluation": {"device": "cuda", "batch_tokens": 99},
+            },
+        },
+        "datasets": {
+            "here": {"path": str(write_dataset(tmp_path / "here.parquet", n=3))},
+            "missing": {"path": str(tmp_path / "missing.parquet")},
+            "remote": {"path": "hf://datasets/o/n/f.parquet", "task": "Paraphrase"},
+        },
+        "evaluation": {"device": "cpu", "dtype": "float32", "max_length": 64, "batch_tokens": 8},
+    }
+
+
+def test_every_model_runs_on_its_datasets_or_on_all(config):
+    assert plan.evaluation_pairs(config) == [
+        ("local", "here"),
+        ("local", "missing"),
+        ("local", "remote"),
+        ("hub", "remote"),
+    ]
+
+
+def test_a_name_the_config_lacks_is_named_with_those_it_has(config):
+    with pytest.raises(WorkflowError, match=r"model 'ghost' .* \(defined: \['hub', 'local'\]\)"):
+        plan.model_spec(config, "ghost")
+    with pytest.raises(WorkflowError, match="dataset 'ghost' is not defined under `datasets`"):
+        plan.dataset_file(config, "ghost")
+    config["models"]["local"]["datasets"] = ["here", "ghost"]
+    with pytest.raises(WorkflowError, match=r"models.local.datasets\[1\]: dataset 'ghost'"):
+        plan.check_references(config)
+
+
+def test_a_hub_file_is_read_from_its_fetched_copy_and_a_missing_file_is_no_input(config):
+    assert plan.dataset_file(config, "here") == config["datasets"]["here"]["path"]
+    assert plan.dataset_file(config, "missing") == []  # its validation job names it
+    assert plan.dataset_file(config, "remote") == "resources/datasets/remote.parquet"
+    assert plan.dataset_provenance(config, "here") == []
+    assert plan.dataset_provenance(config, "remote") == (
+        "resources/provenance/datasets/remote.json"
+    )
+    assert plan.dataset_fingerprint(config, "remote") is None
+
+
+def test_a_dataset_file_dated_back_has_another_fingerprint(config):
+    path = config["datasets"]["here"]["path"]
+    before = plan.dataset_fingerprint(config, "here")
+    write_dataset(Path(path), n=4)
+    os.utime(path, ns=(before[1], before[1]))  # rewritten, its time put back
+    assert plan.dataset_fingerprint(config, "here") != before
+    assert plan.dataset_fingerprint(config, "missing") is None
+
+
+def test_a_hub_model_is_loaded_from_its_fetched_copy_at_its_revision(config, tiny_model):
+    assert plan.model_spec(config, "hub") == {
+        "source": "owner/name",
+        "revision": "abc123",
+        "model_dir": "resources/models/hub",
+        "trust_remote_code": False,
+    }
+    assert plan.model_files(config, "hub") == ["resources/models/hub"]
+    assert plan.model_provenance(config, "hub") == "resources/provenance/models/hub.json"
+    assert plan.model_fingerprint(config, "hub") is None
+    local = plan.model_spec(config, "local")
+    assert local["revision"] is None and local["model_dir"] == str(tiny_model)
+    assert str(tiny_model / "config.json") in plan.model_files(config, "local")
+    assert "config.json" in plan.model_fingerprint(config, "local")
+    assert plan.prefetch_targets(config) == [
+        "resources/provenance/models/hub.json",
+        "resources/provenance/datasets/remote.json",
+    ]
+
+
+def test_a_models_own_settings_override_the_top_level_ones(config):
+    assert plan.evaluation_settings(config, "hub")["batch_tokens"] == 99
+    assert plan.evaluation_settings(config, "local")["batch_tokens"] == 8
+    assert plan.preparation_settings(config, "hub") == {
+        "device": "cuda",
+        "dtype": "float32",
+        "max_length": 64,
+    }
+    assert (plan.evaluation_threads(config, "hub"), plan.evaluation_threads(config, "local")) == (
+        4,
+        8,
+    )
+
+
+def test_display_labels_and_dataset_settings(config):
+    labels = plan.display_labels(config)
+    assert labels["families"] == {"local": "local", "hub": "hub"}
+    assert labels["tasks"]["remote"] == "Paraphrase"
+    assert plan.dataset_settings(config, "remote")["text_columns"]
+    config["datasets"]["here"]["metrics"] = ["pearson"]  # a regression metric, a class dataset
+    with pytest.raises(WorkflowError, match="here"):
+        plan.dataset_settings(config, "here")
