@@ -211,7 +211,7 @@ class Graphed:
     into the static inputs of its shape bucket (more rows and columns of padding, masked; a row
     of padding attends to its first token so that no row is all masked) and that bucket's graph,
     captured on first use in a memory pool shared by all, is replayed. Every bucket passes a
-    mask; under capture transformers builds it without reading the device. ``capture=False``
+    mask, built without reading the device (``padding_answered``). ``capture=False``
     runs each bucket eagerly instead: the bucket padding alone, which the CPU can check."""
 
     def __init__(self, model, pad_id: int, capture: bool = True):
@@ -259,12 +259,14 @@ class Graphed:
             return (lambda: self._model(**static).logits), static
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
+        # Told the batch is padded, transformers builds the mask without reading it, which a
+        # capture forbids (and some versions do not see the capture).
+        with torch.cuda.stream(side), padding_answered(True):
             for _ in range(2):
                 self._model(**static)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool):
+        with torch.cuda.graph(graph, pool=self.pool), padding_answered(True):
             logits = self._model(**static).logits
 
         def replay():

@@ -238,3 +238,32 @@ def test_glue_one_process_names_predictions_that_differ(glue_like_run, tmp_path)
     scores = pq.read_table(predictions / "regressor" / "scores.parquet").column("score").to_numpy()
     found = compare({("regressor", "scores"): (scores + 1e-3, True)}, predictions)
     assert not found[0]["match"] and found[0]["max_abs_diff"] == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_speed_targets_reads_the_sessions_figures(tmp_path):
+    """bench/speed_targets.py: issue 24's ratios from the files the GPU session writes; a part
+    that did not run, or a pipeline run that failed, is left out."""
+    from speed_targets import rows, table
+
+    def write(name, figures):
+        (tmp_path / name).write_text(json.dumps(figures))
+
+    write("jobs_glue_coresN.json", {"wall_s": 26.0, "exit": 0})
+    write("jobs_glue_cores1.json", {"wall_s": 40.0, "exit": 0})
+    write("glue_engine.json", {"total_s": 20.0})
+    write("jobs_default_cores1.json", {"wall_s": 17.0, "exit": 1})  # failed: not compared
+    write("notebook_default.json", {"total_s": 27.0})
+    results = {"d": 0.9, "forward_bf16": 0.3, "tokenizer_engine": 0.6, "d_graphs": 0.7}
+    reports = [{"results": {k: {"median_s": v} for k, v in results.items()}}]
+    write("twin_train_bf16.json", {"reports": reports})
+    found = {label: (ratio, met) for label, _, ratio, _, met, _ in rows(tmp_path)}
+    assert found["GLUE: pipeline --cores N / one process, engine"] == (1.3, True)
+    assert found["GLUE: pipeline --cores 1 / one process, engine"] == (2.0, False)
+    bf16 = "bf16 SST-2 train: d / max(forward bf16, engine's tokenization)"
+    assert found[bf16] == (pytest.approx(1.5), False)
+    assert found["bf16 SST-2 train: d_graphs / max(forward bf16, engine's tokenization)"][1] is None
+    assert not any(label.startswith("default") for label in found)
+    assert (
+        "| GLUE: pipeline --cores 1 / one process, engine | 40.00 / 20.00 | 2.00 | ≤ 1.6 | NO |"
+        in (table(rows(tmp_path)))
+    )
