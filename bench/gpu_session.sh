@@ -191,14 +191,15 @@ if wants loops; then
 fi
 
 if wants bf16; then
-  # Issue 24: bfloat16 against max(its forward floor, the engine's tokenization); every variant,
-  # float32 beside it for the padding check's cost there. CUDA graphs and torch.compile are
-  # captured or compiled in the warm-up, which is not timed.
+  # Issue 24: bfloat16 against max(its forward floor, the engine's tokenization), with every
+  # variant; float32 beside it, the transformers model against the traced one (issue 23: is
+  # TorchScript still worth its keep?). CUDA graphs and torch.compile are captured or compiled
+  # in the warm-up, which is not timed.
   before=()
   [ -f $C/engine_before.py ] && before=(before --engine-before $C/engine_before.py)
-  step twin on SST-2 train, bfloat16 engines and variants, $REPEATS repeats
+  step twin on SST-2 train, engines and variants, $REPEATS repeats
   $PY bench/compare_loops.py --model $TOKENIZER --twin --data $C/data/sst2/train.parquet \
-    --repeats "$REPEATS" --skip a b c_traced forward_traced tokenizer --timeline \
+    --repeats "$REPEATS" --skip a b tokenizer --timeline \
     --variants checked graphs compile ${before[@]+"${before[@]}"} --json "$OUT/twin_train_bf16.json"
   targets
 fi

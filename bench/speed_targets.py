@@ -8,7 +8,7 @@ Reads what is there (a part that did not run is left out of the table):
   glue_engine.json, glue_notebook.json          the same experiment in one process
                                                 (bench/glue_one_process.py: from interpreter start)
   jobs_default_cores1.json, notebook_default.json  the default experiment: pipeline and notebook
-  twin_train_bf16.json                          bench/compare_loops.py on SST-2 train (bf16 rows)
+  twin_train_bf16.json                          bench/compare_loops.py on SST-2 train
 and prints one table: each comparison's seconds, their ratio, the target and whether it is met.
 """
 
@@ -26,6 +26,14 @@ GLUE_ROWS = (
     ("GLUE: one process, notebook loop / pipeline --cores 1", "notebook", "pipeline_1", None, True),
 )
 BF16_ROWS = ("d", "d_checked", "d_graphs", "d_compile", "d_before")
+# float32 engines against their forward floors (issue 23: the transformers model against its
+# trace; no target, for the record)
+F32_ROWS = (
+    ("c", "forward"),
+    ("c_checked", "forward"),
+    ("c_before", "forward"),
+    ("c_traced", "forward_traced"),
+)
 
 
 def read(directory: Path, name: str) -> dict | None:
@@ -68,6 +76,10 @@ def rows(directory: Path) -> list[tuple]:
     bf16 = read(directory, "twin_train_bf16.json")
     if bf16:
         results = bf16["reports"][0]["results"]
+        for row, floor in F32_ROWS:
+            if row in results and floor in results:
+                label = f"float32 SST-2 train: {row} / {floor}"
+                add(label, results[row]["median_s"], results[floor]["median_s"], None)
         floors = [
             results[f]["median_s"] for f in ("forward_bf16", "tokenizer_engine") if f in results
         ]

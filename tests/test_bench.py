@@ -254,6 +254,7 @@ def test_speed_targets_reads_the_sessions_figures(tmp_path):
     write("jobs_default_cores1.json", {"wall_s": 17.0, "exit": 1})  # failed: not compared
     write("notebook_default.json", {"total_s": 27.0})
     results = {"d": 0.9, "forward_bf16": 0.3, "tokenizer_engine": 0.6, "d_graphs": 0.7}
+    results |= {"c": 2.2, "forward": 2.0}
     reports = [{"results": {k: {"median_s": v} for k, v in results.items()}}]
     write("twin_train_bf16.json", {"reports": reports})
     found = {label: (ratio, met) for label, _, ratio, _, met, _ in rows(tmp_path)}
@@ -262,6 +263,7 @@ def test_speed_targets_reads_the_sessions_figures(tmp_path):
     bf16 = "bf16 SST-2 train: d / max(forward bf16, engine's tokenization)"
     assert found[bf16] == (pytest.approx(1.5), False)
     assert found["bf16 SST-2 train: d_graphs / max(forward bf16, engine's tokenization)"][1] is None
+    assert found["float32 SST-2 train: c / forward"] == (pytest.approx(1.1), None)
     assert not any(label.startswith("default") for label in found)
     assert (
         "| GLUE: pipeline --cores 1 / one process, engine | 40.00 / 20.00 | 2.00 | ≤ 1.6 | NO |"

@@ -2,8 +2,8 @@
 
 Why it is fast (compared with the notebook's loop, see bench/compare_loops.py):
 - Texts are tokenized in large chunks by the Rust tokenizer's ``encode_batch_fast`` (no offsets,
-  all cores, GIL released). On CUDA a background thread tokenizes the next chunk while the GPU
-  works on the current one.
+  all cores, GIL released). On CUDA a background thread encodes the next chunk while the main
+  thread reads the current one's ids and keeps the GPU busy.
 - Sentences of similar length share a batch, so padding is small; a batch holds as many sentences
   as fit a budget of padded tokens. A batch with no padding passes no attention mask, which lets
   SDPA pick its fastest kernel.
@@ -196,30 +196,16 @@ class ChunkTokenizer:
 
     def tokens(self, texts: list[str], pairs: list[str] | None = None) -> tuple[Tokens, int]:
         """The texts tokenized, and the number of truncated texts."""
+        return self.convert(self.encode(texts, pairs))
+
+    def encode(self, texts: list[str], pairs: list[str] | None = None):
+        """The texts encoded, for ``convert``: the Rust tokenizer's encodings as it returns them
+        (its work, all cores, the GIL released), or a slow tokenizer's tokens at once."""
         # Type ids of single texts are all 0, which the model assumes when it is given none.
         with_types = pairs is not None and self.takes_token_types
         if self._backend is not None:
             inputs = texts if pairs is None else list(zip(texts, pairs, strict=True))
-            encodings = self._backend.encode_batch_fast(inputs)
-            lengths = np.fromiter(map(len, encodings), dtype=np.int64, count=len(encodings))
-            total = int(lengths.sum())
-
-            def flat(field):
-                # Each encoding's ids are a list that is gone at once: nothing for Python's
-                # garbage collector to walk again and again, as lists that live on make it.
-                rows = (getattr(encoding, field) for encoding in encodings)
-                return np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=total)
-
-            tokens = Tokens(
-                np.arange(len(encodings)),
-                flat("ids"),
-                np.cumsum(lengths) - lengths,
-                lengths,
-                flat("type_ids") if with_types else None,
-            )
-            # Only a text cut to exactly max_length can have been truncated: ask just those.
-            cut = np.flatnonzero(lengths == self.max_length)
-            return tokens, sum(1 for i in cut if encodings[i].overflowing)
+            return Encodings(self._backend.encode_batch_fast(inputs), with_types)
         encoded = self._tokenizer(texts, pairs, truncation=True, max_length=self.max_length)
         ids = encoded["input_ids"]
         cut = [i for i, row in enumerate(ids) if len(row) == self.max_length]
@@ -233,12 +219,54 @@ class ChunkTokenizer:
         tokens = Tokens.from_rows(ids, encoded["token_type_ids"] if with_types else None)
         return tokens, sum(1 for i in full_lengths if len(i) > self.max_length)
 
+    def convert(self, encoded) -> tuple[Tokens, int]:
+        """(tokens, number of truncated texts) of what ``encode`` gave. Reading the encodings
+        and letting them go holds the GIL: the engine does it in its main thread while the
+        tokenizer's thread encodes the next chunk."""
+        if not isinstance(encoded, Encodings):
+            return encoded
+        encodings = encoded.encodings
+        lengths = np.fromiter(map(len, encodings), dtype=np.int64, count=len(encodings))
+        total = int(lengths.sum())
 
-def tokenized_chunks(
-    tokenize: ChunkTokenizer, texts: list[str], pairs: list[str] | None, timing: dict
-):
-    """(tokens, number truncated) of each chunk of texts, in the order the engine tokenizes
-    them, with the texts' input positions; adds the seconds spent to ``timing["tokenize_s"]``."""
+        def flat(field):
+            # Each encoding's ids are a list that is gone at once: nothing for Python's garbage
+            # collector to walk again and again, as lists that live on make it.
+            rows = (getattr(encoding, field) for encoding in encodings)
+            return np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=total)
+
+        tokens = Tokens(
+            np.arange(len(encodings)),
+            flat("ids"),
+            np.cumsum(lengths) - lengths,
+            lengths,
+            flat("type_ids") if encoded.with_types else None,
+        )
+        # Only a text cut to exactly max_length can have been truncated: ask just those.
+        cut = np.flatnonzero(lengths == self.max_length)
+        return tokens, sum(1 for i in cut if encodings[i].overflowing)
+
+    def converted(self, positions: np.ndarray, encoded, timing: dict) -> tuple[Tokens, int]:
+        """``convert`` for a chunk of texts at input ``positions``, its seconds added to
+        ``timing["tokenize_s"]``."""
+        began = time.perf_counter()
+        tokens, n_truncated = self.convert(encoded)
+        tokens.positions = positions
+        timing["tokenize_s"] += time.perf_counter() - began
+        return tokens, n_truncated
+
+
+@dataclass
+class Encodings:
+    """A chunk's encodings from the Rust tokenizer, not yet read (``ChunkTokenizer.convert``)."""
+
+    encodings: list
+    with_types: bool
+
+
+def encoded_chunks(tokenize: ChunkTokenizer, texts: list[str], pairs: list[str] | None, timing):
+    """(input positions, encoded) of each chunk of texts, in the order the engine tokenizes them
+    (see ``ChunkTokenizer.encode``); adds the seconds spent to ``timing["tokenize_s"]``."""
     # Longest texts first (by characters, a cheap proxy for tokens): the largest batches run
     # first, so an out-of-memory shows at once, and chunks arrive roughly length-sorted.
     characters = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
@@ -249,14 +277,23 @@ def tokenized_chunks(
     while start < len(order):
         positions = order[start : start + size]
         began = time.perf_counter()
-        tokens, n_truncated = tokenize.tokens(
+        encoded = tokenize.encode(
             [texts[i] for i in positions],
             None if pairs is None else [pairs[i] for i in positions],
         )
-        tokens.positions = positions
         timing["tokenize_s"] += time.perf_counter() - began
-        yield tokens, n_truncated
+        yield positions, encoded
         start, size = start + size, min(2 * size, CHUNK_TEXTS)
+
+
+def tokenized_chunks(
+    tokenize: ChunkTokenizer, texts: list[str], pairs: list[str] | None, timing: dict
+):
+    """(tokens, number truncated) of each chunk of texts, in the order the engine tokenizes
+    them, with the texts' input positions, in one thread; adds the seconds spent to
+    ``timing["tokenize_s"]``."""
+    for positions, encoded in encoded_chunks(tokenize, texts, pairs, timing):
+        yield tokenize.converted(positions, encoded, timing)
 
 
 def plan_batches(lengths: np.ndarray, batch_tokens: int, max_batch_size: int) -> list[np.ndarray]:
@@ -413,7 +450,7 @@ class Engine:
         ``progress``, a progress bar on standard error."""
         n = len(texts)
         timing = {"tokenize_s": 0.0}
-        chunks = tokenized_chunks(self.tokenize, texts, pairs, timing)
+        chunks = encoded_chunks(self.tokenize, texts, pairs, timing)
         if self.overlap:
             chunks = _prefetch(chunks)
 
@@ -439,7 +476,7 @@ class Engine:
                 chunk = next(chunks, None)
                 exhausted = chunk is None
                 if chunk is not None:
-                    tokens, n_truncated = chunk
+                    tokens, n_truncated = self.tokenize.converted(*chunk, timing)
                     result.n_truncated += n_truncated
                     pending = pending.add(tokens)
                     next_longest = tokens.lengths[-max(1, len(tokens) // TAIL_SHARE) :].max()
