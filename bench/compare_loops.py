@@ -341,11 +341,11 @@ def engine_tokenization(tokenizer, texts, pairs, batching: Batching):
 def traced(model, tokenizer, device, directory: Path):
     """The model as the pipeline evaluates it: traced by rule prepare_model's code, loaded by
     an evaluation's (glueperf/prepared.py)."""
-    from glueperf.prepared import load_prepared, prepare
+    from glueperf.prepared import load_prepared, load_source, trace_source
 
     model.save_pretrained(directory / "model")
     tokenizer.save_pretrained(directory / "model")
-    prepare(str(directory / "model"), "float32", device, directory / "prepared")
+    trace_source(load_source(str(directory / "model"), "float32"), device, directory / "prepared")
     loaded = load_prepared(directory / "prepared", "float32", device)
     if loaded is None:
         raise SystemExit("the model could not be traced: see the log above")

@@ -38,7 +38,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 from interpreter_clock import since_start as since_interpreter_start  # noqa: E402
 
-from glueperf.configfile import read_config_file  # noqa: E402
 from glueperf.engine import Batching, Engine  # noqa: E402
 from glueperf.evaluation import check_task_fits, resolve_device, token_limit  # noqa: E402
 from glueperf.measure import cuda_synchronize  # noqa: E402
@@ -118,7 +117,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     figures = {"loop": args.loop, "imports_s": since_start(), "models": []}
     print(f"imports done: {figures['imports_s']:.2f} s ({args.loop} loop)", flush=True)
-    config = read_config_file(args.config)
+    config = yaml.safe_load(Path(args.config).read_text())
     kept = {}  # (model, dataset) -> what --compare checks, after the timed run
     for name, entry in config["models"].items():
         settings = evaluation_settings(config, entry)

@@ -146,7 +146,7 @@ def glue_like_run(tmp_path_factory, varied_model):
     and the predictions the pipeline's jobs write for it: each model traced as rule
     prepare_model traces it, each dataset evaluated as rule evaluate_model does."""
     from glueperf.evaluation import evaluate, write_predictions
-    from glueperf.prepared import prepare
+    from glueperf.prepared import load_source, trace_source
     from glueperf.tasks import dataset_spec
 
     base = tmp_path_factory.mktemp("glue_like")
@@ -180,7 +180,7 @@ def glue_like_run(tmp_path_factory, varied_model):
     predictions = base / "predictions"
     for name, model in models.items():
         prepared = base / "prepared" / name
-        prepare(model["source"], "float32", "cpu", prepared)
+        trace_source(load_source(model["source"], "float32"), "cpu", prepared)
         for dataset in model["datasets"]:
             spec = dataset_spec(dataset, datasets[dataset])
             _, columns = evaluate(
