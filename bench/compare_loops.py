@@ -48,6 +48,7 @@ from glueperf.engine import (  # noqa: E402
     Batching,
     ChunkTokenizer,
     Engine,
+    answer_padding_checks,
     model_inputs,
     pad,
     padding_answered,
@@ -137,6 +138,8 @@ def forward_floor(model, tokenizer, texts, pairs, device, batching: Batching):
                 pad([types[i] for i in order[batch]], 0)[0]
             ).to(device)
         batches.append(inputs)
+
+    answer_padding_checks()
 
     def run():
         # Padding answered as the engine answers it: no device read inside a pass.

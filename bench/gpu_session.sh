@@ -19,17 +19,19 @@
 # bench/gpu_runs.py) | targets (issue 24's ratios from what $OUT holds; also printed after
 # endtoend, glue and bf16) | final (= pipeline, slurm, endtoend, startup, pairs and loops).
 # REPEATS (default 3) sets the loop comparisons' repeats; NOOPS (default 3) the no-op reruns
-# after each pipeline run. OUT (default /tmp/out) receives the tables and plots; SESSION_TMP
-# (default /tmp) holds the session's working files.
+# after each pipeline run; BF16_VARIANTS (default: checked graphs compile) the variants that bf16
+# times. OUT (default /tmp/out) receives the tables and plots; SESSION_TMP (default /tmp) holds
+# the session's working files.
 set -u
 PARTS=" ${*:-final} "
-# Whether part $1 was asked for (final asks for pipeline, endtoend, pairs and loops).
+# Whether part $1 was asked for (final asks for pipeline, slurm, endtoend, startup, pairs, loops).
 wants() {
   [[ $PARTS == *" $1 "* ]] && return 0
   [[ $PARTS == *" final "* ]] && [[ " pipeline slurm endtoend startup pairs loops " == *" $1 "* ]]
 }
 REPEATS=${REPEATS:-3}
 NOOPS=${NOOPS:-3}
+BF16_VARIANTS=${BF16_VARIANTS:-checked graphs compile}
 T=${SESSION_TMP:-/tmp}  # the session's working files (user environment, configs, twins, copies)
 TOKENIZER=.carry/models/tokenizer
 OUT=${OUT:-/tmp/out}
@@ -200,7 +202,7 @@ if wants bf16; then
   step twin on SST-2 train, engines and variants, $REPEATS repeats
   $PY bench/compare_loops.py --model $TOKENIZER --twin --data $C/data/sst2/train.parquet \
     --repeats "$REPEATS" --skip a b tokenizer --timeline \
-    --variants checked graphs compile ${before[@]+"${before[@]}"} --json "$OUT/twin_train_bf16.json"
+    --variants $BF16_VARIANTS ${before[@]+"${before[@]}"} --json "$OUT/twin_train_bf16.json"
   targets
 fi
 
