@@ -100,6 +100,7 @@ def test_compare_loops_builds_the_distilbert_twin(tmp_path):
         "tokenizer_engine",
         "forward",
         "forward_traced",
+        "forward_bf16",
     }
     assert set(results) == loops
     assert results["c"]["agree_with_a_pct"] == 100.0
