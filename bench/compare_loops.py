@@ -9,7 +9,17 @@ tokenization alone (its chunks, one after another, in one thread), and the GPU f
 alone on the engine's batches, already on the device. Prints a table per data file: median
 seconds of --repeats runs, speed-up over (a) and (b), GPU peak MiB, and agreement with (a).
 With --timeline (CUDA only), a second table says where the GPU waited in one more run of each
-engine and forward floor: CUDA events around every forward pass, on the GPU's own clock.
+engine and forward floor: CUDA events around every forward pass, on the GPU's own clock; and how
+often each run made the host wait for the device (torch.cuda.set_sync_debug_mode, one more run).
+
+--variants adds engines to compare (each a row, timed as the others):
+  checked   (c) and (d) with transformers' own padding check (a device read per padded batch),
+            as the engine ran before it answered that check itself
+  graphs    (d) with each batch padded to a bucket of shapes and replayed from a CUDA graph
+            captured per bucket (CUDA only; bucket padding changes bfloat16 rounding: see flips)
+  compile   (d) with the model compiled by torch.compile(dynamic=True); compiled in the warm-up
+  before    (c) and (d) by another engine module, --engine-before FILE (e.g. the engine.py of an
+            earlier commit), for a before/after on one machine
 
     python bench/compare_loops.py --model ../shared/models/minilm-sst2 --twin \
         --data ../shared/data/glue/sst2/train.parquet --device cuda --repeats 3
@@ -38,7 +48,10 @@ from glueperf.engine import (  # noqa: E402
     Batching,
     ChunkTokenizer,
     Engine,
+    answer_padding_checks,
+    model_inputs,
     pad,
+    padding_answered,
     plan_batches,
     tokenized_chunks,
 )
@@ -47,18 +60,27 @@ from glueperf.tasks import GLUE_TASKS, dataset_spec  # noqa: E402
 from glueperf.validation import load_dataset  # noqa: E402
 from reference import notebook_loop, pipeline_loop  # noqa: E402
 
-LOOPS = ("a", "b", "c", "c_traced", "d")
-FLOORS = ("tokenizer", "tokenizer_engine", "forward", "forward_traced")
+VARIANTS = ("checked", "graphs", "compile", "before")
+LOOPS = ("a", "b", "c", "c_traced", "c_checked", "c_before", "d")
+LOOPS += ("d_checked", "d_graphs", "d_compile", "d_before")
+FLOORS = ("tokenizer", "tokenizer_engine", "forward", "forward_traced", "forward_bf16")
 NAMES = {
     "a": "(a) notebook loop",
     "b": "(b) transformers.pipeline",
     "c": "(c) engine float32",
     "c_traced": "(c) engine, traced model",
+    "c_checked": "(c) transformers' check",
+    "c_before": "(c) engine before",
     "d": "(d) engine bfloat16",
+    "d_checked": "(d) transformers' check",
+    "d_graphs": "(d) CUDA graphs",
+    "d_compile": "(d) torch.compile",
+    "d_before": "(d) engine before",
     "tokenizer": "floor: tokenizer alone",
     "tokenizer_engine": "floor: engine's tokenization",
     "forward": "floor: forward alone",
     "forward_traced": "floor: forward, traced model",
+    "forward_bf16": "floor: forward bfloat16",
 }
 
 
@@ -117,11 +139,19 @@ def forward_floor(model, tokenizer, texts, pairs, device, batching: Batching):
             ).to(device)
         batches.append(inputs)
 
+    answer_padding_checks()
+
     def run():
+        # Padding answered as the engine answers it: no device read inside a pass.
         with torch.inference_mode():
-            return [model(**inputs).logits.argmax(-1) for inputs in batches]
+            return [forward_answered(model, inputs) for inputs in batches]
 
     return run
+
+
+def forward_answered(model, inputs):
+    with padding_answered("attention_mask" in inputs):
+        return model(**inputs).logits.argmax(-1)
 
 
 class EventedModel:
@@ -141,6 +171,137 @@ class EventedModel:
         end.record()
         self.events.append((start, end))
         return output
+
+
+class Checked:
+    """A model whose padding transformers checks itself again (a device read per padded
+    batch): the engine as it ran before it answered that check (variant ``checked``)."""
+
+    def __init__(self, model):
+        self._model = model
+        self.input_names = model_inputs(model)
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def __call__(self, **inputs):
+        with padding_answered(False):
+            return self._model(**inputs)
+
+
+class Compiled:
+    """The model compiled by torch.compile with dynamic shapes (variant ``compile``)."""
+
+    def __init__(self, model):
+        self._model = model
+        self.input_names = model_inputs(model)
+        self._compiled = torch.compile(model, dynamic=True)
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def __call__(self, **inputs):
+        return self._compiled(**inputs)
+
+
+# Shape buckets of the CUDA graphs: rows up to the next of these, width to a multiple of 8.
+GRAPH_ROWS = sorted({2**i for i in range(15)} | {3 * 2**i for i in range(14)})
+GRAPH_WIDTH_STEP = 8
+
+
+class Graphed:
+    """The model replayed from CUDA graphs (variant ``graphs``, CUDA only): a batch is copied
+    into the static inputs of its shape bucket (more rows and columns of padding, masked; a row
+    of padding attends to its first token so that no row is all masked) and that bucket's graph,
+    captured on first use in a memory pool shared by all, is replayed. Every bucket passes a
+    mask, built without reading the device (``padding_answered``). ``capture=False``
+    runs each bucket eagerly instead: the bucket padding alone, which the CPU can check."""
+
+    def __init__(self, model, pad_id: int, capture: bool = True):
+        self._model = model
+        self.input_names = model_inputs(model)
+        self.pad_id = pad_id
+        self.capture = capture
+        self.buckets: dict = {}  # (rows, width, token types or not) -> (replay, static inputs)
+        self.pool = torch.cuda.graph_pool_handle() if capture else None
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None):
+        from types import SimpleNamespace
+
+        rows, width = input_ids.shape
+        bucket_rows = next((n for n in GRAPH_ROWS if n >= rows), rows)
+        bucket_width = -(-width // GRAPH_WIDTH_STEP) * GRAPH_WIDTH_STEP
+        key = (bucket_rows, bucket_width, token_type_ids is not None)
+        if key not in self.buckets:
+            self.buckets[key] = self._bucket(*key, input_ids.device)
+        replay, static = self.buckets[key]
+        static["input_ids"].fill_(self.pad_id)
+        static["input_ids"][:rows, :width].copy_(input_ids)
+        static["attention_mask"].zero_()
+        static["attention_mask"][rows:, 0] = 1
+        if attention_mask is None:
+            static["attention_mask"][:rows, :width] = 1
+        else:
+            static["attention_mask"][:rows, :width].copy_(attention_mask)
+        if token_type_ids is not None:
+            static["token_type_ids"].zero_()
+            static["token_type_ids"][:rows, :width].copy_(token_type_ids)
+        return SimpleNamespace(logits=replay()[:rows].clone())
+
+    def _bucket(self, rows, width, with_types, device):
+        static = {
+            "input_ids": torch.full((rows, width), self.pad_id, dtype=torch.int64, device=device),
+            "attention_mask": torch.ones((rows, width), dtype=torch.int64, device=device),
+        }
+        if with_types:
+            static["token_type_ids"] = torch.zeros((rows, width), dtype=torch.int64, device=device)
+        if not self.capture:
+            return (lambda: self._model(**static).logits), static
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        # Told the batch is padded, transformers builds the mask without reading it, which a
+        # capture forbids (and some versions do not see the capture).
+        with torch.cuda.stream(side), padding_answered(True):
+            for _ in range(2):
+                self._model(**static)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self.pool), padding_answered(True):
+            logits = self._model(**static).logits
+
+        def replay():
+            graph.replay()
+            return logits
+
+        return replay, static
+
+
+def engine_module(path: str):
+    """An engine module from a file (variant ``before``), imported under a name of its own."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("engine_before", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def host_syncs(run) -> int:
+    """How often one ``run()`` made the host wait for the device (CUDA's sync debug mode)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            run()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(warning.message) for warning in caught)
 
 
 def timeline(run, evented: EventedModel) -> dict:
@@ -174,9 +335,8 @@ def engine_tokenization(tokenizer, texts, pairs, batching: Batching):
     tokenize = ChunkTokenizer(tokenizer, batching.max_length)
 
     def run():
-        return sum(
-            len(ids) for _, ids, _, _ in tokenized_chunks(tokenize, texts, pairs, {"tokenize_s": 0})
-        )
+        chunks = tokenized_chunks(tokenize, texts, pairs, {"tokenize_s": 0})
+        return sum(len(tokens.ids) for tokens, _ in chunks)
 
     return run
 
@@ -195,6 +355,42 @@ def traced(model, tokenizer, device, directory: Path):
     return loaded[:2]
 
 
+def variants(args, model, tokenizer, device) -> tuple[dict, dict]:
+    """The engines to time, by row: (model, tokenizer, engine class); and the forward floors'
+    models, by row."""
+    import copy
+
+    engines = {"c": (model, tokenizer, Engine)}
+    floor_models = {"forward": model}
+    if not {"c_traced", "forward_traced"} <= set(args.skip):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as directory:
+            traced_model, traced_tokenizer = traced(model, tokenizer, device, Path(directory))
+        engines["c_traced"] = (traced_model, traced_tokenizer, Engine)
+        floor_models["forward_traced"] = traced_model
+    bf16 = None
+    if device.startswith("cuda") or args.bf16_on_cpu:
+        bf16 = copy.deepcopy(model).to(torch.bfloat16)
+        engines["d"] = (bf16, tokenizer, Engine)
+        floor_models["forward_bf16"] = bf16
+    if "checked" in args.variants:
+        engines["c_checked"] = (Checked(model), tokenizer, Engine)
+        if bf16 is not None:
+            engines["d_checked"] = (Checked(bf16), tokenizer, Engine)
+    if "before" in args.variants:
+        before = engine_module(args.engine_before).Engine
+        engines["c_before"] = (model, tokenizer, before)
+        if bf16 is not None:
+            engines["d_before"] = (bf16, tokenizer, before)
+    if "compile" in args.variants and bf16 is not None:
+        engines["d_compile"] = (Compiled(copy.deepcopy(bf16)), tokenizer, Engine)
+    if "graphs" in args.variants and bf16 is not None:
+        pad_id = tokenizer.pad_token_id or 0
+        engines["d_graphs"] = (Graphed(copy.deepcopy(bf16), pad_id), tokenizer, Engine)
+    return engines, floor_models
+
+
 def benchmark(args, data_path: str) -> dict:
     spec = dataset_spec("bench", {"path": data_path, "glue_task": args.glue_task})
     data = load_dataset(data_path, spec)
@@ -206,23 +402,10 @@ def benchmark(args, data_path: str) -> dict:
     n_classes = len(data.label_names) if data.label_names else 2
     model, tokenizer = load(args.model, args.twin, device, n_classes)
     batching = Batching(batch_tokens=args.batch_tokens, max_batch_size=args.max_batch_size)
-    # The engines (model, tokenizer) and the forward floors' models, by row.
-    engines = {"c": (model, tokenizer)}
-    floor_models = {"forward": model}
-    if not {"c_traced", "forward_traced"} <= set(args.skip):
-        import tempfile
+    engines, floor_models = variants(args, model, tokenizer, device)
 
-        with tempfile.TemporaryDirectory() as directory:
-            traced_model, traced_tokenizer = traced(model, tokenizer, device, Path(directory))
-        engines["c_traced"] = (traced_model, traced_tokenizer)
-        floor_models["forward_traced"] = traced_model
-    if device.startswith("cuda") or args.bf16_on_cpu:
-        import copy
-
-        engines["d"] = (copy.deepcopy(model).to(torch.bfloat16), tokenizer)
-
-    def engine_run(used_model, used_tokenizer):
-        return lambda: Engine(used_model, used_tokenizer, device, batching).run(texts, pairs)
+    def engine_run(used_model, used_tokenizer, engine_class=Engine):
+        return lambda: engine_class(used_model, used_tokenizer, device, batching).run(texts, pairs)
 
     runs = {
         "a": lambda: notebook_loop(model, tokenizer, texts, labels, device, pairs=pairs),
@@ -230,15 +413,22 @@ def benchmark(args, data_path: str) -> dict:
         "tokenizer": lambda: tokenizer(texts, pairs, truncation=True, max_length=512),
         "tokenizer_engine": engine_tokenization(tokenizer, texts, pairs, batching),
     }
-    for name, (used_model, used_tokenizer) in engines.items():
-        run = engine_run(used_model, used_tokenizer)
+    for name, engine in engines.items():
+        run = engine_run(*engine)
         runs[name] = lambda run=run: run().predictions
     for name, used_model in floor_models.items():
         runs[name] = forward_floor(used_model, tokenizer, texts, pairs, device, batching)
-    # CUDA context, kernels, allocator: not what we time
-    for warm in ("c", "c_traced", "d", "forward", "forward_traced"):
-        if warm in runs and warm not in args.skip:
+    # CUDA context, kernels, allocator, CUDA graphs' capture, compilation: not what we time
+    for warm in (*engines, *floor_models):
+        if warm in args.skip:
+            continue
+        try:
             runs[warm]()
+        except Exception as error:  # a variant that cannot run here is left out, not the call
+            if warm.split("_")[-1] not in VARIANTS:
+                raise
+            print(f"{NAMES[warm]} left out: {type(error).__name__}: {error}"[:500], flush=True)
+            del runs[warm], engines[warm]
     results = {}
     for name in [n for n in (*LOOPS, *FLOORS) if n in runs and n not in args.skip]:
         seconds, peaks, predictions = [], [], None
@@ -255,23 +445,28 @@ def benchmark(args, data_path: str) -> dict:
         }
     timelines = {}
     if args.timeline:
-        for name, (used_model, used_tokenizer) in engines.items():
+        for name, (used_model, used_tokenizer, engine_class) in engines.items():
             if name not in args.skip:
                 evented = EventedModel(used_model)
-                timelines[name] = timeline(engine_run(evented, used_tokenizer), evented)
+                timelines[name] = timeline(
+                    engine_run(evented, used_tokenizer, engine_class), evented
+                )
+                timelines[name]["syncs"] = host_syncs(runs[name])
         for name, used_model in floor_models.items():
             if name not in args.skip:
                 evented = EventedModel(used_model)
                 run = forward_floor(evented, tokenizer, texts, pairs, device, batching)
                 timelines[name] = timeline(run, evented)
-    reference = results.get("a", {}).get("predictions")
+                timelines[name]["syncs"] = host_syncs(runs[name])
+    references = {ref: results.get(ref, {}).get("predictions") for ref in ("a", "c")}
     for entry in results.values():
         predictions = entry.pop("predictions")
-        entry["agree_with_a_pct"] = (
-            100.0 * float(np.mean(predictions == reference))
-            if predictions is not None and reference is not None
-            else None
-        )
+        for ref, reference in references.items():
+            entry[f"agree_with_{ref}_pct"] = (
+                100.0 * float(np.mean(predictions == reference))
+                if predictions is not None and reference is not None
+                else None
+            )
         if predictions is not None and (labels != -1).any():
             scored = labels != -1
             entry["accuracy_pct"] = 100.0 * float(np.mean(predictions[scored] == labels[scored]))
@@ -291,34 +486,39 @@ def table(report: dict) -> str:
     base_b = results.get("b", {}).get("median_s")
     lines = [
         f"{report['data']}: {report['n_texts']} {report.get('kind', 'texts')}",
-        f"| {'loop':28} | median s | x vs (a) | x vs (b) | GPU peak MiB | agree (a) % | acc % |",
-        f"|{'-' * 30}|---------:|---------:|---------:|-------------:|------------:|------:|",
+        f"| {'loop':28} | median s | x vs (a) | x vs (b) | GPU peak MiB | agree (a) % "
+        "| agree (c) % | acc % |",
+        f"|{'-' * 30}|---------:|---------:|---------:|-------------:|------------:|"
+        "------------:|------:|",
     ]
     for name, entry in results.items():
 
         def ratio(base, entry=entry):
             return f"{base / entry['median_s']:8.1f}" if base else f"{'':8}"
 
-        agree = entry.get("agree_with_a_pct")
-        accuracy = entry.get("accuracy_pct")
+        def pct(key, width, entry=entry):
+            value = entry.get(key)
+            return f"{'' if value is None else f'{value:.3f}':>{width}}"
+
         lines.append(
             f"| {NAMES[name]:28} | {entry['median_s']:8.3f} | {ratio(base_a)} | {ratio(base_b)} "
-            f"| {entry['gpu_peak_mb']:12.0f} | {'' if agree is None else f'{agree:11.3f}':>11} "
-            f"| {'' if accuracy is None else f'{accuracy:5.2f}':>5} |"
+            f"| {entry['gpu_peak_mb']:12.0f} | {pct('agree_with_a_pct', 11)} "
+            f"| {pct('agree_with_c_pct', 11)} | {pct('accuracy_pct', 5)[:5]:>5} |"
         )
     if report.get("timelines"):
         lines += [
             "",
             "GPU timeline of one more run, seconds on the GPU's clock:",
             "| loop                         | total | in forward | before first | between "
-            "| after last | passes |",
-            f"|{'-' * 30}|------:|-----------:|-------------:|--------:|-----------:|-------:|",
+            "| after last | passes | host waits |",
+            f"|{'-' * 30}|------:|-----------:|-------------:|--------:|-----------:|-------:|"
+            "-----------:|",
         ]
         for name, t in report["timelines"].items():
             lines.append(
                 f"| {NAMES[name]:28} | {t['total_s']:5.3f} | {t['forward_s']:10.3f} "
                 f"| {t['before_s']:12.3f} | {t['between_s']:7.3f} | {t['after_s']:10.3f} "
-                f"| {t['passes']:6d} |"
+                f"| {t['passes']:6d} | {t.get('syncs', -1):10d} |"
             )
     return "\n".join(lines)
 
@@ -343,6 +543,10 @@ def main(argv=None) -> None:
     parser.add_argument("--bf16-on-cpu", action="store_true", help="run (d) on CPU too")
     parser.add_argument("--timeline", action="store_true", help="where the GPU waited (CUDA)")
     parser.add_argument(
+        "--variants", nargs="*", default=[], choices=VARIANTS, help="more engines: see above"
+    )
+    parser.add_argument("--engine-before", help="engine.py to time as variant 'before'")
+    parser.add_argument(
         "--switch-interval",
         type=float,
         help="sys.setswitchinterval for the whole run, seconds (Python's default: 0.005)",
@@ -351,6 +555,10 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.timeline and not args.device.startswith("cuda"):
         parser.error("--timeline reads CUDA events: it needs --device cuda")
+    if "graphs" in args.variants and not args.device.startswith("cuda"):
+        parser.error("--variants graphs replays CUDA graphs: it needs --device cuda")
+    if "before" in args.variants and not args.engine_before:
+        parser.error("--variants before needs --engine-before FILE")
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
     reports = []

@@ -4,23 +4,35 @@
 # machine's Python), slurm_wheels/ (the two SLURM plugins, to time Snakemake with them),
 # models/tokenizer/ (the bert-base-uncased tokenizer files of ../shared/models/minilm-*),
 # data/<task>/<split>.parquet (../shared's data/glue/: sst2, cola and mnli for most parts, every
-# task for gpus). Every step runs in a user's environment made by bench/user_env.py, with
-# bytecode compiled.
-# The arguments (default: final) select what runs, one or more of: sweep | pipeline (--cores 1,
-# then --cores $(nproc), then no-op reruns with and without the SLURM plugins) | endtoend |
-# loops (the engine against its floors, and the tokenizer against cores) | pairs | gpus (the
-# default and GLUE experiments with --resources gpu=1, then on every GPU, compared by
-# bench/gpu_runs.py) | final (= pipeline, endtoend, pairs and loops).
-# REPEATS (default 3) sets the loop comparisons' repeats. OUT (default /tmp/out) receives the
-# tables and plots.
+# task's validation files for glue and gpus), optionally engine_before.py (an earlier
+# scripts/glueperf/engine.py, which bf16 times beside the engine as it is). Every step runs in a
+# user's environment made by bench/user_env.py, with bytecode compiled (kept for a later call on
+# the same machine).
+# The arguments (default: final) select what runs, one or more of: sweep | pipeline (the default
+# experiment from empty with --cores 1, then --cores $(nproc)) | slurm (no-op reruns with and
+# without the SLURM plugins) | endtoend (the notebook's whole run) | startup (each import in a
+# fresh interpreter) | loops (the engine against its floors, and the tokenizer against cores) |
+# pairs | bf16 (the engines on SST-2 train with every variant of bench/compare_loops.py) | glue
+# (the GLUE twins: the pipeline from empty with --cores 1 and $(nproc), then the same
+# experiment in one process, with the engine and with the notebook's loop) | gpus (the default
+# and GLUE experiments with --resources gpu=1, then on every GPU, compared by
+# bench/gpu_runs.py) | targets (issue 24's ratios from what $OUT holds; also printed after
+# endtoend, glue and bf16) | final (= pipeline, slurm, endtoend, startup, pairs and loops).
+# REPEATS (default 3) sets the loop comparisons' repeats; NOOPS (default 3) the no-op reruns
+# after each pipeline run; BF16_VARIANTS (default: checked graphs compile) the variants that bf16
+# times. OUT (default /tmp/out) receives the tables and plots; SESSION_TMP (default /tmp) holds
+# the session's working files.
 set -u
 PARTS=" ${*:-final} "
-# Whether part $1 was asked for (final asks for pipeline, endtoend, pairs and loops).
+# Whether part $1 was asked for (final asks for pipeline, slurm, endtoend, startup, pairs, loops).
 wants() {
   [[ $PARTS == *" $1 "* ]] && return 0
-  [[ $PARTS == *" final "* ]] && [[ " pipeline endtoend pairs loops " == *" $1 "* ]]
+  [[ $PARTS == *" final "* ]] && [[ " pipeline slurm endtoend startup pairs loops " == *" $1 "* ]]
 }
 REPEATS=${REPEATS:-3}
+NOOPS=${NOOPS:-3}
+BF16_VARIANTS=${BF16_VARIANTS:-checked graphs compile}
+T=${SESSION_TMP:-/tmp}  # the session's working files (user environment, configs, twins, copies)
 TOKENIZER=.carry/models/tokenizer
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -34,14 +46,18 @@ HOST_PY=$(command -v python3)  # the host's Python, with pip (the user environme
 # A user's pip install leaves bytecode; this machine ships torch without it and sets
 # PYTHONDONTWRITEBYTECODE: compile it once, so that start-up is timed as users see it.
 purelib() { "$1" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }
-python3 -m compileall -q -j 0 "$(purelib python3)" >/dev/null 2>&1
-# Every step runs in a user's environment: what requirements.txt installs (linked from this
-# host's packages, whose extras transformers would otherwise import) plus the wheels of what the
-# host lacks (snakemake and its plugins), compiled as pip compiles them.
-python3 bench/user_env.py /tmp/uenv $C/wheels | grep -v "^linked" || exit 1
-PY=/tmp/uenv/bin/python
-"$PY" -m compileall -q -j 0 "$(purelib $PY)" >/dev/null 2>&1
-export PATH=/tmp/uenv/bin:$PATH
+PY=$T/uenv/bin/python
+if [ -x "$PY" ]; then
+  echo "user environment of an earlier call on this machine: $PY"
+else
+  python3 -m compileall -q -j 0 "$(purelib python3)" >/dev/null 2>&1
+  # Every step runs in a user's environment: what requirements.txt installs (linked from this
+  # host's packages, whose extras transformers would otherwise import) plus the wheels of what
+  # the host lacks (snakemake and its plugins), compiled as pip compiles them.
+  python3 bench/user_env.py $T/uenv $C/wheels | grep -v "^linked" || exit 1
+  "$PY" -m compileall -q -j 0 "$(purelib $PY)" >/dev/null 2>&1
+fi
+export PATH=$T/uenv/bin:$PATH
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $PY -c 'import torch, transformers, tokenizers, snakemake, sys; print(sys.version.split()[0], torch.__version__, transformers.__version__, tokenizers.__version__, snakemake.__version__, torch.cuda.get_device_name())'
 nproc
@@ -55,10 +71,10 @@ if wants sweep; then
 fi
 
 # One run of the pipeline from an empty results/ (and no prepared models), timed job by job,
-# then its no-op rerun three times. $1: the cores; $2: the config (/tmp/gpu_config.yaml); $3: a
+# then its no-op rerun three times. $1: the cores; $2: the config ($T/gpu_config.yaml); $3: a
 # name for its job timeline; further arguments go to snakemake.
 pipeline_run() {
-  local cores=$1 config=${2:-/tmp/gpu_config.yaml} name=${3:-cores$1}
+  local cores=$1 config=${2:-$T/gpu_config.yaml} name=${3:-cores$1}
   shift 3 2>/dev/null || shift $#
   rm -rf results resources .snakemake
   $PY bench/job_times.py --json "$OUT/jobs_$name.json" -- \
@@ -72,9 +88,32 @@ t = pd.read_csv('results/model_performance.csv')
 cols = ['Dataset', 'Score', 'Metric', 'Inference Time (seconds)', 'Memory Usage (MB)', 'startup_s', 'model_load_s', 'warmup_s', 'device_wait_s', 'gpu_index', 'gpu_uuid', 'model_format', 'gpu_peak_allocated_mb']
 print(t[cols].to_string())
 "
-  for i in 1 2 3; do
+  for ((i = 0; i < NOOPS; i++)); do
     noop "$cores" "$config"
   done
+}
+
+# Whether every predictions file under $1 equals its namesake under $2 (pyarrow's Table.equals).
+same_predictions() {
+  $PY -c "
+import pathlib, sys, pyarrow.parquet as pq
+one, other = map(pathlib.Path, sys.argv[1:3])
+for path in sorted(one.rglob('*.parquet')):
+    twin = other / path.relative_to(one)
+    print(path.relative_to(one), 'predictions identical between the two runs:', twin.is_file() and pq.read_table(path).equals(pq.read_table(twin)))
+" "$1" "$2"
+}
+
+# Issue 24's targets from the figures in $OUT (the parts that wrote them).
+targets() {
+  step "targets (issue 24) from $OUT"
+  $PY bench/speed_targets.py "$OUT"
+}
+
+# The GLUE twins and config/glue.yaml pointed at them and the local files: $T/gpu_glue.yaml.
+glue_config() {
+  [ -f $T/gpu_glue.yaml ] ||
+    $PY bench/glue_twins.py $TOKENIZER $C/data $T/glue_twins $T/gpu_glue.yaml | grep -v shards
 }
 
 # One no-op rerun with $1 cores and config $2, its wall seconds printed with $3 (what differs).
@@ -86,50 +125,53 @@ noop() {
 }
 
 default_config() {
-  $PY bench/save_twin.py $TOKENIZER /tmp/twin
-  sed -e "s#distilbert/distilbert-base-uncased-finetuned-sst-2-english#/tmp/twin#" \
+  $PY bench/save_twin.py $TOKENIZER $T/twin
+  sed -e "s#distilbert/distilbert-base-uncased-finetuned-sst-2-english#$T/twin#" \
       -e "s#hf://datasets/nyu-mll/glue/\(sst2\|cola\)/\([a-z]*\)-00000-of-00001.parquet#$C/data/\1/\2.parquet#" \
-      config.yaml > /tmp/gpu_config.yaml
-  grep -E "source|path" /tmp/gpu_config.yaml
+      config.yaml > $T/gpu_config.yaml
+  grep -E "source|path" $T/gpu_config.yaml
 }
 
 if wants pipeline; then
   default_config
   step pipeline: default experiment with the twin, --cores 1, from an empty results/
-  pipeline_run 1
+  pipeline_run 1 $T/gpu_config.yaml default_cores1
   cp results/model_performance.csv "$OUT/model_performance_cores1.csv" 2>/dev/null
   cp results/plots/*.png "$OUT/" 2>/dev/null
-  rm -rf /tmp/predictions_cores1 && cp -r results/predictions /tmp/predictions_cores1
+  rm -rf $T/predictions_cores1 && cp -r results/predictions $T/predictions_cores1
   step pipeline: the same with --cores "$(nproc)"
-  pipeline_run "$(nproc)"
+  pipeline_run "$(nproc)" $T/gpu_config.yaml default_coresN
   cp results/model_performance.csv "$OUT/model_performance_coresN.csv" 2>/dev/null
   mkdir -p "$OUT/logs_coresN" && cp -r results/logs results/benchmarks "$OUT/logs_coresN/"
+  same_predictions $T/predictions_cores1 results/predictions
+fi
+
+if wants slurm; then
   # Before requirements-slurm.txt: the SLURM plugins installed beside Snakemake, which imports
   # them (and the plugin pandas) on every command. Alternated, on the same finished run.
-  "$HOST_PY" -m pip install -q --no-deps --no-compile --target /tmp/slurm_plugins \
+  [ -d results/predictions ] || pipeline_run "$(nproc)" $T/gpu_config.yaml default_coresN
+  "$HOST_PY" -m pip install -q --no-deps --no-compile --target $T/slurm_plugins \
     $C/slurm_wheels/*.whl
-  $PY -m compileall -q /tmp/slurm_plugins >/dev/null 2>&1
-  PYTHONPATH=/tmp/slurm_plugins $PY -c "import sys, snakemake_executor_plugin_slurm as p
+  $PY -m compileall -q $T/slurm_plugins >/dev/null 2>&1
+  PYTHONPATH=$T/slurm_plugins $PY -c "import sys, snakemake_executor_plugin_slurm as p
 print('SLURM plugin importable from', p.__file__, '- imports pandas:', 'pandas' in sys.modules)"
   for i in 1 2 3 4 5; do
-    noop "$(nproc)" /tmp/gpu_config.yaml "requirements.txt"
-    PYTHONPATH=/tmp/slurm_plugins noop "$(nproc)" /tmp/gpu_config.yaml "with the SLURM plugins"
+    noop "$(nproc)" $T/gpu_config.yaml "requirements.txt"
+    PYTHONPATH=$T/slurm_plugins noop "$(nproc)" $T/gpu_config.yaml "with the SLURM plugins"
   done
-  $PY -c "
-import pathlib, pyarrow.parquet as pq
-for one in sorted(pathlib.Path('/tmp/predictions_cores1').rglob('*.parquet')):
-    other = pathlib.Path('results/predictions') / one.relative_to('/tmp/predictions_cores1')
-    print(one.name, 'predictions identical between the two runs:', pq.read_table(one).equals(pq.read_table(other)))
-"
 fi
 
 if wants endtoend; then
   step the notebook end to end, one process: imports, model load, its loop on the same four datasets
-  [ -d /tmp/twin ] || $PY bench/save_twin.py $TOKENIZER /tmp/twin
+  [ -d $T/twin ] || $PY bench/save_twin.py $TOKENIZER $T/twin
   start=$(now)
-  $PY bench/notebook_run.py /tmp/twin $C/data/sst2/train.parquet $C/data/sst2/validation.parquet \
-    $C/data/sst2/test.parquet $C/data/cola/validation.parquet
+  $PY bench/notebook_run.py $T/twin $C/data/sst2/train.parquet $C/data/sst2/validation.parquet \
+    $C/data/sst2/test.parquet $C/data/cola/validation.parquet --json "$OUT/notebook_default.json"
   echo "notebook wall seconds, interpreter start to exit: $(python3 -c "print(round($(now) - $start, 2))")"
+  targets
+fi
+
+if wants startup; then
   step start-up, step by step, each in a fresh interpreter
   $PY bench/startup_probe.py --tokenizer $TOKENIZER --repeats 3 2>&1 | grep -v Warning
 fi
@@ -150,22 +192,63 @@ if wants loops; then
   $PY bench/tokenizer_scaling.py $TOKENIZER $C/data/sst2/train.parquet
 fi
 
+if wants bf16; then
+  # Issue 24: bfloat16 against max(its forward floor, the engine's tokenization), with every
+  # variant; float32 beside it, the transformers model against the traced one (issue 23: is
+  # TorchScript still worth its keep?). CUDA graphs and torch.compile are captured or compiled
+  # in the warm-up, which is not timed.
+  before=()
+  [ -f $C/engine_before.py ] && before=(before --engine-before $C/engine_before.py)
+  step twin on SST-2 train, engines and variants, $REPEATS repeats
+  $PY bench/compare_loops.py --model $TOKENIZER --twin --data $C/data/sst2/train.parquet \
+    --repeats "$REPEATS" --skip a b tokenizer --timeline \
+    --variants $BF16_VARIANTS ${before[@]+"${before[@]}"} --json "$OUT/twin_train_bf16.json"
+  targets
+fi
+
+if wants glue; then
+  # Issue 24: the GLUE twins (8 models, 9 datasets) through the pipeline from empty, against
+  # the same experiment in one process (imports once, each model loaded once): the engine (the
+  # ideal), then the notebook's loop (what a user would write).
+  glue_config
+  step "GLUE twins, pipeline --cores $(nproc) from an empty results/"
+  NOOPS=1 pipeline_run "$(nproc)" $T/gpu_glue.yaml glue_coresN
+  cp results/model_performance.csv "$OUT/glue_coresN.csv" 2>/dev/null
+  rm -rf $T/predictions_glue_N && cp -r results/predictions $T/predictions_glue_N
+  step "GLUE twins, pipeline --cores 1 from an empty results/"
+  NOOPS=1 pipeline_run 1 $T/gpu_glue.yaml glue_cores1
+  cp results/model_performance.csv "$OUT/glue_cores1.csv" 2>/dev/null
+  same_predictions $T/predictions_glue_N results/predictions
+  for loop in engine notebook; do
+    step "GLUE twins in one process, the $loop loop"
+    start=$(now)
+    $PY bench/glue_one_process.py $T/gpu_glue.yaml --loop $loop --compare results/predictions \
+      --json "$OUT/glue_$loop.json" 2>&1 | grep -v "Loading weights"
+    echo "one process ($loop) wall seconds: $(python3 -c "print(round($(now) - $start, 2))")"
+  done
+  targets
+fi
+
+if wants targets; then
+  targets
+fi
+
 if wants gpus; then
   # Issue 15: each experiment from empty with one evaluation at a time (--resources gpu=1), then
   # with every GPU; the metrics rows say which GPU each job held and when.
   default_config
-  $PY bench/glue_twins.py $TOKENIZER $C/data /tmp/glue_twins /tmp/gpu_glue.yaml | grep -v shards
+  glue_config
   nvidia-smi --query-gpu=index,uuid,name --format=csv,noheader
-  for experiment in default:/tmp/gpu_config.yaml glue:/tmp/gpu_glue.yaml; do
+  for experiment in default:$T/gpu_config.yaml glue:$T/gpu_glue.yaml; do
     name=${experiment%%:*} config=${experiment#*:}
     for gpus in 1 all; do
       step "$name experiment, --cores $(nproc), gpus: $gpus, from an empty results/"
       if [ "$gpus" = 1 ]; then limit="--resources gpu=1"; else limit=""; fi
       pipeline_run "$(nproc)" "$config" "${name}_gpus$gpus" $limit
       cp results/model_performance.csv "$OUT/${name}_gpus$gpus.csv" 2>/dev/null
-      rm -rf "/tmp/predictions_${name}_$gpus" && cp -r results/predictions "/tmp/predictions_${name}_$gpus"
+      rm -rf "$T/predictions_${name}_$gpus" && cp -r results/predictions "$T/predictions_${name}_$gpus"
     done
-    $PY bench/gpu_runs.py "/tmp/predictions_${name}_1" "/tmp/predictions_${name}_all" \
+    $PY bench/gpu_runs.py "$T/predictions_${name}_1" "$T/predictions_${name}_all" \
       "$OUT/${name}_gpus1.csv" "$OUT/${name}_gpusall.csv" "$OUT/jobs_${name}_gpus1.json" \
       "$OUT/jobs_${name}_gpusall.json"
   done

@@ -45,7 +45,7 @@ def measure(tokenizer_dir: str, data: str, glue_task: str, repeats: int) -> dict
     for _ in range(repeats):
         start = time.perf_counter()
         chunks = tokenized_chunks(tokenize, loaded.texts, loaded.pairs, {"tokenize_s": 0.0})
-        tokens = sum(len(row) for _, ids, _, _ in chunks for row in ids)
+        tokens = sum(len(chunk.ids) for chunk, _ in chunks)
         seconds.append(time.perf_counter() - start)
     return {"seconds": seconds, "tokens": tokens, "texts": len(loaded.texts)}
 

@@ -7,9 +7,16 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO, SHARED, requires_shared, write_dataset
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from conftest import REPO, SHARED, build_tiny_model, make_sentences, requires_shared, write_dataset
 
 BENCH = REPO / "bench" / "compare_loops.py"
+sys.path.insert(0, str(REPO / "bench"))
 
 
 def run_bench(tmp_path, *args):
@@ -35,8 +42,13 @@ def run_bench(tmp_path, *args):
 
 
 def test_compare_loops_runs_on_cpu(tmp_path, varied_model):
+    """Every loop and floor, and the variants the CPU can run: transformers' own padding check,
+    and another engine module (here the engine itself) for a before/after."""
     data = write_dataset(tmp_path / "data.parquet", n=48)
-    stdout, figures = run_bench(tmp_path, "--model", str(varied_model), "--data", str(data))
+    engine = REPO / "scripts" / "glueperf" / "engine.py"
+    variants = ["--variants", "checked", "before", "--engine-before", str(engine)]
+    args = ["--model", str(varied_model), "--data", str(data), "--bf16-on-cpu", *variants]
+    stdout, figures = run_bench(tmp_path, *args)
     for row in ("(a) notebook loop", "(b) transformers.pipeline", "(c) engine float32"):
         assert row in stdout
     assert "floor: tokenizer alone" in stdout and "floor: forward alone" in stdout
@@ -44,7 +56,31 @@ def test_compare_loops_runs_on_cpu(tmp_path, varied_model):
     assert figures["reports"][0]["n_texts"] == 48
     assert results["c"]["agree_with_a_pct"] == 100.0
     assert results["b"]["agree_with_a_pct"] == 100.0
+    for row in ("c_checked", "c_before"):
+        assert results[row]["agree_with_c_pct"] == 100.0, row
+    assert {"d", "d_checked", "d_before", "forward_bf16"} <= set(results)
     assert all(len(entry["runs_s"]) == 2 for entry in results.values())
+
+
+def test_bucket_padding_of_the_cuda_graphs_variant_keeps_predictions(varied_model):
+    """Variant graphs pads each batch to a bucket of shapes (rows and columns more, masked):
+    run eagerly (the CPU has no CUDA graphs), float32 predictions are the engine's own."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from compare_loops import Graphed
+    from glueperf.engine import Batching, Engine
+
+    tokenizer = AutoTokenizer.from_pretrained(varied_model)
+    model = AutoModelForSequenceClassification.from_pretrained(varied_model).eval()
+    texts, pairs = make_sentences(120, seed=5), make_sentences(120, seed=6)
+    batching = Batching(batch_tokens=160)
+    for second in (None, pairs):
+        expected = Engine(model, tokenizer, "cpu", batching).run(texts, second)
+        graphed = Graphed(model, tokenizer.pad_token_id, capture=False)
+        got = Engine(graphed, tokenizer, "cpu", batching).run(texts, second)
+        assert np.array_equal(got.predictions, expected.predictions)
+        assert np.allclose(got.probabilities, expected.probabilities, atol=1e-5)
+        assert 1 < len(graphed.buckets) < expected.n_batches
 
 
 @requires_shared
@@ -64,6 +100,7 @@ def test_compare_loops_builds_the_distilbert_twin(tmp_path):
         "tokenizer_engine",
         "forward",
         "forward_traced",
+        "forward_bf16",
     }
     assert set(results) == loops
     assert results["c"]["agree_with_a_pct"] == 100.0
@@ -102,3 +139,134 @@ def test_tokenizer_scaling_times_the_engines_tokens_per_thread_count():
     rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line[:3] == "|  "]
     assert [int(row[0]) for row in rows] == [1, 2]
     assert float(rows[0][2]) == 1.0 and all(float(row[3]) > 0 for row in rows)
+
+
+@pytest.fixture(scope="module")
+def glue_like_run(tmp_path_factory, varied_model):
+    """A config of two models (a classifier on single texts and on pairs, a regressor on pairs)
+    and the predictions the pipeline's jobs write for it: each model traced as rule
+    prepare_model traces it, each dataset evaluated as rule evaluate_model does."""
+    from glueperf.evaluation import evaluate, write_predictions
+    from glueperf.prepared import load_source, trace_source
+    from glueperf.tasks import dataset_spec
+
+    base = tmp_path_factory.mktemp("glue_like")
+    regressor = build_tiny_model(base / "regressor", num_labels=1, initializer_range=0.5)
+    first, second = make_sentences(40, seed=1), make_sentences(40, seed=2)
+    datasets = {
+        "single": {"path": str(write_dataset(base / "single.parquet", n=50))},
+        "pairs": {
+            "path": str(write_dataset(base / "pairs.parquet", n=40, sentence2=second)),
+            "text_columns": ["sentence", "sentence2"],
+        },
+        "scores": {
+            "path": str(
+                write_dataset(base / "scores.parquet", n=40, sentence1=first, sentence2=second)
+            ),
+            "glue_task": "stsb",
+        },
+    }
+    pq.write_table(  # STS-B's labels are scores
+        pq.read_table(datasets["scores"]["path"]).set_column(
+            1, "label", pa.array(np.linspace(0, 5, 40), pa.float32())
+        ),
+        datasets["scores"]["path"],
+    )
+    models = {
+        "classifier": {"source": str(varied_model), "datasets": ["single", "pairs"]},
+        "regressor": {"source": str(regressor), "datasets": ["scores"]},
+    }
+    config = {"models": models, "datasets": datasets, "evaluation": {"device": "cpu"}}
+    (base / "config.yaml").write_text(yaml.safe_dump(config))
+    predictions = base / "predictions"
+    for name, model in models.items():
+        prepared = base / "prepared" / name
+        trace_source(load_source(model["source"], "float32"), "cpu", prepared)
+        for dataset in model["datasets"]:
+            spec = dataset_spec(dataset, datasets[dataset])
+            _, columns = evaluate(
+                model["source"], datasets[dataset]["path"], spec, "cpu", prepared_dir=prepared
+            )
+            write_predictions(columns, predictions / name / f"{dataset}.parquet")
+    return base / "config.yaml", predictions
+
+
+def run_glue_one_process(config, predictions, tmp_path, loop):
+    out = tmp_path / f"{loop}.json"
+    command = [sys.executable, str(REPO / "bench" / "glue_one_process.py"), str(config)]
+    command += ["--loop", loop, "--compare", str(predictions), "--json", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    return result, json.loads(out.read_text()) if out.exists() else None
+
+
+def test_glue_one_process_runs_a_config_and_equals_the_pipelines_predictions(
+    glue_like_run, tmp_path
+):
+    """The ideal (one process, the engine) on each model's datasets: timed from the
+    interpreter's start, predictions equal to the pipeline's files; the notebook's loop beside
+    it agrees on every class."""
+    config, predictions = glue_like_run
+    result, figures = run_glue_one_process(config, predictions, tmp_path, "engine")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [m["model"] for m in figures["models"]] == ["classifier", "regressor"]
+    runs = [d["dataset"] for m in figures["models"] for d in m["datasets"]]
+    assert runs == ["single", "pairs", "scores"]
+    assert [c["match"] for c in figures["compare"]] == [True, True, True]
+    assert figures["compare"][0]["equal"] and figures["compare"][1]["equal"]  # classes, exactly
+    last = figures["models"][-1]["datasets"][-1]["at_s"]
+    assert 0 < figures["imports_s"] < last <= figures["total_s"]
+    assert f"whole run (engine loop): {figures['total_s']:.2f} s" in result.stdout
+    result, figures = run_glue_one_process(config, predictions, tmp_path, "notebook")
+    assert result.returncode == 0, result.stdout + result.stderr
+    agreement = [c.get("agree_pct") for c in figures["compare"]]
+    assert agreement[:2] == [100.0, 100.0]  # classes; the scores' rounding may differ
+    assert figures["compare"][2]["max_abs_diff"] < 1e-4
+
+
+def test_glue_one_process_names_predictions_that_differ(glue_like_run, tmp_path):
+    from glue_one_process import compare
+
+    _, predictions = glue_like_run
+    expected = pq.read_table(predictions / "classifier" / "single.parquet").column("prediction")
+    outputs = expected.to_numpy().copy()
+    found = compare({("classifier", "single"): (outputs, False)}, predictions)
+    assert found[0]["equal"] and found[0]["match"] and found[0]["agree_pct"] == 100.0
+    outputs[3] = 1 - outputs[3]
+    found = compare({("classifier", "single"): (outputs, False)}, predictions)
+    assert not found[0]["match"] and found[0]["agree_pct"] == 100.0 * 49 / 50
+    found = compare({("classifier", "missing"): (outputs, False)}, predictions)
+    assert not found[0]["match"] and found[0]["missing"]
+    scores = pq.read_table(predictions / "regressor" / "scores.parquet").column("score").to_numpy()
+    found = compare({("regressor", "scores"): (scores + 1e-3, True)}, predictions)
+    assert not found[0]["match"] and found[0]["max_abs_diff"] == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_speed_targets_reads_the_sessions_figures(tmp_path):
+    """bench/speed_targets.py: issue 24's ratios from the files the GPU session writes; a part
+    that did not run, or a pipeline run that failed, is left out."""
+    from speed_targets import rows, table
+
+    def write(name, figures):
+        (tmp_path / name).write_text(json.dumps(figures))
+
+    write("jobs_glue_coresN.json", {"wall_s": 26.0, "exit": 0})
+    write("jobs_glue_cores1.json", {"wall_s": 40.0, "exit": 0})
+    write("glue_engine.json", {"total_s": 20.0})
+    write("jobs_default_cores1.json", {"wall_s": 17.0, "exit": 1})  # failed: not compared
+    write("notebook_default.json", {"total_s": 27.0})
+    results = {"d": 0.9, "forward_bf16": 0.3, "tokenizer_engine": 0.6, "d_graphs": 0.7}
+    results |= {"c": 2.2, "forward": 2.0}
+    reports = [{"results": {k: {"median_s": v} for k, v in results.items()}}]
+    write("twin_train_bf16.json", {"reports": reports})
+    found = {label: (ratio, met) for label, _, ratio, _, met, _ in rows(tmp_path)}
+    assert found["GLUE: pipeline --cores N / one process, engine"] == (1.3, True)
+    assert found["GLUE: pipeline --cores 1 / one process, engine"] == (2.0, False)
+    bf16 = "bf16 SST-2 train: d / max(forward bf16, engine's tokenization)"
+    assert found[bf16] == (pytest.approx(1.5), False)
+    assert found["bf16 SST-2 train: d_graphs / max(forward bf16, engine's tokenization)"][1] is None
+    assert found["float32 SST-2 train: c / forward"] == (pytest.approx(1.1), None)
+    assert not any(label.startswith("default") for label in found)
+    assert (
+        "| GLUE: pipeline --cores 1 / one process, engine | 40.00 / 20.00 | 2.00 | ≤ 1.6 | NO |"
+        in (table(rows(tmp_path)))
+    )

@@ -4,15 +4,34 @@ with the notebook's loop in float32."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 import numpy as np
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from conftest import SHARED, make_sentences, reference_predictions, requires_shared
+from conftest import (
+    SHARED,
+    build_tiny_model,
+    make_sentences,
+    reference_predictions,
+    requires_shared,
+)
 from glueperf import GlueperfError
-from glueperf.engine import FIRST_CHUNK_TEXTS, MIN_LENGTH_RATIO, Batching, Engine, pad, plan_batches
+from glueperf.engine import (
+    FIRST_CHUNK_TEXTS,
+    MIN_LENGTH_RATIO,
+    Batching,
+    ChunkTokenizer,
+    Engine,
+    Tokens,
+    answer_padding_checks,
+    pad,
+    padding_answered,
+    plan_batches,
+)
 from glueperf.validation import load_dataset
 from reference import notebook_loop
 
@@ -159,3 +178,113 @@ def test_chunk_seams_cost_no_extra_batches_on_sst2_train():
     at_once = plan_batches(lengths, batching.batch_tokens, batching.max_batch_size)
     assert result.n_batches == len(at_once)
     assert result.padded_tokens <= 1.01 * sum(len(b) * lengths[b[0]] for b in at_once)
+
+
+def padded_naively(rows: list[list[int]], pad_id: int) -> np.ndarray:
+    matrix = np.full((len(rows), max(map(len, rows))), pad_id, dtype=np.int64)
+    for i, row in enumerate(rows):
+        matrix[i, : len(row)] = row
+    return matrix
+
+
+def test_tokens_taken_and_added_pad_as_their_lists_would():
+    """The engine's flat token arrays: texts taken out of order and added to other texts still
+    pad to the same matrix, mask and token types as their lists."""
+    rng = np.random.default_rng(0)
+    rows = [rng.integers(1, 1000, rng.integers(1, 12)).tolist() for _ in range(50)]
+    types = [[i % 2] * len(row) for i, row in enumerate(rows)]
+    first, second = Tokens.from_rows(rows[:30], types[:30]), Tokens.from_rows(rows[30:], types[30:])
+    second.positions = second.positions + 30
+    members = rng.permutation(30)[:20]
+    both = first.take(members).add(second)
+    order = rng.permutation(len(both))
+    batch = both.take(order)
+    expected = [rows[i] for i in both.positions[order]]
+    matrix, mask = batch.padded(pad_id=7)
+    assert np.array_equal(matrix, padded_naively(expected, 7))
+    assert np.array_equal(mask, (padded_naively(expected, -1) != -1).astype(np.int64))
+    assert np.array_equal(
+        batch.padded(0, types=True)[0], padded_naively([types[i] for i in batch.positions], 0)
+    )
+    assert batch.rows() == expected and both.compact().rows() == both.rows()
+
+
+def test_chunk_tokens_equal_the_tokenizers_own_ids(varied_model):
+    tokenizer = AutoTokenizer.from_pretrained(varied_model)
+    texts = make_sentences(40, seed=2)
+    tokens, _ = ChunkTokenizer(tokenizer, 64).tokens(texts)
+    assert tokens.rows() == tokenizer(texts)["input_ids"]
+    assert tokens.lengths.tolist() == [len(row) for row in tokenizer(texts)["input_ids"]]
+
+
+class HostReads(TorchFunctionMode):
+    """Counts what reads a tensor's values back to the host (on a GPU each waits for every
+    kernel queued before it): ``if tensor:``, ``.item()``, ``x in tensor``, ``.cpu()``..."""
+
+    READS = {"__bool__", "item", "tolist", "__contains__", "__int__", "__float__", "__index__"}
+    READS |= {"cpu", "numpy"}
+
+    def __init__(self):
+        super().__init__()
+        self.reads = Counter()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in self.READS:
+            self.reads[func.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.fixture(scope="module")
+def sdpa_models(tmp_path_factory, varied_model):
+    """(name, model, tokenizer) of three architectures whose SDPA masks transformers builds."""
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    roberta = build_tiny_model(
+        tmp_path_factory.mktemp("models") / "roberta", architecture="roberta"
+    )
+    models = [("bert", *load(varied_model)), ("roberta", *load(roberta))]
+    torch.manual_seed(0)
+    distilbert = DistilBertForSequenceClassification(
+        DistilBertConfig(
+            vocab_size=64, dim=32, hidden_dim=64, n_heads=2, n_layers=2, attn_implementation="sdpa"
+        )
+    ).eval()
+    tokenizer = AutoTokenizer.from_pretrained(varied_model)
+    tokenizer.model_input_names = ["input_ids", "attention_mask"]
+    return models + [("distilbert", distilbert, tokenizer)]
+
+
+def padded_inputs(tokenizer, pairs: bool) -> dict:
+    texts = make_sentences(6, seed=9)
+    encoded = tokenizer(texts, texts[::-1] if pairs else None, padding=True, return_tensors="pt")
+    assert not bool(encoded["attention_mask"].all()), "the batch must be padded"
+    return {k: v for k, v in encoded.items() if k in tokenizer.model_input_names}
+
+
+@pytest.mark.parametrize("pairs", [False, True])
+def test_padded_batches_read_nothing_back_from_the_device_but_the_results(sdpa_models, pairs):
+    """transformers' mask code asks whether a padded batch is padded (a read of the device per
+    batch); the engine answers it: a whole run reads back its two result tensors only."""
+    for name, model, tokenizer in sdpa_models:
+        inputs = padded_inputs(tokenizer, pairs)
+        with HostReads() as alone, torch.inference_mode():
+            model(**inputs)
+        assert alone.reads["__bool__"] >= 1, f"{name}: transformers checks the mask itself"
+        engine = Engine(model, tokenizer, "cpu", Batching(batch_tokens=96))
+        texts = make_sentences(200, seed=4)
+        with HostReads() as run:
+            result = engine.run(texts, texts[::-1] if pairs else None)
+        assert result.n_batches > 5 and result.padded_tokens > result.token_counts.sum()
+        assert run.reads == Counter({"cpu": 2, "numpy": 2}), name  # predictions, probabilities
+
+
+@pytest.mark.parametrize("pairs", [False, True])
+def test_answered_padding_gives_the_models_own_logits_bit_for_bit(sdpa_models, pairs):
+    assert answer_padding_checks(), "transformers' SDPA mask function is the engine's"
+    for name, model, tokenizer in sdpa_models:
+        inputs = padded_inputs(tokenizer, pairs)
+        with torch.inference_mode():
+            expected = model(**inputs).logits
+            with padding_answered(True):
+                got = model(**inputs).logits
+        assert torch.equal(got, expected), name

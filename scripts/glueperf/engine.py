@@ -2,13 +2,17 @@
 
 Why it is fast (compared with the notebook's loop, see bench/compare_loops.py):
 - Texts are tokenized in large chunks by the Rust tokenizer's ``encode_batch_fast`` (no offsets,
-  all cores, GIL released). On CUDA a background thread tokenizes the next chunk while the GPU
-  works on the current one.
+  all cores, GIL released). On CUDA a background thread encodes the next chunk while the main
+  thread reads the current one's ids and keeps the GPU busy.
 - Sentences of similar length share a batch, so padding is small; a batch holds as many sentences
   as fit a budget of padded tokens. A batch with no padding passes no attention mask, which lets
   SDPA pick its fastest kernel.
 - Predictions stay on the device until the end: one host synchronization per evaluation instead
-  of one per batch. Inputs are copied from pinned memory without blocking.
+  of one per batch; transformers' own check for padding in the mask code, which would read the
+  device once per padded batch, is answered by the engine (see ``padding_answered``). Inputs are
+  copied from pinned memory without blocking.
+- Token ids are kept in flat numpy arrays, never as a Python list per sentence: batching and
+  padding are numpy operations, which leaves the host free to keep a fast GPU busy (bfloat16).
 - On CUDA out-of-memory the token budget is halved and the failed batch retried.
 """
 
@@ -20,7 +24,10 @@ import queue
 import sys
 import threading
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 import torch
@@ -67,6 +74,97 @@ class EngineResult:
     padded_tokens: int = 0
 
 
+@dataclass
+class Tokens:
+    """Tokenized texts, their ids one after another in one array (no Python list per text): text
+    ``i`` is ``ids[starts[i] : starts[i] + lengths[i]]``, input text ``positions[i]``. A subset
+    (``take``) shares the arrays of ids."""
+
+    positions: np.ndarray  # int64: each text's position in the engine's input
+    ids: np.ndarray  # int64
+    starts: np.ndarray  # int64
+    lengths: np.ndarray  # int64: tokens per text, special tokens included
+    types: np.ndarray | None = None  # int64 token type ids, laid out as ``ids``; None: none given
+
+    @classmethod
+    def from_rows(cls, ids: list[list[int]], types: list[list[int]] | None = None) -> Tokens:
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+
+        def flat(rows):
+            return np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
+
+        return cls(
+            np.arange(len(ids)),
+            flat(ids),
+            np.cumsum(lengths) - lengths,
+            lengths,
+            None if types is None else flat(types),
+        )
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def rows(self, types: bool = False) -> list[list[int]]:
+        """Each text's ids (or token types) as a list."""
+        source = self.types if types else self.ids
+        spans = zip(self.starts.tolist(), self.lengths.tolist(), strict=True)
+        return [source[start : start + n].tolist() for start, n in spans]
+
+    def take(self, members: np.ndarray) -> Tokens:
+        return Tokens(
+            self.positions[members],
+            self.ids,
+            self.starts[members],
+            self.lengths[members],
+            self.types,
+        )
+
+    def compact(self) -> Tokens:
+        """The same texts with arrays of their own tokens only (a ``take`` keeps all of them)."""
+        index = self._index()
+        starts = np.cumsum(self.lengths) - self.lengths
+        types = None if self.types is None else self.types[index]
+        return Tokens(self.positions, self.ids[index], starts, self.lengths, types)
+
+    def add(self, other: Tokens) -> Tokens:
+        """These texts, then ``other``'s."""
+        if not len(self):
+            return other
+        mine = self.compact()
+        return Tokens(
+            np.concatenate([mine.positions, other.positions]),
+            np.concatenate([mine.ids, other.ids]),
+            np.concatenate([mine.starts, other.starts + len(mine.ids)]),
+            np.concatenate([mine.lengths, other.lengths]),
+            None if other.types is None else np.concatenate([mine.types, other.types]),
+        )
+
+    def padded(self, pad_id: int, types: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """The ids (or token types) right-padded to a matrix; the mask (int64) is None when no
+        text needed padding."""
+        source = self.types if types else self.ids
+        width = int(self.lengths.max())
+        columns = np.arange(width)
+        if (self.lengths == width).all():
+            return source[self.starts[:, None] + columns], None
+        mask = columns < self.lengths[:, None]
+        matrix = np.full((len(self), width), pad_id, dtype=np.int64)
+        matrix[mask] = source[self._index()]
+        return matrix, mask.astype(np.int64)
+
+    def _index(self) -> np.ndarray:
+        """Where each text's tokens are in ``ids``, text after text."""
+        ends = np.cumsum(self.lengths)
+        return np.arange(ends[-1] if len(ends) else 0) + np.repeat(
+            self.starts - ends + self.lengths, self.lengths
+        )
+
+
+def no_tokens() -> Tokens:
+    empty = np.empty(0, dtype=np.int64)
+    return Tokens(empty, empty, empty, empty)
+
+
 class ChunkTokenizer:
     """Tokenizes lists of texts, or of text pairs, to id lists with truncation (pairs: longest
     first, as transformers does), counting truncated texts. For pairs, also the token type ids
@@ -92,21 +190,22 @@ class ChunkTokenizer:
     def __call__(
         self, texts: list[str], pairs: list[str] | None = None
     ) -> tuple[list[list[int]], list[list[int]] | None, int]:
-        """(ids, token type ids or None, number of truncated texts)."""
+        """(ids, token type ids or None, number of truncated texts), a list per text."""
+        tokens, n_truncated = self.tokens(texts, pairs)
+        return tokens.rows(), None if tokens.types is None else tokens.rows(types=True), n_truncated
+
+    def tokens(self, texts: list[str], pairs: list[str] | None = None) -> tuple[Tokens, int]:
+        """The texts tokenized, and the number of truncated texts."""
+        return self.convert(self.encode(texts, pairs))
+
+    def encode(self, texts: list[str], pairs: list[str] | None = None):
+        """The texts encoded, for ``convert``: the Rust tokenizer's encodings as it returns them
+        (its work, all cores, the GIL released), or a slow tokenizer's tokens at once."""
         # Type ids of single texts are all 0, which the model assumes when it is given none.
         with_types = pairs is not None and self.takes_token_types
         if self._backend is not None:
             inputs = texts if pairs is None else list(zip(texts, pairs, strict=True))
-            encodings = self._backend.encode_batch_fast(inputs)
-            ids = [encoding.ids for encoding in encodings]
-            types = [encoding.type_ids for encoding in encodings] if with_types else None
-            # Only a text cut to exactly max_length can have been truncated: ask just those.
-            n_truncated = sum(
-                1
-                for encoding, row in zip(encodings, ids, strict=True)
-                if len(row) == self.max_length and encoding.overflowing
-            )
-            return ids, types, n_truncated
+            return Encodings(self._backend.encode_batch_fast(inputs), with_types)
         encoded = self._tokenizer(texts, pairs, truncation=True, max_length=self.max_length)
         ids = encoded["input_ids"]
         cut = [i for i, row in enumerate(ids) if len(row) == self.max_length]
@@ -117,15 +216,58 @@ class ChunkTokenizer:
             if cut
             else []
         )
-        types = encoded["token_type_ids"] if with_types else None
-        return ids, types, sum(1 for i in full_lengths if len(i) > self.max_length)
+        tokens = Tokens.from_rows(ids, encoded["token_type_ids"] if with_types else None)
+        return tokens, sum(1 for i in full_lengths if len(i) > self.max_length)
+
+    def convert(self, encoded) -> tuple[Tokens, int]:
+        """(tokens, number of truncated texts) of what ``encode`` gave. Reading the encodings
+        and letting them go holds the GIL: the engine does it in its main thread while the
+        tokenizer's thread encodes the next chunk."""
+        if not isinstance(encoded, Encodings):
+            return encoded
+        encodings = encoded.encodings
+        lengths = np.fromiter(map(len, encodings), dtype=np.int64, count=len(encodings))
+        total = int(lengths.sum())
+
+        def flat(field):
+            # Each encoding's ids are a list that is gone at once: nothing for Python's garbage
+            # collector to walk again and again, as lists that live on make it.
+            rows = (getattr(encoding, field) for encoding in encodings)
+            return np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=total)
+
+        tokens = Tokens(
+            np.arange(len(encodings)),
+            flat("ids"),
+            np.cumsum(lengths) - lengths,
+            lengths,
+            flat("type_ids") if encoded.with_types else None,
+        )
+        # Only a text cut to exactly max_length can have been truncated: ask just those.
+        cut = np.flatnonzero(lengths == self.max_length)
+        return tokens, sum(1 for i in cut if encodings[i].overflowing)
+
+    def converted(self, positions: np.ndarray, encoded, timing: dict) -> tuple[Tokens, int]:
+        """``convert`` for a chunk of texts at input ``positions``, its seconds added to
+        ``timing["convert_s"]`` (the encoding's are in ``tokenize_s``, which another thread may
+        be adding to)."""
+        began = time.perf_counter()
+        tokens, n_truncated = self.convert(encoded)
+        tokens.positions = positions
+        timing["convert_s"] = timing.get("convert_s", 0.0) + time.perf_counter() - began
+        return tokens, n_truncated
 
 
-def tokenized_chunks(
-    tokenize: ChunkTokenizer, texts: list[str], pairs: list[str] | None, timing: dict
-):
-    """(positions, ids, token type ids, number truncated) of each chunk of texts, in the order
-    the engine tokenizes them; adds the seconds spent to ``timing["tokenize_s"]``."""
+@dataclass
+class Encodings:
+    """A chunk's encodings from the Rust tokenizer, not yet read (``ChunkTokenizer.convert``)."""
+
+    encodings: list
+    with_types: bool
+
+
+def encoded_chunks(tokenize: ChunkTokenizer, texts: list[str], pairs: list[str] | None, timing):
+    """(input positions, encoded) of each chunk of texts, in the order the engine tokenizes them
+    (see ``ChunkTokenizer.encode``); adds the seconds spent to ``timing["tokenize_s"]``."""
     # Longest texts first (by characters, a cheap proxy for tokens): the largest batches run
     # first, so an out-of-memory shows at once, and chunks arrive roughly length-sorted.
     characters = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
@@ -136,13 +278,23 @@ def tokenized_chunks(
     while start < len(order):
         positions = order[start : start + size]
         began = time.perf_counter()
-        ids, types, n_truncated = tokenize(
+        encoded = tokenize.encode(
             [texts[i] for i in positions],
             None if pairs is None else [pairs[i] for i in positions],
         )
         timing["tokenize_s"] += time.perf_counter() - began
-        yield positions, ids, types, n_truncated
+        yield positions, encoded
         start, size = start + size, min(2 * size, CHUNK_TEXTS)
+
+
+def tokenized_chunks(
+    tokenize: ChunkTokenizer, texts: list[str], pairs: list[str] | None, timing: dict
+):
+    """(tokens, number truncated) of each chunk of texts, in the order the engine tokenizes
+    them, with the texts' input positions, in one thread; adds the seconds spent to
+    ``timing["tokenize_s"]`` and ``timing["convert_s"]``."""
+    for positions, encoded in encoded_chunks(tokenize, texts, pairs, timing):
+        yield tokenize.converted(positions, encoded, timing)
 
 
 def plan_batches(lengths: np.ndarray, batch_tokens: int, max_batch_size: int) -> list[np.ndarray]:
@@ -165,14 +317,7 @@ def plan_batches(lengths: np.ndarray, batch_tokens: int, max_batch_size: int) ->
 
 def pad(ids: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Right-pad id lists to a matrix; the mask is None when no row needed padding."""
-    lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
-    width = int(lengths.max())
-    if (lengths == width).all():
-        return np.asarray(ids, dtype=np.int64), None
-    matrix = np.full((len(ids), width), pad_id, dtype=np.int64)
-    mask = np.arange(width)[None, :] < lengths[:, None]
-    matrix[mask] = np.fromiter((t for row in ids for t in row), dtype=np.int64, count=lengths.sum())
-    return matrix, mask.astype(np.int64)
+    return Tokens.from_rows(ids).padded(pad_id)
 
 
 def model_inputs(model) -> set[str]:
@@ -181,27 +326,58 @@ def model_inputs(model) -> set[str]:
     return set(names) if names is not None else set(inspect.signature(model.forward).parameters)
 
 
-@dataclass
-class Pending:
-    """Tokenized texts waiting for a batch: positions in the input, ids, token type ids."""
+# True while the engine runs a model on a batch that it padded: the engine passes an attention
+# mask for such batches only (see padding_answered).
+_PADDED_BATCH: ContextVar[bool] = ContextVar("glueperf_padded_batch", default=False)
 
-    positions: np.ndarray
-    ids: list[list[int]]
-    types: list[list[int]] | None
 
-    def add(self, positions, ids, types) -> Pending:
-        return Pending(
-            np.concatenate([self.positions, positions]),
-            self.ids + ids,
-            None if types is None else (self.types or []) + types,
-        )
+@contextmanager
+def padding_answered(padded: bool):
+    """Runs a forward pass knowing whether its batch is padded.
 
-    def take(self, members: np.ndarray) -> Pending:
-        return Pending(
-            self.positions[members],
-            [self.ids[i] for i in members],
-            None if self.types is None else [self.types[i] for i in members],
-        )
+    transformers' SDPA mask code asks whether any token of a 2D mask is padded
+    (``padding_mask.all()`` in an ``if``) to pass no mask where none is needed: a read of the
+    device, which makes the host wait for every kernel queued before it, once per padded batch.
+    The engine knows the answer: it passes a mask only when a row of the batch is padded (``pad``
+    gives None otherwise), and then transformers' check always finds padding and builds the mask.
+    The mask function installed by ``answer_padding_checks`` builds that same mask, with the same
+    code, without asking.
+    """
+    token = _PADDED_BATCH.set(padded)
+    try:
+        yield
+    finally:
+        _PADDED_BATCH.reset(token)
+
+
+def _without_padding_checks(mask_function):
+    """transformers' SDPA mask function, which skips its checks for padding inside
+    ``padding_answered(True)`` (its results are then what the checks lead to: see there)."""
+
+    def mask(*args, **kwargs):
+        if _PADDED_BATCH.get() and kwargs.get("attention_mask") is not None:
+            kwargs["allow_is_causal_skip"] = kwargs["allow_is_bidirectional_skip"] = False
+        return mask_function(*args, **kwargs)
+
+    mask.answers_padding = True
+    mask.__wrapped__ = mask_function
+    return mask
+
+
+def answer_padding_checks() -> bool:
+    """Install ``_without_padding_checks`` as transformers' SDPA mask function, once, where
+    transformers' mask code is in use (a traced model needs none: its trace built the mask
+    unconditionally). Outside ``padding_answered(True)`` it is transformers' own. Returns whether
+    it is installed."""
+    masking = sys.modules.get("transformers.masking_utils")
+    interface = getattr(masking, "AttentionMaskInterface", None)
+    functions = getattr(masking, "ALL_MASK_ATTENTION_FUNCTIONS", None)
+    if interface is None or functions is None or "sdpa" not in functions:
+        return False
+    current = functions["sdpa"]
+    if not getattr(current, "answers_padding", False):
+        interface.register("sdpa", _without_padding_checks(current))
+    return getattr(functions["sdpa"], "answers_padding", False)
 
 
 def _prefetch(iterator, depth: int = 2):
@@ -246,6 +422,7 @@ class Engine:
         self.tokenize.takes_token_types &= "token_type_ids" in model_inputs(model)
         self.overlap = self.device.type == "cuda" if overlap is None else overlap
         self._pin = self.device.type == "cuda"
+        answer_padding_checks()
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(array)
@@ -253,14 +430,15 @@ class Engine:
             tensor = tensor.pin_memory()
         return tensor.to(self.device, non_blocking=True)
 
-    def _forward(self, batch: Pending):
-        matrix, mask = pad(batch.ids, self.tokenize.pad_id)
+    def _forward(self, batch: Tokens):
+        matrix, mask = batch.padded(self.tokenize.pad_id)
         inputs = {"input_ids": self._to_device(matrix)}
         if mask is not None:
             inputs["attention_mask"] = self._to_device(mask)
         if batch.types is not None:
-            inputs["token_type_ids"] = self._to_device(pad(batch.types, 0)[0])
-        logits = self.model(**inputs).logits.float()
+            inputs["token_type_ids"] = self._to_device(batch.padded(0, types=True)[0])
+        with padding_answered(mask is not None):
+            logits = self.model(**inputs).logits.float()
         if self.regression:
             return logits[:, 0], torch.full_like(logits[:, 0], float("nan")), matrix.size
         probabilities, predictions = torch.softmax(logits, dim=-1).max(dim=-1)
@@ -273,7 +451,7 @@ class Engine:
         ``progress``, a progress bar on standard error."""
         n = len(texts)
         timing = {"tokenize_s": 0.0}
-        chunks = tokenized_chunks(self.tokenize, texts, pairs, timing)
+        chunks = encoded_chunks(self.tokenize, texts, pairs, timing)
         if self.overlap:
             chunks = _prefetch(chunks)
 
@@ -287,7 +465,7 @@ class Engine:
             tokenize_s=0.0,
         )
         outputs = _DeviceOutputs()
-        pending = Pending(np.empty(0, dtype=np.int64), [], None)
+        pending = no_tokens()
         chunks = iter(chunks)
         exhausted = False
         # Counts sentences handed to the device (it may still be working on the last ones).
@@ -295,18 +473,17 @@ class Engine:
             total=n, unit=" sentences", mininterval=1.0, disable=not progress, file=sys.stderr
         )
         with bar, torch.inference_mode():
-            while not exhausted or len(pending.ids):
+            while not exhausted or len(pending):
                 chunk = next(chunks, None)
                 exhausted = chunk is None
                 if chunk is not None:
-                    positions, ids, types, n_truncated = chunk
+                    tokens, n_truncated = self.tokenize.converted(*chunk, timing)
                     result.n_truncated += n_truncated
-                    pending = pending.add(positions, ids, types)
-                    next_longest = max(map(len, ids[-max(1, len(ids) // TAIL_SHARE) :]))
-                lengths = np.fromiter(map(len, pending.ids), dtype=np.int64, count=len(pending.ids))
-                by_length = np.argsort(-lengths, kind="stable")
-                result.token_counts[pending.positions] = lengths
-                sorted_lengths = lengths[by_length]
+                    pending = pending.add(tokens)
+                    next_longest = tokens.lengths[-max(1, len(tokens) // TAIL_SHARE) :].max()
+                by_length = np.argsort(-pending.lengths, kind="stable")
+                result.token_counts[pending.positions] = pending.lengths
+                sorted_lengths = pending.lengths[by_length]
                 batches = plan_batches(
                     sorted_lengths, result.batch_tokens, self.batching.max_batch_size
                 )
@@ -324,16 +501,16 @@ class Engine:
                 held = np.concatenate(keep) if keep else np.empty(0, dtype=np.int64)
                 pending = pending.take(by_length[held])
             outputs.gather(result)
-        result.tokenize_s = timing["tokenize_s"]
+        result.tokenize_s = timing["tokenize_s"] + timing.get("convert_s", 0.0)
         return result
 
-    def _run_batch(self, batch: Pending, result: EngineResult, outputs: _DeviceOutputs, bar):
+    def _run_batch(self, batch: Tokens, result: EngineResult, outputs: _DeviceOutputs, bar):
         """Forward one batch (sorted longest first); on out-of-memory halve the budget and retry
         the batch in pieces. Batches planned before a back-off are split to the new budget."""
-        size, longest = len(batch.ids), len(batch.ids[0])
+        size, longest = len(batch), int(batch.lengths[0])
         if size > 1 and size * longest > result.batch_tokens:
-            lengths = np.fromiter(map(len, batch.ids), dtype=np.int64, count=size)
-            for piece in plan_batches(lengths, result.batch_tokens, self.batching.max_batch_size):
+            plan = plan_batches(batch.lengths, result.batch_tokens, self.batching.max_batch_size)
+            for piece in plan:
                 self._run_batch(batch.take(piece), result, outputs, bar)
             return
         try:
