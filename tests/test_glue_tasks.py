@@ -233,6 +233,22 @@ def test_nan_scores_on_stsb_are_refused_with_their_rows(tmp_path):
     assert "column 'label'" in message and "NaN" in message and "rows 1, 3" in message
 
 
+def test_scores_beyond_float32_are_refused_though_finite_in_float64(tmp_path):
+    """Scores are evaluated in float32, where 1e39 is infinite (it was scored: pearson -1)."""
+    scores = [1.5, 1e39, 3e38, -2e39, 4.0]
+    path = write_pairs(tmp_path / "d.parquet", scores, pa.float64())
+    spec = dataset_spec("d", {"path": "x", "glue_task": "stsb"})
+    for check in (summarize, load_dataset):
+        with pytest.raises(DatasetError) as caught:
+            check(path, spec)
+        message = str(caught.value)
+        assert str(path) in message and "column 'label'" in message and "rows 1, 3" in message
+        assert "-2e+39, 1e+39" in message and "float32" in message
+        assert "-3.4028235e+38 to 3.4028235e+38" in message
+    fine = write_pairs(tmp_path / "fine.parquet", [1.5, 3e38, -3e38], pa.float64())
+    assert load_dataset(fine, spec).labels.tolist() == np.float32([1.5, 3e38, -3e38]).tolist()
+
+
 def test_regression_scores_are_summarized_and_loaded_as_floats(tmp_path):
     path = write_pairs(tmp_path / "d.parquet", [1.5, 4.25, -1.0], pa.float32())
     spec = dataset_spec("d", {"path": "x", "glue_task": "stsb"})

@@ -21,6 +21,9 @@ IDX_COLUMN = "idx"
 # How many offending rows an error message lists before it says "and N more".
 ROWS_SHOWN = 10
 INT64_MAX = np.iinfo(np.int64).max
+# Regression scores are loaded, predicted and written in float32: validation checks them in it.
+SCORE_DTYPE = np.float32
+SCORE_MAX = float(np.finfo(SCORE_DTYPE).max)  # for messages
 # Characters that show nothing: a text made only of these and whitespace counts as empty.
 INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"))
 # Unicode categories that show nothing either: control (Cc) and format (Cf) characters.
@@ -108,7 +111,7 @@ def load_dataset(path, spec: DatasetSpec | None = None) -> Dataset:
     table = validate_table(read_table(path), path, spec)
     first, *second = (table.column(c).to_pylist() for c in spec.text_columns)
     labels = numbers(table.column(spec.label_column))
-    labels = labels.astype(np.float32 if spec.regression else np.int64)
+    labels = labels.astype(SCORE_DTYPE if spec.regression else np.int64)
     if IDX_COLUMN in table.column_names:
         idx = numbers(table.column(IDX_COLUMN)).astype(np.int64)
     else:
@@ -311,6 +314,18 @@ def _check_scores(column: pa.ChunkedArray, path, name: str) -> None:
             column=name,
             rows=missing,
         )
+    # Checked in the type they are used in: 1e39 is a finite float64 but infinite in float32.
+    with np.errstate(over="ignore"):
+        beyond = np.flatnonzero(np.isinf(values.astype(SCORE_DTYPE)))
+    if len(beyond):
+        shown = ", ".join(repr(float(v)) for v in distinct(values, beyond))
+        raise DatasetError(
+            path,
+            f"score {shown} beyond the range of {np.dtype(SCORE_DTYPE).name}, the type scores are "
+            f"evaluated in (-{SCORE_MAX:.8g} to {SCORE_MAX:.8g})",
+            column=name,
+            rows=beyond,
+        )
 
 
 def _check_idx(column: pa.ChunkedArray, path) -> None:
@@ -354,7 +369,7 @@ def summarize(path, spec: DatasetSpec | None = None, expected_sha256=None) -> di
             "required columns present",
             "at least one row",
             "text: non-null, non-empty strings",
-            "scores: finite numbers, -1 = no label"
+            "scores: finite numbers in float32, -1 = no label"
             if spec.regression
             else "labels: integer class ids of the dataset's classes, -1 = no label",
             "idx: unique integers (when present)",
