@@ -76,7 +76,26 @@ def load_model(model_dir: str, dtype: str, device: str, trust_remote_code: bool 
     _check_classifier(model_dir, model, tokenizer, info)
     loaded = {"weights_format": weights_format or "", "trust_remote_code": bool(trust_remote_code)}
     warn_of_pickle(model_dir, loaded)
-    return model.eval().to(device), tokenizer, loaded
+    return aligned(model.eval().to(device)), tokenizer, loaded
+
+
+# Bytes to which torch's CPU allocator aligns every tensor it allocates.
+ALIGNMENT = 64
+
+
+def aligned(model):
+    """The model with every weight on the CPU in memory of its own, aligned as torch allocates
+    it. transformers leaves weights where they lie in the file it maps (safetensors), at any
+    offset; a matrix product's rounding can depend on its operands' alignment (which SIMD loads
+    and remainder loops a CPU's BLAS takes), so the same model gave other last bits than its
+    trace, whose weights are allocated, on some CPUs. Aligned alike, both run the same kernels
+    on the same bytes, on every CPU."""
+    import itertools
+
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        if tensor.device.type == "cpu" and tensor.data_ptr() % ALIGNMENT:
+            tensor.data = tensor.data.clone()
+    return model
 
 
 def warn_of_pickle(model_dir, loaded: dict) -> None:
