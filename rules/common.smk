@@ -15,7 +15,8 @@ validate(config, schema="../schemas/config.schema.yaml")
 CODE_DIR = Path(workflow.basedir) / "scripts" / "glueperf"
 from glueperf import GlueperfError
 from glueperf.devices import host_gpus
-from glueperf.fetch import MODEL_FILE_PATTERNS, is_hub_model, is_remote
+from glueperf.checksums import model_files as local_model_files
+from glueperf.fetch import is_hub_model, is_remote
 from glueperf.forkserver import SNAKEMAKE_PID
 from glueperf.metrics import check_dataset_metrics
 from glueperf.plotting import ALL_PLOTS
@@ -172,16 +173,12 @@ def dataset_fingerprint(wildcards):
 
 
 def model_fingerprint(wildcards):
-    """Fingerprints of every file in a local model directory (code included, which
+    """Fingerprints of the files a local model is loaded from (code included, which
     trust_remote_code may run); none for a fetched Hub model, as for Hub datasets."""
     if is_fetched(wildcards.model):
         return None
-    directory = Path(model_dir(wildcards.model))
-    if not directory.is_dir():
-        return None
-    return {
-        f.name: file_fingerprint(f) for f in sorted(directory.iterdir()) if f.is_file()
-    }
+    files = local_model_files(model_dir(wildcards.model))
+    return {f.name: file_fingerprint(f) for f in files} or None
 
 
 def dataset_provenance(wildcards):
@@ -243,10 +240,7 @@ def model_files(wildcards):
     """The model's files as inputs, so that a refetch or a change reruns its evaluations."""
     if is_fetched(wildcards.model):
         return [model_dir(wildcards.model)]
-    directory = Path(model_dir(wildcards.model))
-    return sorted(
-        str(f) for pattern in MODEL_FILE_PATTERNS for f in directory.glob(pattern)
-    )
+    return [str(f) for f in local_model_files(model_dir(wildcards.model))]
 
 
 def model_provenance(wildcards):

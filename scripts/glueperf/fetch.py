@@ -17,11 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from glueperf import GlueperfError
-from glueperf.checksums import local_checksums, sha256_file, weights_sha256
+from glueperf.checksums import MODEL_FILE_PATTERNS, local_checksums, sha256_file, weights_sha256
 
-# What a sequence classifier needs: config, weights, tokenizer. Other frameworks' weights
-# (TensorFlow, Flax, ONNX, Rust) are left on the Hub.
-MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "*.bin"]
+# Fetched of a Hub model: MODEL_FILE_PATTERNS (config, weights, tokenizer). Other frameworks'
+# weights (TensorFlow, Flax, ONNX, Rust) are left on the Hub.
 SKIPPED_MODEL_FILES = ["*.h5", "*.msgpack", "*.ot", "onnx/*", "coreml/*", "*.onnx", "training_*"]
 HF_DATASET_URL = re.compile(
     r"^hf://datasets/(?P<repo>[^/@]+/[^/@]+)(@(?P<revision>[^/]+))?/(?P<file>.+)$"
