@@ -200,7 +200,16 @@ def _check_texts(column: pa.ChunkedArray, path, name: str) -> None:
         raise DatasetError(
             path, f"text must be strings, found type {kind} ({_first_values(column)})", column=name
         )
-    texts = column.to_pylist()
+    try:
+        texts = column.to_pylist()
+    except UnicodeDecodeError as error:
+        bad_rows = _not_utf8_rows(column)
+        raise DatasetError(
+            path,
+            f"text is not valid UTF-8 ({error.reason} in {_bytes_shown(column, bad_rows[0])})",
+            column=name,
+            rows=bad_rows,
+        ) from None
     null_rows = [i for i, text in enumerate(texts) if text is None]
     if null_rows:
         raise DatasetError(path, "text is null", column=name, rows=null_rows)
@@ -213,6 +222,23 @@ def _check_texts(column: pa.ChunkedArray, path, name: str) -> None:
             column=name,
             rows=empty_rows,
         )
+
+
+def _not_utf8_rows(column: pa.ChunkedArray) -> list[int]:
+    """The rows of a string column whose bytes are not UTF-8 (pyarrow reads them unchecked)."""
+    as_bytes = column.cast(pa.large_binary()).to_pylist()
+    rows = []
+    for row, value in enumerate(as_bytes):
+        try:
+            value is None or value.decode("utf-8")
+        except UnicodeDecodeError:
+            rows.append(row)
+    return rows
+
+
+def _bytes_shown(column: pa.ChunkedArray, row: int) -> str:
+    value = column.cast(pa.large_binary())[row].as_py()
+    return f"{value[:40]!r}" + ("..." if len(value) > 40 else "")
 
 
 def _is_string_view(kind: pa.DataType) -> bool:
@@ -368,7 +394,7 @@ def summarize(path, spec: DatasetSpec | None = None, expected_sha256=None) -> di
             "readable parquet",
             "required columns present",
             "at least one row",
-            "text: non-null, non-empty strings",
+            "text: non-null, non-empty UTF-8 strings",
             "scores: finite numbers in float32, -1 = no label"
             if spec.regression
             else "labels: integer class ids of the dataset's classes, -1 = no label",
