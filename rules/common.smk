@@ -8,7 +8,13 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-validate(config, schema="../schemas/config.schema.yaml")
+from glueperf.configfile import schema_error
+
+try:
+    validate(config, schema="../schemas/config.schema.yaml")
+except WorkflowError as error:  # one line instead of the config and the whole schema
+    files = workflow.overwrite_configfiles or ["config.yaml"]
+    raise WorkflowError(schema_error(error, files)) from None
 
 # The importable code behind each stage: a change to it reruns that stage (and what follows),
 # like a change to the stage's script does. Importable: the Snakefile puts scripts/ on the path.
