@@ -119,13 +119,46 @@ def _weights_format(directory: Path) -> str | None:
 def _from_pretrained(model_dir: str, options: dict):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(
-        model_dir, trust_remote_code=options["trust_remote_code"]
-    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            model_dir, trust_remote_code=options["trust_remote_code"]
+        )
+    except Exception as error:  # the Rust parser's errors are plain Exceptions
+        raise tokenizer_error(Path(model_dir), error) from error
     model, info = AutoModelForSequenceClassification.from_pretrained(
         model_dir, output_loading_info=True, **options
     )
     return model, tokenizer, info
+
+
+# The tokenizer's files that are JSON, in the order transformers reads them.
+TOKENIZER_JSON_FILES = ("tokenizer_config.json", "special_tokens_map.json", "tokenizer.json")
+
+
+def tokenizer_error(directory: Path, error: Exception) -> GlueperfError:
+    """Why a tokenizer could not be loaded, naming the file at fault: one that is not JSON, or
+    a tokenizer.json that the tokenizers library (Rust) refuses, with the parser's position."""
+    for name in TOKENIZER_JSON_FILES:
+        if not (directory / name).is_file():
+            continue
+        try:
+            json.loads((directory / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as bad:
+            return GlueperfError(f"model '{directory}': {name} is not valid JSON ({one_line(bad)})")
+    if (directory / "tokenizer.json").is_file():
+        from tokenizers import Tokenizer
+
+        try:
+            Tokenizer.from_file(str(directory / "tokenizer.json"))
+        except Exception as bad:
+            return GlueperfError(
+                f"model '{directory}': tokenizer.json is refused by the tokenizers library "
+                f"({one_line(bad)}); it was not written by a tokenizer's save_pretrained, or by a "
+                "newer tokenizers than this one"
+            )
+    return GlueperfError(
+        f"model '{directory}': its tokenizer could not be loaded: {one_line(error)}"
+    )
 
 
 def _loading_errors(model_dir: str, options: dict):
