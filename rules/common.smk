@@ -195,11 +195,14 @@ def dataset_provenance(wildcards):
 
 def dataset_settings(wildcards):
     """How the dataset is read and scored (text columns, labels, metrics), as a params value:
-    a change reruns its validation and evaluations, while display-only keys rerun neither.
+    a change reruns its validation and evaluations, while display-only keys rerun neither. An
+    evaluation's has the label_map that applies to its model: a change reruns just those.
     """
-    name = wildcards.dataset
+    name, model = wildcards.dataset, getattr(wildcards, "model", None)
     try:
-        spec = dataset_spec(name, dataset_config(name))
+        spec = dataset_spec(
+            name, dataset_config(name), model, model and model_config(model)
+        )
         check_dataset_metrics(name, spec.metrics, spec.regression)
     except GlueperfError as error:
         raise WorkflowError(str(error)) from error

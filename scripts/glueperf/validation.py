@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import unicodedata
@@ -15,7 +14,7 @@ import pyarrow.parquet as pq
 
 from glueperf import NO_LABEL, GlueperfError, one_line
 from glueperf.checksums import sha256_file
-from glueperf.tasks import DatasetSpec
+from glueperf.tasks import DatasetSpec, class_names, file_class_names
 
 IDX_COLUMN = "idx"
 # How many offending rows an error message lists before it says "and N more".
@@ -122,25 +121,13 @@ def load_dataset(path, spec: DatasetSpec | None = None) -> Dataset:
 def file_label_names(table: pa.Table, label_column: str) -> tuple[str, ...] | None:
     """The ClassLabel names that the Hub's parquet files carry in their ``huggingface`` schema
     metadata (as the ``datasets`` library writes them), or None."""
-    metadata = (table.schema.metadata or {}).get(b"huggingface")
-    if not metadata:
-        return None
-    try:
-        feature = json.loads(metadata)["info"]["features"][label_column]
-        names = feature["names"] if feature.get("_type") == "ClassLabel" else None
-    except (ValueError, KeyError, TypeError):
-        return None
-    return tuple(str(name) for name in names) if names else None
+    return file_class_names((table.schema.metadata or {}).get(b"huggingface"), label_column)
 
 
 def label_names(table: pa.Table, spec: DatasetSpec) -> tuple[str, ...] | None:
     """The dataset's class names in id order: the config's, else the file's own, else the GLUE
     task's; None for regression or when nothing names them."""
-    if spec.regression:
-        return None
-    if spec.label_names_from_config:
-        return spec.label_names
-    return file_label_names(table, spec.label_column) or spec.label_names
+    return class_names(spec, file_label_names(table, spec.label_column))
 
 
 def validate_table(table: pa.Table, path, spec: DatasetSpec | None = None) -> pa.Table:
