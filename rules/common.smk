@@ -22,10 +22,11 @@ CODE_DIR = Path(workflow.basedir) / "scripts" / "glueperf"
 from glueperf import GlueperfError
 from glueperf.devices import host_gpus
 from glueperf.checksums import model_files as local_model_files
-from glueperf.fetch import is_hub_model, is_remote
+from glueperf.fetch import dataset_location, is_hub_model, is_remote, model_location
 from glueperf.forkserver import SNAKEMAKE_PID
 from glueperf.metrics import check_dataset_metrics
 from glueperf.plotting import ALL_PLOTS
+from glueperf.preflight import check_before_any_job
 from glueperf.snakemake_startup import hash_params_without_importing_pandas
 from glueperf.tasks import dataset_spec, display_task
 
@@ -51,6 +52,12 @@ def check_references():
 
 
 check_references()
+
+# Wrong model paths, and classes that match no dataset's labels, before any job runs.
+try:
+    check_before_any_job(config)
+except GlueperfError as error:
+    raise WorkflowError(str(error)) from None
 
 
 def model_config(model):
@@ -150,7 +157,7 @@ def dataset_file(wildcards):
     """The dataset's local parquet file: the config's path, or the fetched copy of a Hub file."""
     path = dataset_config(wildcards.dataset)["path"]
     if is_remote(path):
-        return f"resources/datasets/{wildcards.dataset}.parquet"
+        return dataset_location(wildcards.dataset, path)
     # A missing file fails its own validation job, which names it, instead of the whole run:
     # with --keep-going the other datasets are still evaluated. So does a FIFO or a device
     # (/dev/zero), which Snakemake would otherwise open to checksum it.
@@ -228,9 +235,7 @@ def is_fetched(model):
 
 def model_dir(model):
     """Where the model is loaded from: its fetched copy for a Hub id, else the directory."""
-    if is_fetched(model):
-        return f"resources/models/{model}"
-    return model_config(model)["source"]
+    return model_location(model, model_config(model)["source"])
 
 
 def model_spec(wildcards):

@@ -1,7 +1,8 @@
-"""Bad config: a wrong type, an empty list, a name that is not one path component, a target that
-names a model or dataset the config lacks: each stops the run at start-up, before any job,
-naming the key (more in test_pipeline.py, test_strict_input.py and
-test_meaningless_settings.py)."""
+"""Bad config: a wrong type, an empty list, a name that is not one path component, a misspelt
+key (one line: file, key path, nearest key), a model directory that is not there, a model whose
+classes match no dataset's labels, a target that names a model or dataset the config lacks: each
+stops the run at start-up, before any job, naming the key (more in test_pipeline.py,
+test_strict_input.py, test_meaningless_settings.py and test_preflight.py)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,20 @@ def small(tmp_path, tiny_model):
                 "glue_task?"
             ],
         ),
+        (
+            lambda c: c["models"]["tiny"].update(source="./absent-model"),
+            None,
+            ["config key models.tiny.source: model 'absent-model': no such directory"],
+        ),
+        (
+            lambda c: c["datasets"]["alpha"].update(label_names=["bad", "good", "ugly"]),
+            None,
+            [
+                "model 'tiny' has classes ['LABEL_0', 'LABEL_1'] and dataset 'alpha' has labels "
+                "['bad', 'good', 'ugly']: the class counts differ (2 vs 3)",
+                "models.tiny.label_maps.alpha: {LABEL_0: <one of bad, good, ugly>",
+            ],
+        ),
         (lambda c: None, "results/metrics/ghost/alpha.csv", ["model 'ghost' is not defined"]),
         (lambda c: None, "results/metrics/tiny/ghost.csv", ["dataset 'ghost' is not defined"]),
     ],
@@ -57,6 +72,8 @@ def small(tmp_path, tiny_model):
         "empty-dataset-list",
         "name-not-allowed",
         "misspelt-key",
+        "model-directory-missing",
+        "classes-match-no-labels",
         "target-names-undefined-model",
         "target-names-undefined-dataset",
     ],

@@ -237,6 +237,17 @@ def check_task_fits(model, data: Dataset, spec: DatasetSpec, path, names) -> Lab
     return mapping
 
 
+def check_task_fits_before_loading(model_dir, data: Dataset, spec: DatasetSpec, path, names):
+    """``check_task_fits`` on the model's config.json, before the model is loaded: an evaluation
+    runs it before it claims its device."""
+    from types import SimpleNamespace
+
+    from glueperf.models import model_dir_config
+
+    config = SimpleNamespace(config=model_dir_config(Path(model_dir)))
+    check_task_fits(config, data, spec, path, names)
+
+
 def truncated_pct(n_truncated: int, n_rows: int, max_length: int) -> float:
     """The share of rows cut at ``max_length``, in %; a warning when it exceeds
     TRUNCATED_WARN_PCT (shown on the console too, by run_script)."""

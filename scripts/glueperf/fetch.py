@@ -50,6 +50,18 @@ def is_hub_model(source: str) -> bool:
     return re.fullmatch(r"[\w.-]+(/[\w.-]+)?", source) is not None
 
 
+def model_location(name: str, source: str) -> str:
+    """Where model ``name`` is loaded from: its fetched copy (rule fetch_model) for a Hub id,
+    else the local directory ``source``."""
+    return f"resources/models/{name}" if is_hub_model(source) else source
+
+
+def dataset_location(name: str, path: str) -> str:
+    """Where dataset ``name`` is read from: its fetched copy (rule fetch_dataset) for a Hub file,
+    else the local file ``path``."""
+    return f"resources/datasets/{name}.parquet" if is_remote(path) else path
+
+
 def parse_dataset_url(url: str) -> tuple[str, str, str | None]:
     """hf://datasets/OWNER/NAME[@REVISION]/FILE -> (repo id, file in repo, revision or None)."""
     match = HF_DATASET_URL.match(url)

@@ -56,9 +56,10 @@ def load_model(model_dir: str, dtype: str, device: str, trust_remote_code: bool 
     if dtype not in DTYPES:
         raise GlueperfError(f"evaluation.dtype must be one of {DTYPES}, got '{dtype}'")
     directory = Path(model_dir)
-    if not directory.is_dir():
-        raise GlueperfError(f"model '{model_dir}': no such directory ({directory.absolute()})")
-    _check_model_dir(directory, trust_remote_code)
+    config = model_dir_config(directory)
+    _check_architectures(model_dir, config.get("architectures"))
+    if not trust_remote_code:
+        _check_no_own_code(directory, config)
     options = {
         "dtype": getattr(torch, dtype),
         "attn_implementation": "sdpa",
@@ -183,8 +184,12 @@ def _pickle_reason(error: BaseException) -> str:
     return found.group(0).rstrip(".") if found else one_line(error)[:300]
 
 
-def _check_model_dir(directory: Path, trust_remote_code: bool = False) -> None:
-    """What a model directory must hold, named before transformers would stumble on it."""
+def model_dir_config(directory: Path) -> dict:
+    """The config.json of a directory that holds a model in Hugging Face format and its
+    tokenizer; a GlueperfError naming what is missing. Checked at start-up for every model
+    (glueperf/preflight.py) and again as a model is loaded."""
+    if not directory.is_dir():
+        raise GlueperfError(f"model '{directory}': no such directory ({directory.absolute()})")
     if not (directory / "config.json").is_file():
         raise GlueperfError(
             f"model '{directory}': no config.json in the directory, so it is not a model saved "
@@ -194,15 +199,15 @@ def _check_model_dir(directory: Path, trust_remote_code: bool = False) -> None:
         config = json.loads((directory / "config.json").read_text())
     except (OSError, ValueError) as error:
         raise GlueperfError(f"model '{directory}': config.json unreadable ({error})") from error
-    _check_architectures(str(directory), config.get("architectures"))
-    if not trust_remote_code:
-        _check_no_own_code(directory, config)
+    if not isinstance(config, dict):
+        raise GlueperfError(f"model '{directory}': config.json holds no mapping of settings")
     if not any((directory / name).is_file() for name in TOKENIZER_FILES):
         raise GlueperfError(
             f"model '{directory}': no tokenizer in the directory (none of "
             f"{', '.join(TOKENIZER_FILES)}); save it beside the model with "
             "tokenizer.save_pretrained"
         )
+    return config
 
 
 def _check_no_own_code(directory: Path, config: dict) -> None:
