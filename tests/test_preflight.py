@@ -8,6 +8,7 @@ heavy. How Snakemake reports them is in test_bad_config.py."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -257,3 +258,6 @@ def test_what_is_not_a_readable_parquet_footer_is_unknown(tmp_path):
     (tmp_path / "garbled.parquet").write_bytes(bytes(garbled))
     for name in ("cut", "text", "garbled", "absent"):
         assert key_value_metadata(tmp_path / f"{name}.parquet") is None, name
+    os.mkfifo(tmp_path / "fifo.parquet")  # opened, it would wait for a writer
+    for special in (tmp_path / "fifo.parquet", "/dev/zero", tmp_path):
+        assert key_value_metadata(special) is None, special

@@ -9,6 +9,8 @@ each time, reading the footer this way well under a millisecond. The footer is a
 
 from __future__ import annotations
 
+import os
+import stat
 import struct
 
 MAGIC = b"PAR1"
@@ -23,9 +25,11 @@ MAX_FOOTER = 256 << 10
 
 def key_value_metadata(path) -> dict[bytes, bytes] | None:
     """The file's key-value metadata ({} when it has none); None when the file is not a parquet
-    file that this reader understands (missing, short, encrypted or malformed footer) or its
-    footer is over MAX_FOOTER bytes."""
+    file that this reader understands (missing, not a regular file, short, encrypted or malformed
+    footer) or its footer is over MAX_FOOTER bytes."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None  # opened, a FIFO would wait for a writer and /dev/zero never end
         with open(path, "rb") as stream:
             stream.seek(0, 2)
             size = stream.tell()
