@@ -35,6 +35,10 @@ def three_classes(tmp_path_factory):
     )
 
 
+def never(*args, **kwargs):
+    raise AssertionError("a model was loaded or a device claimed before the check")
+
+
 def write_labeled(path, names=None, labels=(0, 1, 1, 0)):
     """A parquet file of sentences; ``names``: its own ClassLabel names, as the Hub's carry."""
     table = pa.table({"sentence": make_sentences(len(labels)), "label": pa.array(labels)})
@@ -161,15 +165,15 @@ def test_a_preparation_checks_its_fetched_model_before_it_loads_or_claims_anythi
 ):
     from glueperf import devices, prepare_job, prepared
 
-    def never(*args, **kwargs):
-        raise AssertionError("the model was loaded or a device claimed")
-
     monkeypatch.setattr(devices, "claim_device", never)
     monkeypatch.setattr(prepared, "load_source", never)
     path = write_labeled(tmp_path / "d.parquet", ["bad", "good"])
     job = types.SimpleNamespace(
         config=config_of("owner/model", {"d": {"path": path}}),
-        params=types.SimpleNamespace(settings={}, model={}),
+        params=types.SimpleNamespace(
+            settings={"device": "cpu", "dtype": "float32", "max_length": 64},
+            model={"model_dir": "resources/models/m", "trust_remote_code": False},
+        ),
         wildcards=types.SimpleNamespace(model="m"),
         input=types.SimpleNamespace(model_provenance=None),
         output=types.SimpleNamespace(prepared=str(tmp_path / "prepared")),
@@ -186,7 +190,7 @@ def test_an_evaluation_checks_its_model_and_dataset_before_it_claims_its_device(
 ):
     from glueperf import devices, evaluate_job, fetch
 
-    monkeypatch.setattr(devices, "claim_device", pytest.fail)
+    monkeypatch.setattr(devices, "claim_device", never)
     monkeypatch.setattr(fetch, "provenance_fields", lambda *inputs: {})
     path = write_labeled(tmp_path / "d.parquet", ["bad", "good"])
     job = types.SimpleNamespace(
@@ -196,7 +200,9 @@ def test_an_evaluation_checks_its_model_and_dataset_before_it_claims_its_device(
             dataset={"label_names": ["bad", "good"], "label_names_from_config": True},
         ),
         wildcards=types.SimpleNamespace(model="m", dataset="d"),
-        input=types.SimpleNamespace(data=path, summary=None, model_provenance=None),
+        input=types.SimpleNamespace(
+            data=path, summary=None, model_provenance=None, prepared=str(tmp_path / "none")
+        ),
     )
     with pytest.raises(GlueperfError, match="the class counts differ"):
         evaluate_job.evaluate_job(job)
