@@ -6,9 +6,16 @@ from snakemake.utils import validate
 
 from glueperf import GlueperfError
 from glueperf.infra import plan, startup
+from glueperf.infra.configfile import schema_error
 from glueperf.plotting import figure_files
+from glueperf.preflight import check_before_any_job
 
-validate(config, schema="../schemas/config.schema.yaml")
+try:
+    validate(config, schema="../schemas/config.schema.yaml")
+except WorkflowError as error:  # one line instead of the config and the whole schema
+    raise WorkflowError(
+        schema_error(error, workflow.overwrite_configfiles or ["config.yaml"])
+    ) from None
 plan.check_references(config)
 
 # Names as the schema allows them: no '/' so that a name is one path component.
@@ -22,6 +29,9 @@ def start_up(step, *args):
     except GlueperfError as error:
         raise WorkflowError(str(error)) from None
 
+
+# Wrong model paths, and classes that match no dataset's labels, before any job runs.
+start_up(check_before_any_job, config)
 
 # The config is sound: the run lock, results/ of this config, no stale Snakemake lock... (again
 # at onstart, in the Snakefile).
@@ -86,7 +96,8 @@ def dataset_fingerprint(wildcards):
 
 
 def dataset_settings(wildcards):
-    return plan.dataset_settings(config, wildcards.dataset)
+    model = getattr(wildcards, "model", None)
+    return plan.dataset_settings(config, wildcards.dataset, model)
 
 
 # ... and of a model's jobs ({model}).

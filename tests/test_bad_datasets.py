@@ -165,3 +165,17 @@ def test_unsigned_labels_beyond_int64_are_refused_not_wrapped(tmp_path):
     )
     with pytest.raises(DatasetError, match=r"column 'label'.*64-bit.*rows 1"):
         summarize(path)
+
+
+def test_text_that_is_not_utf8_is_a_dataset_error_naming_its_rows(tmp_path):
+    """pyarrow reads a string column's bytes unchecked; decoding them failed as an unexpected
+    UnicodeDecodeError, which named neither the column nor the rows."""
+    raw = pa.array([b"good movie", b"bad \xff\xfe", b"fine", b"\xc3"], pa.binary())
+    sentence = pa.Array.from_buffers(pa.string(), len(raw), raw.buffers())
+    path = write_table(tmp_path / "latin1.parquet", sentence=sentence, label=ints([0, 1, 0, 1]))
+    for check in (summarize, load_dataset):
+        with pytest.raises(DatasetError) as caught:
+            check(path)
+        message = str(caught.value)
+        assert f"{path}, column 'sentence': text is not valid UTF-8" in message
+        assert "b'bad \\xff\\xfe'" in message and message.endswith("(rows 1, 3)")

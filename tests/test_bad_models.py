@@ -63,3 +63,36 @@ def test_labels_outside_the_models_classes_are_named(tmp_path):
     message = str(caught.value)
     assert "[2, 7]" in message and "'some/model'" in message and "rows 3, 8" in message
     check_labels_fit(np.array([0, 1, -1]), 3, tmp_path / "d.parquet", "label", "m")  # fits
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda tokenizer: tokenizer["model"].update(type="Nope"),
+            "tokenizer.json is refused by the tokenizers library (data did not match any variant",
+        ),
+        (
+            lambda tokenizer: tokenizer["model"].update(vocab=["a", "b"]),
+            "tokenizer.json is refused by the tokenizers library (invalid type: sequence",
+        ),
+        (None, "tokenizer.json is not valid JSON (Expecting"),
+    ],
+    ids=["model-type", "vocab-list", "not-json"],
+)
+def test_a_tokenizer_file_that_cannot_be_parsed_is_named(tmp_path, tiny_model, change, expected):
+    """The Rust parser's errors are plain Exceptions, which ended as "unexpected error"."""
+    import json
+
+    target = shutil.copytree(tiny_model, tmp_path / "model")
+    tokenizer = json.loads((target / "tokenizer.json").read_text())
+    if change is None:
+        (target / "tokenizer.json").write_text(json.dumps(tokenizer)[:-20])
+    else:
+        change(tokenizer)
+        (target / "tokenizer.json").write_text(json.dumps(tokenizer))
+    with pytest.raises(GlueperfError) as caught:
+        load_model(str(target), "float32", "cpu")
+    message = str(caught.value)
+    assert message.startswith(f"model '{target}': ") and expected in message, message
+    assert "line 1 column" in message and "\n" not in message

@@ -231,7 +231,8 @@ def claim_device(requested, job, report):
 devices.claim_device = claim_device
 fetch.provenance_fields = lambda *inputs: {{}}
 read = []
-evaluation.read_data = lambda path, spec: read.append(path)
+evaluation.read_data = lambda path, spec: read.append(path) or types.SimpleNamespace(data=None)
+evaluation.check_task_fits_before_loading = lambda *args: None  # tests/test_preflight.py
 job = types.SimpleNamespace(
     params=types.SimpleNamespace(
         settings={{"device": "auto"}}, model={{"model_dir": "m"}}, dataset={{}}
@@ -282,6 +283,7 @@ def load_source(*args, **kwargs):
 devices.claim_device = claim_device
 prepared.load_source = load_source
 job = types.SimpleNamespace(
+    config={{"models": {{"tiny": {{"source": {str(tiny_model)!r}}}}}, "datasets": {{}}}},
     params=types.SimpleNamespace(
         settings={{"device": "auto", "dtype": "float32", "max_length": 64}},
         model={{"model_dir": {str(tiny_model)!r}, "trust_remote_code": False}},

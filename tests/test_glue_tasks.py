@@ -128,6 +128,34 @@ def test_names_that_do_not_match_are_an_error_naming_both_lists():
     assert "label_map" in message
 
 
+def test_an_extra_class_is_named_and_no_label_map_pairs_classes_by_position():
+    """A 3-class model on 2-class data: the names that match are filled in, the extra class is
+    left to the user; it was said "the names do not match" and `neutral: positive` offered."""
+    with pytest.raises(GlueperfError) as caught:
+        map_labels("m", ["negative", "neutral", "positive"], "d", ["negative", "positive"])
+    message = str(caught.value)
+    assert "the class counts differ (3 vs 2): ['neutral'] match no label by name" in message
+    assert "names do not match" not in message
+    assert (
+        "models.m.label_maps.d: {negative: negative, neutral: <one of negative, positive>, "
+        "positive: positive}" in message
+    )
+
+
+def test_names_that_match_nothing_are_offered_no_pairing_to_paste():
+    """MRPC's names on RTE: `not_equivalent: entailment`, pasted, gave a plausible wrong number."""
+    rte = list(GLUE_TASKS["rte"].label_names)
+    with pytest.raises(GlueperfError) as caught:
+        map_labels("m", ["not_equivalent", "equivalent"], "rte", rte)
+    message = str(caught.value)
+    assert "['not_equivalent', 'equivalent'] match no label by name" in message
+    choice = "<one of entailment, not_entailment>"
+    assert f"{{not_equivalent: {choice}, equivalent: {choice}}}" in message
+    assert "not_equivalent: entailment" not in message
+    assert "models.m.label_map for every dataset" in message
+    assert "datasets.rte.label_map for every model" in message
+
+
 def test_an_explicit_label_map_decides():
     mapping = map_labels(
         "m",
@@ -169,6 +197,34 @@ def test_a_glue_task_sets_the_defaults_and_the_entry_overrides_them():
     assert plain.label_names is None
     with pytest.raises(GlueperfError, match="label_names: given for a regression dataset"):
         dataset_spec("d", {"path": "x", "glue_task": "stsb", "label_names": ["a", "b"]})
+
+
+def test_the_most_specific_label_map_applies_to_a_model_on_a_dataset():
+    sst2_names = {"NEGATIVE": "negative", "POSITIVE": "positive"}
+    on_cola = {"NEGATIVE": "unacceptable", "POSITIVE": "acceptable"}
+    shared = {"LABEL_NO": "unacceptable", "LABEL_YES": "acceptable"}
+    cola = {"path": "x", "glue_task": "cola", "label_map": shared}
+    model = {"source": "s", "label_map": sst2_names, "label_maps": {"cola": on_cola}}
+
+    def applied(model_entry):
+        spec = dataset_spec("cola", cola, "m", model_entry)
+        return spec.label_map, spec.label_map_key
+
+    assert applied(model) == (on_cola, "models.m.label_maps.cola")
+    del model["label_maps"]
+    assert applied(model) == (sst2_names, "models.m.label_map")
+    assert applied({"source": "s"}) == (shared, "datasets.cola.label_map")
+    assert applied({"source": "s", "label_maps": {"other": on_cola}}) == (
+        shared,
+        "datasets.cola.label_map",
+    )
+    # Validation reads the dataset for no model: no label_map, so none reruns it.
+    assert dataset_spec("cola", cola).label_map == {}
+
+
+def test_a_label_maps_error_names_the_key_it_comes_from():
+    with pytest.raises(GlueperfError, match=r"^config key models\.m\.label_maps\.d: \['c'\]"):
+        map_labels("m", ["A", "B"], "d", ["a", "b"], {"A": "a", "B": "c"}, "models.m.label_maps.d")
 
 
 def write_pairs(path, labels, label_type=None, names=None, **columns):
@@ -231,6 +287,22 @@ def test_nan_scores_on_stsb_are_refused_with_their_rows(tmp_path):
         summarize(path, dataset_spec("d", {"path": "x", "glue_task": "stsb"}))
     message = str(caught.value)
     assert "column 'label'" in message and "NaN" in message and "rows 1, 3" in message
+
+
+def test_scores_beyond_float32_are_refused_though_finite_in_float64(tmp_path):
+    """Scores are evaluated in float32, where 1e39 is infinite (it was scored: pearson -1)."""
+    scores = [1.5, 1e39, 3e38, -2e39, 4.0]
+    path = write_pairs(tmp_path / "d.parquet", scores, pa.float64())
+    spec = dataset_spec("d", {"path": "x", "glue_task": "stsb"})
+    for check in (summarize, load_dataset):
+        with pytest.raises(DatasetError) as caught:
+            check(path, spec)
+        message = str(caught.value)
+        assert str(path) in message and "column 'label'" in message and "rows 1, 3" in message
+        assert "-2e+39, 1e+39" in message and "float32" in message
+        assert "-3.4028235e+38 to 3.4028235e+38" in message
+    fine = write_pairs(tmp_path / "fine.parquet", [1.5, 3e38, -3e38], pa.float64())
+    assert load_dataset(fine, spec).labels.tolist() == np.float32([1.5, 3e38, -3e38]).tolist()
 
 
 def test_regression_scores_are_summarized_and_loaded_as_floats(tmp_path):

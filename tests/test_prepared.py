@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO, build_tiny_model, make_sentences, write_dataset
 from glueperf.checksums import local_checksums
 from glueperf.engine import Batching, Engine
-from glueperf.models import load_model
+from glueperf.models import ALIGNMENT, load_model
 from glueperf.prepared import (
     META,
     MODEL_FILE,
@@ -72,6 +72,20 @@ def test_a_prepared_model_predicts_exactly_what_the_model_predicts(
     assert np.array_equal(got.token_counts, expected.token_counts)
     if kind != "regression":
         assert len(set(expected.predictions.tolist())) == 2
+
+
+def test_the_models_weights_lie_aligned_as_the_traces_do_so_that_every_cpu_computes_alike(
+    models, tmp_path
+):
+    """Why the test above holds on every CPU, not only on this one: a BLAS kernel's rounding can
+    depend on its operands' alignment, and transformers leaves weights at their offsets in the
+    mapped safetensors file (a regression head's last bits differed on another CPU)."""
+    prepare(str(models["regression"]), "float32", "cpu", tmp_path / "prepared")
+    prepared = load_prepared(tmp_path / "prepared", "float32", "cpu")[0]
+    model = load_model(str(models["regression"]), "float32", "cpu")[0]
+    for module in (model, prepared._module):
+        tensors = [*module.parameters(), *module.buffers()]
+        assert tensors and all(t.data_ptr() % ALIGNMENT == 0 for t in tensors)
 
 
 def test_token_types_are_traced_only_for_a_model_that_takes_them(models, tmp_path):

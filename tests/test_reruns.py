@@ -72,7 +72,8 @@ def finished(tmp_path_factory, tiny_model) -> Pipeline:
             "m2": {"source": str(m2_model), "datasets": ["alpha"]},
         },
         "datasets": {
-            name: {"path": str(path), "task": "Sentiment analysis"} for name, path in data.items()
+            name: {"path": str(path), "task": "Sentiment analysis", "label_names": ["no", "yes"]}
+            for name, path in data.items()
         },
         "evaluation": {"device": "cpu"},
     }
@@ -186,10 +187,33 @@ def test_a_top_level_evaluation_setting_reruns_every_evaluation(pipeline):
 def test_changing_a_models_files_reruns_that_model(pipeline):
     config_file = Path(pipeline.config["models"]["m2"]["source"]) / "config.json"
     model_config = json.loads(config_file.read_text())
-    model_config["id2label"] = {"0": "NEGATIVE", "1": "POSITIVE"}
+    model_config["id2label"] = {"0": "NO", "1": "YES"}  # still the datasets' labels, by name
     config_file.write_text(json.dumps(model_config))
     jobs, _ = pipeline.jobs()
     assert jobs == sorted(preparations(["m2"]) + evaluations([("m2", "alpha")]) + downstream())
+
+
+BY_ID = {"LABEL_0": "no", "LABEL_1": "yes"}  # the tiny models' classes, as they are
+
+
+@pytest.mark.parametrize(
+    ("change", "pairs"),
+    [
+        (lambda c: c["models"]["m2"].update(label_map=BY_ID), [("m2", "alpha")]),
+        (lambda c: c["models"]["m1"].update(label_map=BY_ID), [("m1", "alpha"), ("m1", "beta")]),
+        (lambda c: c["models"]["m1"].update(label_maps={"beta": BY_ID}), [("m1", "beta")]),
+        (
+            lambda c: c["datasets"]["alpha"].update(label_map=BY_ID),
+            [("m1", "alpha"), ("m2", "alpha")],
+        ),
+    ],
+    ids=["model", "model-on-every-dataset", "model-on-one-dataset", "dataset"],
+)
+def test_a_label_map_reruns_exactly_the_evaluations_it_applies_to(pipeline, change, pairs):
+    """Not the dataset's validation, not the tracing, no other model's evaluation."""
+    pipeline.change_config(change)
+    jobs, _ = pipeline.jobs()
+    assert jobs == sorted(evaluations(pairs) + downstream())
 
 
 def test_adding_a_model_runs_only_its_jobs(pipeline, tiny_model):
@@ -277,9 +301,9 @@ def test_editing_the_aggregation_code_reruns_aggregate_and_plots(pipeline):
 def test_editing_the_evaluation_code_reruns_every_evaluation(pipeline, module):
     append_comment(pipeline.workflow.root / "scripts" / "glueperf" / module)
     jobs, counted = pipeline.jobs()
-    # The tracing runs the evaluation's code too, except fetch.py (provenance of the row).
-    traced = {} if module == "fetch.py" else {"prepare_model": 2}
-    assert counted == {**traced, "evaluate_model": 3, **AFTER_EVALUATION}
+    # The tracing runs the evaluation's code too (fetch.py: where the model's datasets are,
+    # which it checks the model's classes against before tracing).
+    assert counted == {"prepare_model": 2, "evaluate_model": 3, **AFTER_EVALUATION}
 
 
 @pytest.mark.parametrize("module", ["validation.py", "tasks.py", "checksums.py"])

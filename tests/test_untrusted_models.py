@@ -253,3 +253,40 @@ def test_a_script_reads_nothing_from_stdin_and_logs_an_unexpected_traceback(tmp_
     # input() found standard input empty: an unexpected error, whose traceback is in the log.
     assert "Traceback" in log.read_text() and "EOFError" in log.read_text()
     assert "unexpected error EOFError" in result.stderr and str(log) in result.stderr
+
+
+def test_only_the_files_a_model_is_loaded_from_are_read_and_hashed(tmp_path, tiny_model):
+    """A model directory's other files (notes, a link to a file of the host's) are never read:
+    prepared.json records the sha256 of exactly the files transformers loads the model from."""
+    from glueperf.prepared import prepare
+
+    model = shutil.copytree(tiny_model, tmp_path / "model")
+    secret = tmp_path / "secret"
+    secret.write_text("not the model's")
+    (model / "shadow").symlink_to(secret)
+    (model / "notes.md").write_text("how it was trained")
+    (model / "runs").mkdir()
+    (model / "runs" / "log.json").write_text("{}")
+    meta = prepare(str(model), "float32", "cpu", tmp_path / "prepared")
+    assert sorted(meta["model_sha256"]) == sorted(p.name for p in tiny_model.iterdir())
+
+
+def test_a_model_file_linked_from_outside_the_directory_is_refused(tmp_path, tiny_model):
+    from glueperf.checksums import local_checksums
+
+    model = shutil.copytree(tiny_model, tmp_path / "model")
+    outside = tmp_path / "elsewhere" / "tokenizer.json"
+    outside.parent.mkdir()
+    shutil.move(model / "tokenizer.json", outside)
+    (model / "tokenizer.json").symlink_to(outside)
+    with pytest.raises(GlueperfError) as caught:
+        local_checksums(model)
+    message = str(caught.value)
+    assert f"tokenizer.json -> {outside}" in message and "out of the model directory" in message
+    # A link that stays inside the directory is the model's own file.
+    inside = model / "tokenizer.json"
+    inside.unlink()
+    shutil.move(outside, model / "tokenizer-v2.json")
+    inside.symlink_to("tokenizer-v2.json")
+    checksums = local_checksums(model)
+    assert checksums["tokenizer.json"] == checksums["tokenizer-v2.json"]

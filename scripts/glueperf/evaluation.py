@@ -27,7 +27,7 @@ import numpy as np
 
 from glueperf import TRUNCATED_WARN_PCT, GlueperfError
 from glueperf.engine import Batching, Engine
-from glueperf.labels import LabelMapping, map_labels, model_class_names
+from glueperf.labels import LabelMapping, ModelOutputs, check_model_fits
 from glueperf.measure import (
     PeakMemory,
     PhaseTimer,
@@ -222,36 +222,31 @@ def arrow_numbers(values: np.ndarray):
 
 def check_task_fits(model, data: Dataset, spec: DatasetSpec, path, names) -> LabelMapping | None:
     """A regression model for a regression dataset, a classifier for a classification one, and
-    the classifier's classes matched to the dataset's labels (None for regression)."""
-    model_name, dataset_name = names
-    n_outputs = model.config.num_labels
-    model_regression = n_outputs == 1 or model.config.problem_type == "regression"
-    if model_regression != spec.regression:
-        model_kind = (
-            "a regression model (one output, a score)"
-            if model_regression
-            else f"a classifier of {n_outputs} classes"
-        )
-        dataset_kind = (
-            "a regression dataset (scores)"
-            if spec.regression
-            else f"a classification dataset (labels {list(data.label_names or [])})"
-        )
-        raise GlueperfError(
-            f"model '{model_name}' is {model_kind}, but dataset '{dataset_name}' ({path}) is "
-            f"{dataset_kind}: check the model's datasets, or the dataset's glue_task / regression"
-        )
-    if spec.regression:
-        return None
-    mapping = map_labels(
-        model_name,
-        model_class_names(model.config.id2label, n_outputs),
-        dataset_name,
+    the classifier's classes matched to the dataset's labels (None for regression), every label
+    among them."""
+    mapping = check_model_fits(
+        names,
+        ModelOutputs.of(model.config),
+        spec.regression,
         data.label_names,
+        path,
         spec.label_map,
+        spec.label_map_key,
     )
-    check_labels_fit(data.labels, len(mapping.to_dataset), path, spec.label_column, model_name)
+    if mapping is not None:
+        check_labels_fit(data.labels, len(mapping.targets), path, spec.label_column, names[0])
     return mapping
+
+
+def check_task_fits_before_loading(model_dir, data: Dataset, spec: DatasetSpec, path, names):
+    """``check_task_fits`` on the model's config.json, before the model is loaded: an evaluation
+    runs it before it claims its device."""
+    from types import SimpleNamespace
+
+    from glueperf.models import model_dir_config
+
+    config = SimpleNamespace(config=model_dir_config(Path(model_dir)))
+    check_task_fits(config, data, spec, path, names)
 
 
 def truncated_pct(n_truncated: int, n_rows: int, max_length: int) -> float:

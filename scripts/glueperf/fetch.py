@@ -17,11 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from glueperf import GlueperfError
-from glueperf.checksums import local_checksums, sha256_file, weights_sha256
+from glueperf.checksums import MODEL_FILE_PATTERNS, local_checksums, sha256_file, weights_sha256
 
-# What a sequence classifier needs: config, weights, tokenizer. Other frameworks' weights
-# (TensorFlow, Flax, ONNX, Rust) are left on the Hub.
-MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "*.bin"]
+# Fetched of a Hub model: MODEL_FILE_PATTERNS (config, weights, tokenizer). Other frameworks'
+# weights (TensorFlow, Flax, ONNX, Rust) are left on the Hub.
 SKIPPED_MODEL_FILES = ["*.h5", "*.msgpack", "*.ot", "onnx/*", "coreml/*", "*.onnx", "training_*"]
 HF_DATASET_URL = re.compile(
     r"^hf://datasets/(?P<repo>[^/@]+/[^/@]+)(@(?P<revision>[^/]+))?/(?P<file>.+)$"
@@ -49,6 +48,18 @@ def is_hub_model(source: str) -> bool:
     if len(path.parts) == 2 and path.parent.is_dir():
         return False
     return re.fullmatch(r"[\w.-]+(/[\w.-]+)?", source) is not None
+
+
+def model_location(name: str, source: str) -> str:
+    """Where model ``name`` is loaded from: its fetched copy (rule fetch_model) for a Hub id,
+    else the local directory ``source``."""
+    return f"resources/models/{name}" if is_hub_model(source) else source
+
+
+def dataset_location(name: str, path: str) -> str:
+    """Where dataset ``name`` is read from: its fetched copy (rule fetch_dataset) for a Hub file,
+    else the local file ``path``."""
+    return f"resources/datasets/{name}.parquet" if is_remote(path) else path
 
 
 def parse_dataset_url(url: str) -> tuple[str, str, str | None]:

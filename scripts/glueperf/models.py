@@ -56,9 +56,10 @@ def load_model(model_dir: str, dtype: str, device: str, trust_remote_code: bool 
     if dtype not in DTYPES:
         raise GlueperfError(f"evaluation.dtype must be one of {DTYPES}, got '{dtype}'")
     directory = Path(model_dir)
-    if not directory.is_dir():
-        raise GlueperfError(f"model '{model_dir}': no such directory ({directory.absolute()})")
-    _check_model_dir(directory, trust_remote_code)
+    config = model_dir_config(directory)
+    _check_architectures(model_dir, config.get("architectures"))
+    if not trust_remote_code:
+        _check_no_own_code(directory, config)
     options = {
         "dtype": getattr(torch, dtype),
         "attn_implementation": "sdpa",
@@ -76,7 +77,26 @@ def load_model(model_dir: str, dtype: str, device: str, trust_remote_code: bool 
     _check_classifier(model_dir, model, tokenizer, info)
     loaded = {"weights_format": weights_format or "", "trust_remote_code": bool(trust_remote_code)}
     warn_of_pickle(model_dir, loaded)
-    return model.eval().to(device), tokenizer, loaded
+    return aligned(model.eval().to(device)), tokenizer, loaded
+
+
+# Bytes to which torch's CPU allocator aligns every tensor it allocates.
+ALIGNMENT = 64
+
+
+def aligned(model):
+    """The model with every weight on the CPU in memory of its own, aligned as torch allocates
+    it. transformers leaves weights where they lie in the file it maps (safetensors), at any
+    offset; a matrix product's rounding can depend on its operands' alignment (which SIMD loads
+    and remainder loops a CPU's BLAS takes), so the same model gave other last bits than its
+    trace, whose weights are allocated, on some CPUs. Aligned alike, both run the same kernels
+    on the same bytes, on every CPU."""
+    import itertools
+
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        if tensor.device.type == "cpu" and tensor.data_ptr() % ALIGNMENT:
+            tensor.data = tensor.data.clone()
+    return model
 
 
 def warn_of_pickle(model_dir, loaded: dict) -> None:
@@ -100,13 +120,46 @@ def _weights_format(directory: Path) -> str | None:
 def _from_pretrained(model_dir: str, options: dict):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(
-        model_dir, trust_remote_code=options["trust_remote_code"]
-    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            model_dir, trust_remote_code=options["trust_remote_code"]
+        )
+    except Exception as error:  # the Rust parser's errors are plain Exceptions
+        raise tokenizer_error(Path(model_dir), error) from error
     model, info = AutoModelForSequenceClassification.from_pretrained(
         model_dir, output_loading_info=True, **options
     )
     return model, tokenizer, info
+
+
+# The tokenizer's files that are JSON, in the order transformers reads them.
+TOKENIZER_JSON_FILES = ("tokenizer_config.json", "special_tokens_map.json", "tokenizer.json")
+
+
+def tokenizer_error(directory: Path, error: Exception) -> GlueperfError:
+    """Why a tokenizer could not be loaded, naming the file at fault: one that is not JSON, or
+    a tokenizer.json that the tokenizers library (Rust) refuses, with the parser's position."""
+    for name in TOKENIZER_JSON_FILES:
+        if not (directory / name).is_file():
+            continue
+        try:
+            json.loads((directory / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as bad:
+            return GlueperfError(f"model '{directory}': {name} is not valid JSON ({one_line(bad)})")
+    if (directory / "tokenizer.json").is_file():
+        from tokenizers import Tokenizer
+
+        try:
+            Tokenizer.from_file(str(directory / "tokenizer.json"))
+        except Exception as bad:
+            return GlueperfError(
+                f"model '{directory}': tokenizer.json is refused by the tokenizers library "
+                f"({one_line(bad)}); it was not written by a tokenizer's save_pretrained, or by a "
+                "newer tokenizers than this one"
+            )
+    return GlueperfError(
+        f"model '{directory}': its tokenizer could not be loaded: {one_line(error)}"
+    )
 
 
 def _loading_errors(model_dir: str, options: dict):
@@ -131,8 +184,12 @@ def _pickle_reason(error: BaseException) -> str:
     return found.group(0).rstrip(".") if found else one_line(error)[:300]
 
 
-def _check_model_dir(directory: Path, trust_remote_code: bool = False) -> None:
-    """What a model directory must hold, named before transformers would stumble on it."""
+def model_dir_config(directory: Path) -> dict:
+    """The config.json of a directory that holds a model in Hugging Face format and its
+    tokenizer; a GlueperfError naming what is missing. Checked at start-up for every model
+    (glueperf/preflight.py) and again as a model is loaded."""
+    if not directory.is_dir():
+        raise GlueperfError(f"model '{directory}': no such directory ({directory.absolute()})")
     if not (directory / "config.json").is_file():
         raise GlueperfError(
             f"model '{directory}': no config.json in the directory, so it is not a model saved "
@@ -142,15 +199,15 @@ def _check_model_dir(directory: Path, trust_remote_code: bool = False) -> None:
         config = json.loads((directory / "config.json").read_text())
     except (OSError, ValueError) as error:
         raise GlueperfError(f"model '{directory}': config.json unreadable ({error})") from error
-    _check_architectures(str(directory), config.get("architectures"))
-    if not trust_remote_code:
-        _check_no_own_code(directory, config)
+    if not isinstance(config, dict):
+        raise GlueperfError(f"model '{directory}': config.json holds no mapping of settings")
     if not any((directory / name).is_file() for name in TOKENIZER_FILES):
         raise GlueperfError(
             f"model '{directory}': no tokenizer in the directory (none of "
             f"{', '.join(TOKENIZER_FILES)}); save it beside the model with "
             "tokenizer.save_pretrained"
         )
+    return config
 
 
 def _check_no_own_code(directory: Path, config: dict) -> None:

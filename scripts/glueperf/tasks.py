@@ -7,6 +7,7 @@ other parquet file gives the same settings itself (``text_columns``, ``label_nam
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from glueperf import GlueperfError
@@ -124,8 +125,11 @@ class DatasetSpec:
     label_names: tuple[str, ...] | None = None
     label_names_from_config: bool = False
     metrics: tuple[str, ...] = DEFAULT_METRICS[False]
-    # Model class name -> dataset label name, for a model scored outside its own label set.
+    # Model class name -> dataset label name, for a model scored outside its own label set: the
+    # one that applies to the evaluated model (``label_map_for``), from config key
+    # ``label_map_key``. Empty for validation, which no label_map changes.
     label_map: dict[str, str] = field(default_factory=dict)
+    label_map_key: str = ""
     glue_task: str = ""
 
     def __post_init__(self):
@@ -140,10 +144,14 @@ class DatasetSpec:
         return len(self.text_columns) == 2
 
 
-def dataset_spec(name: str, entry: dict) -> DatasetSpec:
+def dataset_spec(
+    name: str, entry: dict, model: str | None = None, model_entry: dict | None = None
+) -> DatasetSpec:
     """A config ``datasets`` entry as a DatasetSpec: its GLUE task's defaults with the entry's own
     settings on top. Display-only keys (``task``, ``note``) are not part of it, so changing them
-    reruns no evaluation."""
+    reruns no evaluation. With a ``model`` (its config entry ``model_entry``): as that model's
+    evaluation reads it, with the label_map that applies to it (``label_map_for``); without,
+    as validation reads it, with none."""
     glue_task = entry.get("glue_task") or ""
     task = GLUE_TASKS.get(glue_task)
     if glue_task and task is None:
@@ -167,9 +175,52 @@ def dataset_spec(name: str, entry: dict) -> DatasetSpec:
         label_names=None if regression else label_names,
         label_names_from_config=bool(entry.get("label_names")),
         metrics=metrics,
-        label_map=dict(entry.get("label_map") or {}),
+        **(label_map_for(model, model_entry or {}, name, entry) if model else {}),
         glue_task=glue_task,
     )
+
+
+def label_map_for(model: str, model_entry: dict, dataset: str, dataset_entry: dict) -> dict:
+    """The label_map that says which dataset label each of ``model``'s classes stands for on
+    ``dataset``, and its config key, as DatasetSpec fields. The most specific one wins: the
+    model's for this dataset (``models.<model>.label_maps.<dataset>``), else the model's own on
+    every dataset (``models.<model>.label_map``), else the dataset's for every model
+    (``datasets.<dataset>.label_map``); none: classes are matched by name or id."""
+    for label_map, key in (
+        (
+            (model_entry.get("label_maps") or {}).get(dataset),
+            f"models.{model}.label_maps.{dataset}",
+        ),
+        (model_entry.get("label_map"), f"models.{model}.label_map"),
+        (dataset_entry.get("label_map"), f"datasets.{dataset}.label_map"),
+    ):
+        if label_map:
+            return {"label_map": dict(label_map), "label_map_key": key}
+    return {}
+
+
+def file_class_names(huggingface_metadata, label_column: str) -> tuple[str, ...] | None:
+    """The ClassLabel names of ``label_column`` in a parquet file's ``huggingface`` schema
+    metadata (JSON, as the ``datasets`` library writes it and the Hub's files carry it), or
+    None."""
+    if not huggingface_metadata:
+        return None
+    try:
+        feature = json.loads(huggingface_metadata)["info"]["features"][label_column]
+        names = feature["names"] if feature.get("_type") == "ClassLabel" else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return tuple(str(name) for name in names) if names else None
+
+
+def class_names(spec: DatasetSpec, file_names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """The dataset's class names in id order: the config's, else the file's own
+    (``file_names``), else the GLUE task's; None for regression or when nothing names them."""
+    if spec.regression:
+        return None
+    if spec.label_names_from_config:
+        return spec.label_names
+    return file_names or spec.label_names
 
 
 def display_task(entry: dict) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import unicodedata
@@ -15,12 +14,15 @@ import pyarrow.parquet as pq
 
 from glueperf import NO_LABEL, GlueperfError, one_line
 from glueperf.checksums import sha256_file
-from glueperf.tasks import DatasetSpec
+from glueperf.tasks import DatasetSpec, class_names, file_class_names
 
 IDX_COLUMN = "idx"
 # How many offending rows an error message lists before it says "and N more".
 ROWS_SHOWN = 10
 INT64_MAX = np.iinfo(np.int64).max
+# Regression scores are loaded, predicted and written in float32: validation checks them in it.
+SCORE_DTYPE = np.float32
+SCORE_MAX = float(np.finfo(SCORE_DTYPE).max)  # for messages
 # Characters that show nothing: a text made only of these and whitespace counts as empty.
 INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"))
 # Unicode categories that show nothing either: control (Cc) and format (Cf) characters.
@@ -108,7 +110,7 @@ def load_dataset(path, spec: DatasetSpec | None = None) -> Dataset:
     table = validate_table(read_table(path), path, spec)
     first, *second = (table.column(c).to_pylist() for c in spec.text_columns)
     labels = numbers(table.column(spec.label_column))
-    labels = labels.astype(np.float32 if spec.regression else np.int64)
+    labels = labels.astype(SCORE_DTYPE if spec.regression else np.int64)
     if IDX_COLUMN in table.column_names:
         idx = numbers(table.column(IDX_COLUMN)).astype(np.int64)
     else:
@@ -119,25 +121,13 @@ def load_dataset(path, spec: DatasetSpec | None = None) -> Dataset:
 def file_label_names(table: pa.Table, label_column: str) -> tuple[str, ...] | None:
     """The ClassLabel names that the Hub's parquet files carry in their ``huggingface`` schema
     metadata (as the ``datasets`` library writes them), or None."""
-    metadata = (table.schema.metadata or {}).get(b"huggingface")
-    if not metadata:
-        return None
-    try:
-        feature = json.loads(metadata)["info"]["features"][label_column]
-        names = feature["names"] if feature.get("_type") == "ClassLabel" else None
-    except (ValueError, KeyError, TypeError):
-        return None
-    return tuple(str(name) for name in names) if names else None
+    return file_class_names((table.schema.metadata or {}).get(b"huggingface"), label_column)
 
 
 def label_names(table: pa.Table, spec: DatasetSpec) -> tuple[str, ...] | None:
     """The dataset's class names in id order: the config's, else the file's own, else the GLUE
     task's; None for regression or when nothing names them."""
-    if spec.regression:
-        return None
-    if spec.label_names_from_config:
-        return spec.label_names
-    return file_label_names(table, spec.label_column) or spec.label_names
+    return class_names(spec, file_label_names(table, spec.label_column))
 
 
 def validate_table(table: pa.Table, path, spec: DatasetSpec | None = None) -> pa.Table:
@@ -197,7 +187,16 @@ def _check_texts(column: pa.ChunkedArray, path, name: str) -> None:
         raise DatasetError(
             path, f"text must be strings, found type {kind} ({_first_values(column)})", column=name
         )
-    texts = column.to_pylist()
+    try:
+        texts = column.to_pylist()
+    except UnicodeDecodeError as error:
+        bad_rows = _not_utf8_rows(column)
+        raise DatasetError(
+            path,
+            f"text is not valid UTF-8 ({error.reason} in {_bytes_shown(column, bad_rows[0])})",
+            column=name,
+            rows=bad_rows,
+        ) from None
     null_rows = [i for i, text in enumerate(texts) if text is None]
     if null_rows:
         raise DatasetError(path, "text is null", column=name, rows=null_rows)
@@ -210,6 +209,23 @@ def _check_texts(column: pa.ChunkedArray, path, name: str) -> None:
             column=name,
             rows=empty_rows,
         )
+
+
+def _not_utf8_rows(column: pa.ChunkedArray) -> list[int]:
+    """The rows of a string column whose bytes are not UTF-8 (pyarrow reads them unchecked)."""
+    as_bytes = column.cast(pa.large_binary()).to_pylist()
+    rows = []
+    for row, value in enumerate(as_bytes):
+        try:
+            value is None or value.decode("utf-8")
+        except UnicodeDecodeError:
+            rows.append(row)
+    return rows
+
+
+def _bytes_shown(column: pa.ChunkedArray, row: int) -> str:
+    value = column.cast(pa.large_binary())[row].as_py()
+    return f"{value[:40]!r}" + ("..." if len(value) > 40 else "")
 
 
 def _is_string_view(kind: pa.DataType) -> bool:
@@ -311,6 +327,18 @@ def _check_scores(column: pa.ChunkedArray, path, name: str) -> None:
             column=name,
             rows=missing,
         )
+    # Checked in the type they are used in: 1e39 is a finite float64 but infinite in float32.
+    with np.errstate(over="ignore"):
+        beyond = np.flatnonzero(np.isinf(values.astype(SCORE_DTYPE)))
+    if len(beyond):
+        shown = ", ".join(repr(float(v)) for v in distinct(values, beyond))
+        raise DatasetError(
+            path,
+            f"score {shown} beyond the range of {np.dtype(SCORE_DTYPE).name}, the type scores are "
+            f"evaluated in (-{SCORE_MAX:.8g} to {SCORE_MAX:.8g})",
+            column=name,
+            rows=beyond,
+        )
 
 
 def _check_idx(column: pa.ChunkedArray, path) -> None:
@@ -353,8 +381,8 @@ def summarize(path, spec: DatasetSpec | None = None, expected_sha256=None) -> di
             "readable parquet",
             "required columns present",
             "at least one row",
-            "text: non-null, non-empty strings",
-            "scores: finite numbers, -1 = no label"
+            "text: non-null, non-empty UTF-8 strings",
+            "scores: finite numbers in float32, -1 = no label"
             if spec.regression
             else "labels: integer class ids of the dataset's classes, -1 = no label",
             "idx: unique integers (when present)",

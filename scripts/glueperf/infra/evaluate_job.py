@@ -19,7 +19,12 @@ def evaluate_job(snakemake):
     import torch
 
     from glueperf.engine import Batching
-    from glueperf.evaluation import evaluate, read_data, write_predictions
+    from glueperf.evaluation import (
+        check_task_fits_before_loading,
+        evaluate,
+        read_data,
+        write_predictions,
+    )
     from glueperf.fetch import provenance_fields
     from glueperf.infra.devices import claim_device
     from glueperf.infra.forkserver import forked
@@ -32,6 +37,10 @@ def evaluate_job(snakemake):
     model, dataset = snakemake.wildcards.model, snakemake.wildcards.dataset
     spec = DatasetSpec(**params.dataset)
     read = read_data(snakemake.input.data, spec)
+    # A model that does not fit the dataset holds no device.
+    check_task_fits_before_loading(
+        params.model["model_dir"], read.data, spec, snakemake.input.data, (model, dataset)
+    )
     provenance = provenance_fields(
         read_json(snakemake.input.summary),
         params.model["model_dir"],

@@ -18,7 +18,8 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from glueperf import GlueperfError
-from glueperf.fetch import MODEL_FILE_PATTERNS, is_hub_model, is_remote
+from glueperf.checksums import model_files as local_model_files
+from glueperf.fetch import dataset_location, is_hub_model, is_remote, model_location
 from glueperf.metrics import check_dataset_metrics
 from glueperf.plotting import PLOTS_DIR
 from glueperf.tasks import dataset_spec, display_task
@@ -96,7 +97,7 @@ def dataset_file(config: dict, dataset: str) -> str | list:
     """The dataset's local parquet file: the config's path, or the fetched copy of a Hub file."""
     path = dataset_config(config, dataset)["path"]
     if is_remote(path):
-        return f"resources/datasets/{dataset}.parquet"
+        return dataset_location(dataset, path)
     # A missing file fails its own validation job, which names it, instead of the whole run:
     # with --keep-going the other datasets are still evaluated. So does a FIFO or a device
     # (/dev/zero), which Snakemake would otherwise open to checksum it.
@@ -130,12 +131,16 @@ def dataset_fingerprint(config: dict, dataset: str) -> list[int] | None:
     return None if is_remote(path) else file_fingerprint(path)
 
 
-def dataset_settings(config: dict, dataset: str) -> dict:
+def dataset_settings(config: dict, dataset: str, model: str | None = None) -> dict:
     """How the dataset is read and scored (text columns, labels, metrics), as a params value:
-    a change reruns its validation and evaluations, while display-only keys rerun neither.
+    a change reruns its validation and evaluations, while display-only keys rerun neither. An
+    evaluation's (``model`` given) has the label_map that applies to its model: a change reruns
+    just those.
     """
     try:
-        spec = dataset_spec(dataset, dataset_config(config, dataset))
+        spec = dataset_spec(
+            dataset, dataset_config(config, dataset), model, model and model_config(config, model)
+        )
         check_dataset_metrics(dataset, spec.metrics, spec.regression)
     except GlueperfError as error:
         raise WorkflowError(str(error)) from error
@@ -151,9 +156,7 @@ def is_fetched(config: dict, model: str) -> bool:
 
 def model_dir(config: dict, model: str) -> str:
     """Where the model is loaded from: its fetched copy for a Hub id, else the directory."""
-    if is_fetched(config, model):
-        return f"resources/models/{model}"
-    return model_config(config, model)["source"]
+    return model_location(model, model_config(config, model)["source"])
 
 
 def model_spec(config: dict, model: str) -> dict:
@@ -172,8 +175,7 @@ def model_files(config: dict, model: str) -> list[str]:
     """The model's files as inputs, so that a refetch or a change reruns its evaluations."""
     if is_fetched(config, model):
         return [model_dir(config, model)]
-    directory = Path(model_dir(config, model))
-    return sorted(str(f) for pattern in MODEL_FILE_PATTERNS for f in directory.glob(pattern))
+    return [str(f) for f in local_model_files(model_dir(config, model))]
 
 
 def model_provenance(config: dict, model: str) -> str | list:
@@ -183,14 +185,12 @@ def model_provenance(config: dict, model: str) -> str | list:
 
 
 def model_fingerprint(config: dict, model: str) -> dict | None:
-    """Fingerprints of every file in a local model directory (code included, which
+    """Fingerprints of the files a local model is loaded from (code included, which
     trust_remote_code may run); none for a fetched Hub model, as for Hub datasets."""
     if is_fetched(config, model):
         return None
-    directory = Path(model_dir(config, model))
-    if not directory.is_dir():
-        return None
-    return {f.name: file_fingerprint(f) for f in sorted(directory.iterdir()) if f.is_file()}
+    files = local_model_files(model_dir(config, model))
+    return {f.name: file_fingerprint(f) for f in files} or None
 
 
 def evaluation_settings(config: dict, model: str) -> dict:

@@ -23,10 +23,13 @@ def prepare_job(snakemake):
     from glueperf.infra.devices import claim_device
     from glueperf.infra.locks import LockError
     from glueperf.infra.script import tell
+    from glueperf.preflight import check_model
     from glueperf.prepared import load_source, record_not_prepared, trace_source
 
     params, settings = snakemake.params, snakemake.params.settings
     output = snakemake.output.prepared
+    # A Hub model, fetched since start-up: its classes against its datasets, before tracing.
+    check_model(snakemake.config, snakemake.wildcards.model)
     torch.set_num_threads(snakemake.threads)
     provenance = read_json(snakemake.input.model_provenance)  # a fetched model's checksums
     source = load_source(
