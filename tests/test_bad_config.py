@@ -121,8 +121,8 @@ def test_a_schema_error_is_one_line_naming_the_file_the_key_path_and_the_nearest
         f"config file {tmp_path / 'config1.yaml'}, key models.m.evaluation.max_lenght: unknown "
         "key; did you mean max_length?"
     )
-    far_off = schema_line(tmp_path, {**models, **datasets, "plots": {}})
-    assert "key plots: unknown key; allowed here: models, datasets, evaluation" in far_off
+    far_off = schema_line(tmp_path, {**models, **datasets, "widgets": {}})
+    assert "key widgets: unknown key; allowed here: models, datasets, evaluation" in far_off
     models["models"]["m"]["evaluation"] = {"max_length": 64}
     models["models"]["m"]["datasets"] = ["d", 7]
     assert schema_line(tmp_path, models, datasets).endswith(

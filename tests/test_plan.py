@@ -39,7 +39,8 @@ def fingerprints(scripts) -> dict[str, str]:
     [
         ("plotting.py", {"plot_results"}),
         ("aggregate.py", {"aggregate_metrics", "plot_results"}),
-        ("fetch.py", {"evaluate_model"}),  # the provenance of the row; tracing does not use it
+        # the provenance of the row, and where the start-up checks find a fetched model
+        ("fetch.py", {"evaluate_model", "prepare_model"}),
         ("engine.py", {"prepare_model", "evaluate_model"}),
         ("validation.py", {"validate_dataset", "prepare_model", "evaluate_model"}),
         # imported only inside a function of the fork server, by every job through run_script

@@ -163,7 +163,8 @@ def test_a_hub_model_is_checked_once_fetched_and_a_hub_file_once_its_names_are_k
 def test_a_preparation_checks_its_fetched_model_before_it_loads_or_claims_anything(
     tmp_path, monkeypatch, three_classes
 ):
-    from glueperf import devices, prepare_job, prepared
+    from glueperf import prepared
+    from glueperf.infra import devices, prepare_job
 
     monkeypatch.setattr(devices, "claim_device", never)
     monkeypatch.setattr(prepared, "load_source", never)
@@ -188,7 +189,8 @@ def test_a_preparation_checks_its_fetched_model_before_it_loads_or_claims_anythi
 def test_an_evaluation_checks_its_model_and_dataset_before_it_claims_its_device(
     tmp_path, monkeypatch, three_classes
 ):
-    from glueperf import devices, evaluate_job, fetch
+    from glueperf import fetch
+    from glueperf.infra import devices, evaluate_job
 
     monkeypatch.setattr(devices, "claim_device", never)
     monkeypatch.setattr(fetch, "provenance_fields", lambda *inputs: {})

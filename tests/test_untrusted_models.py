@@ -258,7 +258,7 @@ def test_a_script_reads_nothing_from_stdin_and_logs_an_unexpected_traceback(tmp_
 def test_only_the_files_a_model_is_loaded_from_are_read_and_hashed(tmp_path, tiny_model):
     """A model directory's other files (notes, a link to a file of the host's) are never read:
     prepared.json records the sha256 of exactly the files transformers loads the model from."""
-    from glueperf.prepared import prepare
+    from glueperf.prepared import load_source, trace_source
 
     model = shutil.copytree(tiny_model, tmp_path / "model")
     secret = tmp_path / "secret"
@@ -267,7 +267,7 @@ def test_only_the_files_a_model_is_loaded_from_are_read_and_hashed(tmp_path, tin
     (model / "notes.md").write_text("how it was trained")
     (model / "runs").mkdir()
     (model / "runs" / "log.json").write_text("{}")
-    meta = prepare(str(model), "float32", "cpu", tmp_path / "prepared")
+    meta = trace_source(load_source(str(model), "float32"), "cpu", tmp_path / "prepared")
     assert sorted(meta["model_sha256"]) == sorted(p.name for p in tiny_model.iterdir())
 
 
