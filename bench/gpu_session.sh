@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # All GPU work of one benchmarking session (see BENCHMARKS.md). Run from the repository root on
 # the GPU machine, with .carry/ holding: wheels/ (snakemake[reports] and what it needs, for the
-# machine's Python), slurm_wheels/ (the two SLURM plugins, to time Snakemake with them),
-# models/tokenizer/ (the bert-base-uncased tokenizer files of ../shared/models/minilm-*),
-# data/<task>/<split>.parquet (../shared's data/glue/: sst2, cola and mnli for most parts, every
-# task's validation files for glue and gpus), optionally engine_before.py (an earlier
-# scripts/glueperf/engine.py, which bf16 times beside the engine as it is). Every step runs in a
-# user's environment made by bench/user_env.py, with bytecode compiled (kept for a later call on
-# the same machine).
+# machine's Python; nvidia-ml-py where the host lacks it, else GPU energy stays empty),
+# slurm_wheels/ (the two SLURM plugins, to time Snakemake with them), models/tokenizer/ (the
+# bert-base-uncased tokenizer files of ../shared/models/minilm-*), models/minilm-sst2/
+# (../shared's, for latency; left out where absent), data/<task>/<split>.parquet (../shared's
+# data/glue/: sst2, cola and mnli for most parts, every task's validation files for glue and
+# gpus), optionally engine_before.py (an earlier scripts/glueperf/engine.py, which bf16 times
+# beside the engine as it is). Every step runs in a user's environment made by
+# bench/user_env.py, with bytecode compiled (kept for a later call on the same machine).
 # The arguments (default: final) select what runs, one or more of: sweep | pipeline (the default
 # experiment from empty with --cores 1, then --cores $(nproc)) | slurm (no-op reruns with and
 # without the SLURM plugins) | endtoend (the notebook's whole run) | startup (each import in a
@@ -17,11 +18,15 @@
 # experiment in one process, with the engine and with the notebook's loop) | gpus (the default
 # and GLUE experiments with --resources gpu=1, then on every GPU, compared by
 # bench/gpu_runs.py) | targets (issue 24's ratios from what $OUT holds; also printed after
-# endtoend, glue and bf16) | final (= pipeline, slurm, endtoend, startup, pairs and loops).
+# endtoend, glue and bf16) | latency (issue 21: single-request latency against its floor and
+# transformers.pipeline, and the offline pass's GPU energy, on SST-2 validation, in each dtype,
+# transformers and traced models, the twin then minilm-sst2; about 2 min) | final (= pipeline,
+# slurm, endtoend, startup, pairs and loops).
 # REPEATS (default 3) sets the loop comparisons' repeats; NOOPS (default 3) the no-op reruns
 # after each pipeline run; BF16_VARIANTS (default: checked graphs compile) the variants that bf16
-# times. OUT (default /tmp/out) receives the tables and plots; SESSION_TMP (default /tmp) holds
-# the session's working files.
+# times; LATENCY_REQUESTS (default 500) the requests that latency times per case. OUT (default
+# /tmp/out) receives the tables and plots; SESSION_TMP (default /tmp) holds the session's
+# working files.
 set -u
 PARTS=" ${*:-final} "
 # Whether part $1 was asked for (final asks for pipeline, slurm, endtoend, startup, pairs, loops).
@@ -251,5 +256,20 @@ if wants gpus; then
     $PY bench/gpu_runs.py "$T/predictions_${name}_1" "$T/predictions_${name}_all" \
       "$OUT/${name}_gpus1.csv" "$OUT/${name}_gpusall.csv" "$OUT/jobs_${name}_gpus1.json" \
       "$OUT/jobs_${name}_gpusall.json"
+  done
+fi
+
+if wants latency; then
+  # Issue 21: per dtype and model kind, glueperf's single-request p50/p90/p99/max against the
+  # bare forward pass (target p50 within 1.5x) and transformers.pipeline at batch size 1, p99
+  # against p50 (within 2x); the offline pass's energy and the NVML counter's update period.
+  # About a minute a model (loads, three traces, 500 requests x 4 ways x 3 dtypes).
+  [ -d $T/twin ] || $PY bench/save_twin.py $TOKENIZER $T/twin
+  for model in $T/twin $C/models/minilm-sst2; do
+    [ -d "$model" ] || { echo "latency: no $model, left out"; continue; }
+    step "latency and energy, $(basename "$model"), SST-2 validation"
+    $PY bench/latency_bench.py --model "$model" --data $C/data/sst2/validation.parquet \
+      --requests "${LATENCY_REQUESTS:-500}" --json "$OUT/latency_$(basename "$model").json" 2>&1 |
+      grep -v "Loading weights\|deprecated"
   done
 fi

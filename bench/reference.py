@@ -58,19 +58,26 @@ def notebook_loop(
     return torch.cat(predictions).numpy()
 
 
+def text_classification(model, tokenizer, device):
+    """``transformers.pipeline("text-classification")`` of the model on ``device``."""
+    from transformers import pipeline
+
+    return pipeline(
+        "text-classification", model=model, tokenizer=tokenizer, device=torch.device(device)
+    )
+
+
+def pipeline_inputs(texts, pairs=None) -> list:
+    """The texts as the pipeline takes them; pairs as ``{"text": ..., "text_pair": ...}``."""
+    if pairs is None:
+        return texts
+    return [{"text": t, "text_pair": p} for t, p in zip(texts, pairs, strict=True)]
+
+
 def pipeline_loop(model, tokenizer, texts, device, batch_size: int = 64, pairs=None) -> np.ndarray:
     """Predicted class ids from ``transformers.pipeline("text-classification")``; pairs are given
     to it as ``{"text": ..., "text_pair": ...}``."""
-    from transformers import pipeline
-
-    classify = pipeline(
-        "text-classification", model=model, tokenizer=tokenizer, device=torch.device(device)
-    )
-    inputs = (
-        texts
-        if pairs is None
-        else [{"text": t, "text_pair": p} for t, p in zip(texts, pairs, strict=True)]
-    )
-    outputs = classify(inputs, batch_size=batch_size, truncation=True)
+    classify = text_classification(model, tokenizer, device)
+    outputs = classify(pipeline_inputs(texts, pairs), batch_size=batch_size, truncation=True)
     label_ids = model.config.label2id
     return np.array([label_ids[output["label"]] for output in outputs], dtype=np.int64)

@@ -241,6 +241,30 @@ def test_glue_one_process_names_predictions_that_differ(glue_like_run, tmp_path)
     assert not found[0]["match"] and found[0]["max_abs_diff"] == pytest.approx(1e-3, rel=1e-3)
 
 
+def test_latency_bench_runs_on_cpu(tmp_path, varied_model, capsys):
+    """bench/latency_bench.py on a tiny model: each dtype and kind asked for, the single-request
+    path agreeing with the offline pass, its floor and transformers' pipeline beside it, and the
+    energy left empty on a CPU with the reason."""
+    from latency_bench import main
+
+    data = write_dataset(tmp_path / "data.parquet", n=48)
+    out = tmp_path / "latency.json"
+    args = ["--model", str(varied_model), "--data", str(data), "--device", "cpu"]
+    main([*args, "--dtypes", "float32", "bfloat16", "--requests", "20", "--json", str(out)])
+    cases = json.loads(out.read_text())["cases"]
+    assert [(c["dtype"], c["kind"]) for c in cases] == [
+        (dtype, kind) for dtype in ("float32", "bfloat16") for kind in ("transformers", "traced")
+    ]
+    for case in cases:
+        assert case["requests"] == 20 and case["p50_ms"] <= case["max_ms"]
+        assert case["bare_p50_ms"] > 0 and case["p50 / bare"] > 0
+        assert case["energy_passes"] == 0 and "not the cpu's" in case["energy_note"]
+        assert ("pipeline_p50_ms" in case) == (case["kind"] == "transformers")
+    assert all(c["agree_with_offline_pct"] == 100.0 for c in cases if c["dtype"] == "float32")
+    stdout = capsys.readouterr().out
+    assert "| transformers | float32 | 20 |" in stdout and "target p50 / bare <= 1.5" in stdout
+
+
 def test_speed_targets_reads_the_sessions_figures(tmp_path):
     """bench/speed_targets.py: issue 24's ratios from the files the GPU session writes; a part
     that did not run, or a pipeline run that failed, is left out."""

@@ -198,6 +198,16 @@ class ChunkTokenizer:
         """The texts tokenized, and the number of truncated texts."""
         return self.convert(self.encode(texts, pairs))
 
+    def one(self, text: str, pair: str | None = None) -> tuple[list[int], list[int] | None]:
+        """One text (or pair) on its own, as a single request comes: its ids, and its token type
+        ids where ``tokens`` gives them (pairs, for a model that takes them), else None."""
+        with_types = pair is not None and self.takes_token_types
+        if self._backend is not None:
+            encoding = self._backend.encode(text, pair)
+            return encoding.ids, encoding.type_ids if with_types else None
+        encoded = self._tokenizer(text, pair, truncation=True, max_length=self.max_length)
+        return encoded["input_ids"], encoded["token_type_ids"] if with_types else None
+
     def encode(self, texts: list[str], pairs: list[str] | None = None):
         """The texts encoded, for ``convert``: the Rust tokenizer's encodings as it returns them
         (its work, all cores, the GIL released), or a slow tokenizer's tokens at once."""
