@@ -35,6 +35,7 @@ include: "rules/common.smk"
 
 wildcard_constraints:
     model=NAME_PATTERN,
+    dtype=DTYPE_PATTERN,
     dataset=NAME_PATTERN,
 
 

@@ -1,8 +1,11 @@
 # One job: the performance table and the GLUE summary made of it (one process start, not two),
 # each also as an HTML page that the report shows in the page (it offers a CSV as a download).
+# The predictions of models evaluated in float32 and another dtype are read too: the table
+# says how far the other dtype's predictions agree with float32's.
 rule aggregate_metrics:
     input:
         metrics=metrics_files,
+        predictions=agreement_files,
     output:
         table=report(
             "results/model_performance.csv",

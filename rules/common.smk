@@ -4,7 +4,7 @@
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from glueperf import GlueperfError
+from glueperf import GlueperfError, results
 from glueperf.infra import plan, startup
 from glueperf.infra.configfile import schema_error
 from glueperf.plotting import figure_files
@@ -18,8 +18,10 @@ except WorkflowError as error:  # one line instead of the config and the whole s
     ) from None
 plan.check_references(config)
 
-# Names as the schema allows them: no '/' so that a name is one path component.
+# Names as the schema allows them: no '/' so that a name is one path component; a dtype one
+# of glueperf.models.DTYPES.
 NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]*"
+DTYPE_PATTERN = plan.DTYPE_PATTERN
 
 
 def start_up(step, *args):
@@ -40,12 +42,18 @@ start_up(
 )
 
 
+# Where each evaluation's results go (glueperf/results.py).
+METRICS_PATH, PREDICTIONS_PATH = results.METRICS_PATH, results.PREDICTIONS_PATH
+
+
 def metrics_files(wildcards=None):
     """Every evaluation's metrics file: the aggregation's inputs."""
-    return [
-        expand(rules.evaluate_model.output.metrics, model=model, dataset=dataset)[0]
-        for model, dataset in plan.evaluation_pairs(config)
-    ]
+    return plan.metrics_files(config)
+
+
+def agreement_files(wildcards=None):
+    """The predictions that the aggregation compares with float32's."""
+    return plan.agreement_files(config)
 
 
 def final_outputs():
@@ -118,11 +126,11 @@ def model_spec(wildcards):
 
 
 def evaluation_settings(wildcards):
-    return plan.evaluation_settings(config, wildcards.model)
+    return plan.evaluation_settings(config, wildcards.model, wildcards.dtype)
 
 
 def preparation_settings(wildcards):
-    return plan.preparation_settings(config, wildcards.model)
+    return plan.preparation_settings(config, wildcards.model, wildcards.dtype)
 
 
 def evaluation_threads(wildcards):

@@ -3,11 +3,11 @@ rule prepare_model:
         model=model_files,
         model_provenance=model_provenance,
     output:
-        prepared=directory("resources/prepared/{model}"),
+        prepared=directory("resources/prepared/{model}/{dtype}"),
     log:
-        "results/logs/prepare_model/{model}.log",
+        "results/logs/prepare_model/{model}/{dtype}.log",
     benchmark:
-        "results/benchmarks/prepare_model/{model}.tsv"
+        "results/benchmarks/prepare_model/{model}/{dtype}.tsv"
     conda:
         "../envs/evaluate.yaml"
     threads: evaluation_threads
@@ -31,17 +31,17 @@ rule evaluate_model:
         prepared=rules.prepare_model.output.prepared,
     output:
         metrics=report(
-            "results/metrics/{model}/{dataset}.csv",
+            METRICS_PATH,
             caption="../report/metrics.rst",
             category="3. Per-dataset metrics",
             subcategory="{model}",
-            labels={"dataset": "{dataset}", "model": "{model}"},
+            labels={"dataset": "{dataset}", "model": "{model}", "dtype": "{dtype}"},
         ),
-        predictions="results/predictions/{model}/{dataset}.parquet",
+        predictions=PREDICTIONS_PATH,
     log:
-        "results/logs/evaluate_model/{model}/{dataset}.log",
+        "results/logs/evaluate_model/{model}/{dtype}/{dataset}.log",
     benchmark:
-        "results/benchmarks/evaluate_model/{model}/{dataset}.tsv"
+        "results/benchmarks/evaluate_model/{model}/{dtype}/{dataset}.tsv"
     conda:
         "../envs/evaluate.yaml"
     threads: evaluation_threads

@@ -1,7 +1,15 @@
-"""Rule aggregate_metrics: merge the one-row metrics files into model_performance.csv, and
-summarize its GLUE tasks into glue_summary.csv; each also as an HTML page for the report."""
+"""Rule aggregate_metrics: merge the one-row metrics files into model_performance.csv, with
+each other dtype's agreement with float32 from the predictions files, and summarize its GLUE
+tasks into glue_summary.csv; each also as an HTML page for the report."""
 
-from glueperf.aggregate import CROSS_TASK, glue_summary, performance_table, read_metrics
+from glueperf.aggregate import (
+    CROSS_TASK,
+    agreement,
+    glue_summary,
+    performance_table,
+    read_metrics,
+    read_predictions,
+)
 from glueperf.infra.script import run_script
 from glueperf.outputs import write_csv
 from glueperf.report_tables import write_html_table
@@ -12,8 +20,9 @@ CROSS_TASK_ROWS = (CROSS_TASK, "cross-task evaluations, classes matched through 
 def main(snakemake):
     labels = snakemake.params.labels
     output = snakemake.output
+    metrics = read_metrics(snakemake.input.metrics)
     table = performance_table(
-        read_metrics(snakemake.input.metrics), labels["tasks"], labels["families"]
+        metrics, labels["tasks"], labels["families"], agreement(metrics, read_predictions)
     )
     write_csv(table, output.table)
     write_csv(glue_summary(table), output.summary)

@@ -146,7 +146,7 @@ def glue_like_run(tmp_path_factory, varied_model):
     """A config of two models (a classifier on single texts and on pairs, a regressor on pairs)
     and the predictions the pipeline's jobs write for it: each model traced as rule
     prepare_model traces it, each dataset evaluated as rule evaluate_model does."""
-    from glueperf.evaluation import evaluate, write_predictions
+    from glueperf.evaluation import ModelHandle, Settings, evaluate, read_data, write_predictions
     from glueperf.prepared import load_source, trace_source
     from glueperf.tasks import dataset_spec
 
@@ -184,10 +184,12 @@ def glue_like_run(tmp_path_factory, varied_model):
         trace_source(load_source(model["source"], "float32"), "cpu", prepared)
         for dataset in model["datasets"]:
             spec = dataset_spec(dataset, datasets[dataset])
-            _, columns = evaluate(
-                model["source"], datasets[dataset]["path"], spec, "cpu", prepared_dir=prepared
+            evaluation = evaluate(
+                read_data(datasets[dataset]["path"], spec),
+                ModelHandle(model["source"], prepared_dir=prepared),
+                Settings(device="cpu"),
             )
-            write_predictions(columns, predictions / name / f"{dataset}.parquet")
+            write_predictions(evaluation.predictions, predictions / name / f"{dataset}.parquet")
     return base / "config.yaml", predictions
 
 

@@ -138,7 +138,7 @@ def test_a_short_pass_is_repeated_until_the_window_spans_ten_updates():
     assert measured.energy_j_per_1k == window_j * 1000 / (5 * 100)
     assert measured.window_s == pytest.approx(0.65, rel=1e-12)
     assert measured.mean_power_w == pytest.approx(window_j / 0.65, rel=1e-12)
-    fields = energy_fields(measured)
+    fields = energy_fields(measured).values()
     assert fields["energy_passes"] == 5 and fields["energy_j"] == measured.energy_j
     assert fields["energy_note"] == ""
 
@@ -155,7 +155,7 @@ def test_a_window_still_too_short_after_max_passes_is_empty(caplog):
 
 
 def assert_empty(measured, reason: str) -> None:
-    fields = energy_fields(measured)
+    fields = energy_fields(measured).values()
     numbers = ("energy_j", "energy_j_per_1k", "mean_power_w", "energy_window_s")
     assert all(math.isnan(fields[name]) for name in numbers), fields
     assert fields["energy_passes"] == 0

@@ -92,7 +92,7 @@ def test_percentiles_are_nearest_ranks_of_known_timings(engines):
     # The requests' predictions are the offline pass's for the rows sent, in their order.
     assert np.array_equal(latency.rows, sample_rows(40, 1000, settings.seed))
     assert np.array_equal(latency.predictions, engine.run(texts).predictions[latency.rows])
-    fields = latency_fields(latency)
+    fields = latency_fields(latency).values()
     assert fields["latency_requests"] == 40 and fields["latency_p90_ms"] == 36 * ms
     assert math.isnan(fields["latency_p99_ms"]) and fields["latency_note"] == latency.note
 

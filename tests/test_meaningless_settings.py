@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, WORDS, Workflow, write_dataset
 from glueperf import TRUNCATED_WARN_PCT
 from glueperf.engine import Batching
-from glueperf.evaluation import evaluate
+from glueperf.evaluation import ModelHandle, Settings, evaluate, read_data
 from glueperf.plotting import PLOTS, footnote_lines
 
 
@@ -45,13 +45,8 @@ def evaluate_on(tmp_path, model, sentences, max_length=512):
     frame = pd.read_parquet(data)
     frame["sentence"] = sentences
     frame.to_parquet(data, index=False)
-    row, _ = evaluate(
-        model_dir=str(model),
-        data_file=str(data),
-        device="cpu",
-        batching=Batching(max_length=max_length),
-    )
-    return row
+    settings = Settings(device="cpu", batching=Batching(max_length=max_length))
+    return evaluate(read_data(data), ModelHandle(str(model)), settings).fields()
 
 
 def test_a_run_with_many_truncated_rows_is_flagged_in_its_row_and_log(tmp_path, tiny_model, caplog):

@@ -155,7 +155,7 @@ def test_a_hub_model_is_loaded_from_its_fetched_copy_at_its_revision(config, tin
 def test_a_models_own_settings_override_the_top_level_ones(config):
     assert plan.evaluation_settings(config, "hub")["batch_tokens"] == 99
     assert plan.evaluation_settings(config, "local")["batch_tokens"] == 8
-    assert plan.preparation_settings(config, "hub") == {
+    assert plan.preparation_settings(config, "hub", "float32") == {
         "device": "cuda",
         "dtype": "float32",
         "max_length": 64,
@@ -164,6 +164,56 @@ def test_a_models_own_settings_override_the_top_level_ones(config):
         4,
         8,
     )
+
+
+def test_each_dtype_of_a_list_is_an_evaluation_of_its_own(config):
+    config["models"]["local"]["evaluation"] = {"dtype": ["float32", "bfloat16"]}
+    assert plan.dtypes_of(config, "local") == ["float32", "bfloat16"]
+    assert plan.dtypes_of(config, "hub") == ["float32"]
+    assert plan.evaluations(config) == [
+        ("local", "float32", "here"),
+        ("local", "bfloat16", "here"),
+        ("local", "float32", "missing"),
+        ("local", "bfloat16", "missing"),
+        ("local", "float32", "remote"),
+        ("local", "bfloat16", "remote"),
+        ("hub", "float32", "remote"),
+    ]
+    assert plan.metrics_files(config)[:2] == [
+        "results/metrics/local/float32/here.csv",
+        "results/metrics/local/bfloat16/here.csv",
+    ]
+    # Each evaluation's params hold its own dtype alone: bfloat16 added to the list leaves the
+    # float32 evaluations' params as they were.
+    listed = plan.evaluation_settings(config, "local", "float32")
+    config["models"]["local"]["evaluation"] = {"dtype": "float32"}
+    assert plan.evaluation_settings(config, "local", "float32") == listed
+    config["models"]["local"]["evaluation"] = {"dtype": ["float32", "bfloat16"]}
+    assert plan.evaluation_settings(config, "local", "bfloat16")["dtype"] == "bfloat16"
+    assert plan.preparation_settings(config, "local", "bfloat16")["dtype"] == "bfloat16"
+    with pytest.raises(WorkflowError, match=r"dtype 'float16' .* model 'local' .* bfloat16"):
+        plan.evaluation_settings(config, "local", "float16")
+
+
+def test_only_pairs_in_float32_and_another_dtype_have_their_predictions_compared(config):
+    assert plan.agreement_files(config) == []  # float32 alone: nothing to compare
+    config["models"]["hub"]["evaluation"]["dtype"] = ["bfloat16", "float32"]
+    assert plan.agreement_files(config) == [
+        "results/predictions/hub/bfloat16/remote.parquet",
+        "results/predictions/hub/float32/remote.parquet",
+    ]
+    config["models"]["hub"]["evaluation"]["dtype"] = ["bfloat16", "float16"]  # no reference
+    assert plan.agreement_files(config) == []
+
+
+def test_pinned_threads_are_the_jobs_threads(config):
+    config["evaluation"]["threads"] = 3
+    assert (plan.evaluation_threads(config, "hub"), plan.evaluation_threads(config, "local")) == (
+        3,
+        3,
+    )
+    config["models"]["local"]["evaluation"] = {"threads": 1}
+    assert plan.evaluation_threads(config, "local") == 1
 
 
 def test_display_labels_and_dataset_settings(config):

@@ -155,17 +155,18 @@ def test_an_evaluation_of_a_prepared_model_imports_neither_transformers_nor_pand
     probe = f"""
 import sys
 sys.path.insert(0, {str(REPO / "scripts")!r})
-from glueperf.evaluation import evaluate, write_predictions
+from glueperf.evaluation import ModelHandle, Settings, evaluate, read_data, write_predictions
 from glueperf.tasks import DatasetSpec
 from glueperf.validation import summarize
 spec = DatasetSpec(regression=True, metrics=("pearson", "spearman"))
 summarize({str(data)!r}, spec)
-measured, predictions = evaluate(
-    {str(models["regression"])!r}, {str(data)!r}, spec, "cpu",
-    prepared_dir={str(tmp_path / "prepared")!r},
+measured = evaluate(
+    read_data({str(data)!r}, spec),
+    ModelHandle({str(models["regression"])!r}, prepared_dir={str(tmp_path / "prepared")!r}),
+    Settings(device="cpu"),
 )
-write_predictions(predictions, {str(tmp_path / "predictions.parquet")!r})
-print(measured["model_format"], "pandas" in sys.modules, "transformers" in sys.modules)
+write_predictions(measured.predictions, {str(tmp_path / "predictions.parquet")!r})
+print(measured.loading.model_format, "pandas" in sys.modules, "transformers" in sys.modules)
 """
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr

@@ -3,23 +3,17 @@ the GLUE tasks as papers do (``glue_summary.csv``)."""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pandas as pd
 
-from glueperf import GlueperfError
+from glueperf import GlueperfError, results
 from glueperf.tasks import GLUE_TASKS
 
-# The notebook's five columns, spelled exactly as in its CSV, and the metric each comes from;
-# then the model and each task's official metric and score.
-REPORT_COLUMNS = {
-    "Dataset": "dataset",
-    "Task": "task",
-    "Inference Time (seconds)": "inference_time_s",
-    "Memory Usage (MB)": "peak_rss_mb",
-    "Accuracy (%)": "accuracy_pct",
-    "Model": "model",
-    "Metric": "metric",
-    "Score": "score",
-}
+# model_performance.csv's first columns, by their names there: the notebook's five, spelled
+# exactly as in its CSV, then the model, its dtype, and each task's official metric and score.
+REPORT_COLUMNS = {results.table_name(field): field for field in results.FIRST_IN_TABLE}
 GLUE_AVERAGE = "GLUE average"
 # How many GLUE tasks a summary row has a task-matched score for, written "k of 9".
 COVERAGE = "coverage"
@@ -31,26 +25,16 @@ MIN_TASKS_FOR_AVERAGE = 2
 # classes were matched to the dataset's through a label_map (how labels.py writes the row's
 # label_mapping: "label_map: NEGATIVE->unacceptable, ..."), not by name or by id. The table's
 # CROSS_TASK column says so for each row; the GLUE summary, the plots and the report read it.
-CROSS_TASK = "cross_task"
+CROSS_TASK = results.COLUMNS["cross_task"].name
 LABEL_MAP_PREFIX = "label_map:"
 
 # Columns holding names, read as written: pandas would read a model or dataset named 'NA',
-# 'null' or 'None' as missing, and one named '2e5' as a number.
-NAME_COLUMNS = ("model", "dataset", "task", "glue_task", "metric", "family")
-TABLE_NAME_COLUMNS = ("Model", "Dataset", "Task", "glue_task", "Metric", "family")
-# Counts that stay whole numbers even when empty for an unlabeled dataset (not 20.0).
-COUNT_COLUMNS = ("n_rows", "n_labeled", "correct", "n_tokens", "n_truncated", "n_batches")
-
-# Decimals that model_performance.csv keeps of each measured number: what the number can mean,
-# not every digit of a float (7.3179497349999565 s). By field, else by the field's unit suffix;
-# other columns, and whole numbers, are written as they are. The per-run metrics files keep
-# full precision. Seconds to the millisecond, MiB to a tenth, percentages and scores (x 100) to
-# a hundredth, correlations and F1 (from -1 or 0 to 1) to 4 decimals.
-DECIMALS_BY_FIELD = {
-    **dict.fromkeys(("score", "score_ci_low", "score_ci_high"), 2),
-    **dict.fromkeys(("mcc", "macro_f1", "f1", "pearson", "spearman"), 4),
-}
-DECIMALS_BY_SUFFIX = {"_s": 3, "_mb": 1, "_pct": 2, "_eps": 1}
+# 'null' or 'None' as missing, and one named '2e5' as a number; in the metrics files and by
+# their names in the table.
+NAME_COLUMNS = results.names_of_kind(results.NAME)
+TABLE_NAME_COLUMNS = results.names_of_kind(results.NAME, table=True)
+# Counts stay whole numbers even when empty (an unlabeled dataset's, a CPU's GPU index).
+COUNT_COLUMNS = results.names_of_kind(results.COUNT)
 
 
 def _read(path, names) -> pd.DataFrame:
@@ -96,43 +80,98 @@ def is_cross_task(label_mapping) -> bool:
 
 
 def performance_table(
-    metrics: pd.DataFrame, tasks: dict[str, str] | None = None, families: dict | None = None
+    metrics: pd.DataFrame,
+    tasks: dict[str, str] | None = None,
+    families: dict | None = None,
+    agreement: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The report's five columns first, then the model, the official metric and score, and every
-    other field, in input order, each number rounded to what it can mean (``decimals``), and
-    CROSS_TASK (True or False) right after ``label_mapping``, which it is made of.
-    ``tasks``: dataset -> the Task label shown for people;
-    ``families``: model -> its family (its row in the GLUE summary; default: the model)."""
-    metrics = round_for_people(metrics)
+    """The report's five columns first, then the model, its dtype, the official metric and
+    score, then every other column in the order glueperf/results.py defines (columns it does
+    not know last, in input order), each number rounded to what it can mean (its decimals
+    there); the table's own columns added: CROSS_TASK (True or False), each dataset's Task
+    label for people (``tasks``: dataset -> label), each model's family (``families``: model ->
+    its row in the GLUE summary; default the model) and the ``agreement`` columns (``agreement``
+    of the rows, made by ``agreement``; empty without)."""
+    metrics = metrics.copy()
     metrics["task"] = [(tasks or {}).get(dataset, "") for dataset in metrics["dataset"]]
     metrics["family"] = [(families or {}).get(model, model) for model in metrics["model"]]
     mappings = metrics.get("label_mapping", pd.Series("", index=metrics.index))
     metrics[CROSS_TASK] = [is_cross_task(mapping) for mapping in mappings]
-    renamed = metrics.rename(columns={field: name for name, field in REPORT_COLUMNS.items()})
-    first = [name for name in REPORT_COLUMNS if name in renamed.columns]
-    rest = [c for c in renamed.columns if c not in first and c != CROSS_TASK]
-    after = rest.index("label_mapping") + 1 if "label_mapping" in rest else len(rest)
-    return renamed[first + rest[:after] + [CROSS_TASK] + rest[after:]]
-
-
-def decimals(field: str) -> int | None:
-    """How many decimals the performance table keeps of a metrics field (None: as it is)."""
-    if field in DECIMALS_BY_FIELD:
-        return DECIMALS_BY_FIELD[field]
-    for suffix, places in DECIMALS_BY_SUFFIX.items():
-        if field.endswith(suffix):
-            return places
-    return None
+    for name in results.Agreement.names():
+        metrics[name] = math.nan if agreement is None else agreement[name].to_numpy()
+    metrics = round_for_people(metrics)
+    known = [name for name in results.COLUMNS if name in metrics.columns]
+    order = list(results.FIRST_IN_TABLE) + known + list(metrics.columns)
+    order = [name for name in dict.fromkeys(order) if name in metrics.columns]
+    return metrics[order].rename(columns=results.table_name_of)
 
 
 def round_for_people(metrics: pd.DataFrame) -> pd.DataFrame:
-    """A copy of the metrics rows with each floating-point field rounded to its decimals."""
+    """A copy of the metrics rows with each floating-point column rounded to its decimals."""
     rounded = metrics.copy()
-    for field in rounded.columns:
-        places = decimals(field)
-        if places is not None and pd.api.types.is_float_dtype(rounded[field]):
-            rounded[field] = rounded[field].round(places)
+    for name in rounded.columns:
+        places = results.decimals(name)
+        if places is not None and pd.api.types.is_float_dtype(rounded[name]):
+            rounded[name] = rounded[name].round(places)
     return rounded
+
+
+# --- agreement with float32 ----------------------------------------------------------------------
+
+
+def agreement(metrics: pd.DataFrame, predictions) -> pd.DataFrame:
+    """The Agreement columns (glueperf/results.py) of each metrics row, in its order: for a row
+    in another dtype than float32 whose model was evaluated in float32 on the same dataset, how
+    far its predictions agree with float32's (``agreement_of``) and its score minus float32's;
+    empty (NaN) otherwise. ``predictions(model, dtype, dataset)``: that evaluation's predictions
+    table (read only for the rows compared)."""
+    found = pd.DataFrame(math.nan, index=metrics.index, columns=list(results.Agreement.names()))
+    if "dtype" not in metrics.columns:
+        return found
+    keys = list(zip(metrics["model"], metrics["dtype"], metrics["dataset"], strict=True))
+    position = {key: i for i, key in enumerate(keys)}
+    for i, (model, dtype, dataset) in enumerate(keys):
+        reference = position.get((model, results.REFERENCE_DTYPE, dataset))
+        if dtype == results.REFERENCE_DTYPE or reference is None:
+            continue
+        compared = agreement_of(
+            predictions(model, dtype, dataset),
+            predictions(model, results.REFERENCE_DTYPE, dataset),
+            f"{model} ({dtype} against {results.REFERENCE_DTYPE}) on {dataset}",
+        )
+        compared.score_diff = metrics["score"].iloc[i] - metrics["score"].iloc[reference]
+        found.iloc[i] = list(compared.values().values())
+    return found
+
+
+def agreement_of(mine: pd.DataFrame, reference: pd.DataFrame, what: str) -> results.Agreement:
+    """How far one evaluation's predictions agree with the reference's, row by row (the same
+    dataset file): classification, the share of rows whose predicted class is the same (%);
+    regression, the largest difference of the predicted scores. ``score_diff`` is left to the
+    caller (NaN here)."""
+    if (
+        len(mine) != len(reference)
+        or not (mine["idx"].to_numpy() == reference["idx"].to_numpy()).all()
+    ):
+        raise GlueperfError(
+            f"the predictions of {what} are not of the same rows (idx) as the reference's: "
+            "evaluate both again"
+        )
+    if "prediction" in mine.columns:
+        same = mine["prediction"].to_numpy() == reference["prediction"].to_numpy()
+        share = 100.0 * same.mean() if len(same) else math.nan
+        return results.Agreement(agreement_pct=share, max_abs_diff=math.nan, score_diff=math.nan)
+    difference = np.abs(
+        mine["score"].to_numpy(dtype=np.float64) - reference["score"].to_numpy(dtype=np.float64)
+    )
+    largest = float(difference.max()) if len(difference) else math.nan
+    return results.Agreement(agreement_pct=math.nan, max_abs_diff=largest, score_diff=math.nan)
+
+
+def read_predictions(model: str, dtype: str, dataset: str) -> pd.DataFrame:
+    """An evaluation's predictions file (results.PREDICTIONS_PATH)."""
+    path = results.PREDICTIONS_PATH.format(model=model, dtype=dtype, dataset=dataset)
+    return pd.read_parquet(path)
 
 
 def glue_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -143,11 +182,15 @@ def glue_summary(table: pd.DataFrame) -> pd.DataFrame:
     Only task-matched evaluations count: a cross-task one (CROSS_TASK) is no score of the model
     on that task, so it is neither in a column nor in the average. A task scored on several
     datasets (MNLI matched and mismatched, or train and validation) counts once, as their mean.
-    The average is left empty below MIN_TASKS_FOR_AVERAGE tasks."""
+    The average is left empty below MIN_TASKS_FOR_AVERAGE tasks. Where a model ran in several
+    dtypes, each family has a row per dtype ("family · dtype"): precisions are never averaged.
+    """
     glue = table["glue_task"].fillna("").isin(list(GLUE_TASKS)) & table["Score"].notna()
     if CROSS_TASK in table.columns:
         glue &= ~table[CROSS_TASK].astype(bool)
-    scored = table[glue]
+    scored = table[glue].copy()
+    if "dtype" in scored.columns:
+        scored["family"] = results.evaluation_labels(scored["family"], scored["dtype"])
     order = {name: i for i, name in enumerate(GLUE_TASKS)}
     columns = sorted(
         dict.fromkeys(zip(scored["glue_task"], scored["Dataset"], strict=True)),

@@ -37,6 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from glueperf import results
+
 log = logging.getLogger(__name__)
 
 CONFIG_KEY = "evaluation.energy"
@@ -269,13 +271,13 @@ def _nvml_counter(nvml, uuid: str) -> Callable[[], int]:
     return read
 
 
-def energy_fields(energy: Energy) -> dict:
-    """The metrics row's energy fields (see the README's list of columns)."""
-    return {
-        "energy_j": energy.energy_j,
-        "energy_j_per_1k": energy.energy_j_per_1k,
-        "mean_power_w": energy.mean_power_w,
-        "energy_passes": energy.passes,
-        "energy_window_s": energy.window_s,
-        "energy_note": energy.note,
-    }
+def energy_fields(energy: Energy) -> results.Energy:
+    """The metrics row's energy columns (glueperf/results.py)."""
+    return results.Energy(
+        energy_j=energy.energy_j,
+        energy_j_per_1k=energy.energy_j_per_1k,
+        mean_power_w=energy.mean_power_w,
+        energy_passes=energy.passes,
+        energy_window_s=energy.window_s,
+        energy_note=energy.note,
+    )

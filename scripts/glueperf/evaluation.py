@@ -1,5 +1,8 @@
-"""One evaluation: a model on a dataset file -> the measured fields of its metrics row and the
-predictions table. The model is loaded by glueperf/models.py.
+"""One evaluation: a model on a dataset file -> the groups of its metrics row that it measures
+(glueperf/results.py defines every column) and the predictions table. The model is loaded in one
+step (``load``: its trace from glueperf/prepared.py, else glueperf/models.py); the offline pass
+(glueperf/engine.py) is measured for time, memory and, on a GPU, energy (glueperf/energy.py),
+then single requests for latency (glueperf/latency.py), with the same model on the same device.
 
 What the reported figures measure (also in the README):
 - ``inference_time_s`` ("Inference Time (seconds)"): wall-clock seconds from the list of texts to
@@ -19,15 +22,19 @@ What the reported figures measure (also in the README):
 from __future__ import annotations
 
 import logging
+import os
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from glueperf import TRUNCATED_WARN_PCT, GlueperfError
-from glueperf.engine import Batching, Engine
+from glueperf import TRUNCATED_WARN_PCT, GlueperfError, results
+from glueperf.energy import EnergySettings, energy_fields, open_meter
+from glueperf.engine import Batching, Engine, EngineResult
 from glueperf.labels import LabelMapping, ModelOutputs, check_model_fits
+from glueperf.latency import LatencySettings, latency_fields, measure_latency
 from glueperf.measure import (
     PeakMemory,
     PhaseTimer,
@@ -76,114 +83,222 @@ def warm_up(engine: Engine, pairs: bool) -> None:
 
 @dataclass
 class ReadData:
-    """A dataset file read and validated; ``startup_s``: the job's age when reading began (its
-    process's start-up and imports), ``read_s``: how long reading took."""
+    """A dataset file read and validated: ``path`` and ``name`` (the config's, for errors)
+    name it, ``spec`` says how it is scored; ``startup_s``: the job's age when reading began
+    (its process's start-up and imports), ``read_s``: how long reading took."""
 
     data: Dataset
     startup_s: float
     read_s: float
+    path: str = "dataset"
+    spec: DatasetSpec = field(default_factory=DatasetSpec)
+    name: str = "dataset"
 
 
-def read_data(data_file, spec: DatasetSpec | None = None) -> ReadData:
+def read_data(data_file, spec: DatasetSpec | None = None, name: str = "dataset") -> ReadData:
     """Read the dataset (no device needed: an evaluation does it before it claims one)."""
     # Interpreter start and imports, before any of our work: part of every job's fixed cost.
     startup_s = job_age_s()
-    start = time.perf_counter()
-    data = load_dataset(data_file, spec or DatasetSpec())
-    return ReadData(data, startup_s, time.perf_counter() - start)
-
-
-def evaluate(
-    model_dir: str,
-    data_file: str,
-    spec: DatasetSpec | None = None,
-    device: str = "auto",
-    dtype: str = "float32",
-    batching: Batching | None = None,
-    names: tuple[str, str] = ("model", "dataset"),
-    trust_remote_code: bool = False,
-    prepared_dir: str | None = None,
-    read: ReadData | None = None,
-    job_process: str = "own",
-) -> tuple[dict, dict[str, np.ndarray]]:
-    """Evaluate the model in ``model_dir`` on ``data_file`` and measure it.
-
-    Returns the measured fields of the metrics row (quality, times, memory, sizes, what it ran
-    on) and the predictions table's columns; the caller adds who and what was evaluated (names,
-    sources, provenance). ``names`` (model, dataset) only name the config entries in errors.
-    ``prepared_dir``: the model traced by rule prepare_model (glueperf/prepared.py), loaded
-    instead of the transformers model where it fits this device and dtype. ``read``: the file
-    as ``read_data`` read it already (else it is read here, first). ``job_process``: recorded
-    as it is, "forked" for a job that runs in a child of the fork server, else "own".
-    """
-    from importlib.metadata import version
-
-    import torch
-
     spec = spec or DatasetSpec()
-    read = read or read_data(data_file, spec)
-    data = read.data
-    batching = batching or Batching()
-    device = resolve_device(device)
+    start = time.perf_counter()
+    data = load_dataset(data_file, spec)
+    return ReadData(data, startup_s, time.perf_counter() - start, str(data_file), spec, name)
+
+
+@dataclass(frozen=True)
+class ModelHandle:
+    """The model to evaluate: its directory in Hugging Face format, its ``name`` in the config
+    (for errors), its trace by rule prepare_model (``prepared_dir``, used where it fits the
+    device and dtype) and whether its own code may run."""
+
+    model_dir: str
+    name: str = "model"
+    prepared_dir: str | None = None
+    trust_remote_code: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How one evaluation runs: the config's `evaluation` settings for its model and dtype."""
+
+    device: str = "auto"
+    dtype: str = "float32"
+    batching: Batching = field(default_factory=Batching)
+    latency: LatencySettings = field(default_factory=LatencySettings)
+    energy: EnergySettings = field(default_factory=EnergySettings)
+
+    @classmethod
+    def of(cls, settings: Mapping) -> Settings:
+        """From one evaluation's settings as the rule passes them (glueperf/infra/plan.py)."""
+        return cls(
+            device=settings["device"],
+            dtype=settings["dtype"],
+            batching=Batching(
+                batch_tokens=settings["batch_tokens"],
+                max_batch_size=settings["max_batch_size"],
+                max_length=settings["max_length"],
+            ),
+            latency=LatencySettings(**settings.get("latency", {})),
+            energy=EnergySettings(**settings.get("energy", {})),
+        )
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What ``evaluate`` measured: the groups of the metrics row it fills (glueperf/results.py)
+    and the predictions table's columns. The job adds who and what was evaluated, where, and
+    from which inputs."""
+
+    workload: results.Workload
+    quality: results.Quality
+    timing: results.Timing
+    memory: results.Memory
+    work: results.Work
+    latency: results.Latency
+    energy: results.Energy
+    setup: results.Setup
+    loading: results.Loading
+    predictions: dict[str, np.ndarray]
+
+    def groups(self) -> tuple[results.Group, ...]:
+        return tuple(
+            getattr(self, name) for name in self.__dataclass_fields__ if name != "predictions"
+        )
+
+    def fields(self) -> dict:
+        """Every measured column, by name."""
+        return {name: value for group in self.groups() for name, value in group.values().items()}
+
+
+@dataclass
+class Loaded:
+    """A model loaded for an evaluation, and the row's record of how."""
+
+    model: object
+    tokenizer: object
+    record: results.Loading
+
+
+def load(model: ModelHandle, dtype: str, device: str) -> Loaded:
+    """The loading step: the model's trace where it fits this device and dtype, else the model
+    itself with transformers (glueperf/prepared.py, glueperf/models.py)."""
+    prepared = load_prepared(model.prepared_dir, dtype, device) if model.prepared_dir else None
+    if prepared:
+        log.info("model '%s' loaded from its trace in %s", model.model_dir, model.prepared_dir)
+        warn_of_pickle(model.model_dir, prepared[2])
+    network, tokenizer, loaded = prepared or load_model(
+        model.model_dir, dtype, device, model.trust_remote_code
+    )
+    record = results.Loading(model_format=TORCHSCRIPT if prepared else TRANSFORMERS, **loaded)
+    return Loaded(network, tokenizer, record)
+
+
+def evaluate(dataset: ReadData, model: ModelHandle, settings: Settings | None = None) -> Evaluation:
+    """Evaluate ``model`` on ``dataset`` (as ``read_data`` read it) and measure it: the offline
+    pass (its time, memory and, on a GPU, energy), then single-request latency, with the same
+    model on the same device."""
+    settings = settings or Settings()
+    data, spec = dataset.data, dataset.spec
+    device = resolve_device(settings.device)
     timer = PhaseTimer(device)
     with PeakMemory() as memory:
         reset_gpu_peaks(device)
         with timer.phase("model_load_s"):
-            prepared = load_prepared(prepared_dir, dtype, device) if prepared_dir else None
-            model, tokenizer, loaded = prepared or load_model(
-                model_dir, dtype, device, trust_remote_code
-            )
-        if prepared:
-            log.info("model '%s' loaded from its trace in %s", model_dir, prepared_dir)
-            warn_of_pickle(model_dir, loaded)
-        mapping = check_task_fits(model, data, spec, data_file, names)
-        limit = token_limit(model, tokenizer, batching.max_length)
-        batching = Batching(**{**asdict(batching), "max_length": min(batching.max_length, limit)})
-        engine = Engine(model, tokenizer, device, batching)
+            loaded = load(model, settings.dtype, device)
+        mapping = check_task_fits(
+            loaded.model, data, spec, dataset.path, (model.name, dataset.name)
+        )
+        engine = Engine(loaded.model, loaded.tokenizer, device, capped(settings.batching, loaded))
         with timer.phase("warmup_s"):
             warm_up(engine, pairs=data.pairs is not None)
-        with timer.phase("inference_time_s"):
-            result = engine.run(data.texts, data.pairs, progress=True)
+        result, energy = offline_pass(engine, data, timer, settings.energy)
         gpu_allocated_mb, gpu_reserved_mb = gpu_peaks_mb(device)
+        latency = measure_latency(engine, data.texts, data.pairs, settings.latency)
     outputs = result.predictions if mapping is None else mapping.apply(result.predictions)
     n_classes = None if mapping is None else len(data.label_names or mapping.to_dataset)
-    seconds = timer.seconds
-    forward_s = seconds["inference_time_s"] - (0.0 if engine.overlap else result.tokenize_s)
-    row = {
-        "n_rows": len(data.texts),
-        **task_scores(data.labels, outputs, spec.metrics, n_classes),
-        "inference_time_s": seconds["inference_time_s"],
-        "tokenize_s": result.tokenize_s,
-        "forward_s": forward_s,
-        "model_load_s": seconds["model_load_s"],
-        "read_s": read.read_s,
-        "startup_s": read.startup_s,
-        "job_process": job_process,
-        "warmup_s": seconds["warmup_s"],
-        "throughput_eps": len(data.texts) / seconds["inference_time_s"],
-        "peak_rss_mb": memory.peak_rss_mb,
-        "gpu_peak_allocated_mb": gpu_allocated_mb,
-        "gpu_peak_reserved_mb": gpu_reserved_mb,
-        "n_tokens": int(result.token_counts.sum()),
-        "padded_tokens": result.padded_tokens,
-        "n_truncated": result.n_truncated,
-        "truncated_pct": truncated_pct(result.n_truncated, len(data.texts), batching.max_length),
-        "n_batches": result.n_batches,
-        "oom_retries": result.oom_retries,
-        "text_input": "pair" if data.pairs is not None else "single",
-        "label_mapping": "" if mapping is None else mapping.description,
-        "device": device,
-        "device_name": device_name(device),
-        "dtype": dtype,
-        "batch_tokens": batching.batch_tokens,
-        "batch_tokens_final": result.batch_tokens,
-        "max_batch_size": batching.max_batch_size,
-        "max_length": batching.max_length,
-        "torch_version": torch.__version__,
-        "transformers_version": version("transformers"),
-        "model_format": TORCHSCRIPT if prepared else TRANSFORMERS,
-        **loaded,
-    }
+    seconds, n_rows = timer.seconds, len(data.texts)
+    return Evaluation(
+        workload=results.Workload(
+            n_rows=n_rows,
+            text_input="pair" if data.pairs is not None else "single",
+            label_mapping="" if mapping is None else mapping.description,
+        ),
+        quality=results.Quality(**task_scores(data.labels, outputs, spec.metrics, n_classes)),
+        timing=results.Timing(
+            inference_time_s=seconds["inference_time_s"],
+            throughput_eps=n_rows / seconds["inference_time_s"],
+            tokenize_s=result.tokenize_s,
+            forward_s=seconds["inference_time_s"] - (0.0 if engine.overlap else result.tokenize_s),
+            read_s=dataset.read_s,
+            model_load_s=seconds["model_load_s"],
+            warmup_s=seconds["warmup_s"],
+            startup_s=dataset.startup_s,
+        ),
+        memory=results.Memory(
+            peak_rss_mb=memory.peak_rss_mb,
+            gpu_peak_allocated_mb=gpu_allocated_mb,
+            gpu_peak_reserved_mb=gpu_reserved_mb,
+        ),
+        work=work_of(result, n_rows, engine.batching.max_length),
+        latency=latency_fields(latency),
+        energy=energy_fields(energy),
+        setup=setup_of(device, engine.batching),
+        loading=loaded.record,
+        predictions=predictions_table(data, outputs, mapping, result),
+    )
+
+
+def capped(batching: Batching, loaded: Loaded) -> Batching:
+    """The batching with max_length capped at what the model can take."""
+    limit = token_limit(loaded.model, loaded.tokenizer, batching.max_length)
+    return Batching(**{**asdict(batching), "max_length": min(batching.max_length, limit)})
+
+
+def offline_pass(engine: Engine, data: Dataset, timer: PhaseTimer, settings: EnergySettings):
+    """(the offline pass's result, its GPU energy): every row in large batches, timed as
+    ``inference_time_s``; repeated, untimed, where the energy counter needs a longer window."""
+    meter = open_meter(str(engine.device), settings)
+
+    def offline() -> EngineResult:
+        with timer.phase("inference_time_s"):
+            return engine.run(data.texts, data.pairs, progress=True)
+
+    return meter.measure(offline, len(data.texts), again=lambda: engine.run(data.texts, data.pairs))
+
+
+def work_of(result: EngineResult, n_rows: int, max_length: int) -> results.Work:
+    return results.Work(
+        n_tokens=int(result.token_counts.sum()),
+        padded_tokens=result.padded_tokens,
+        n_truncated=result.n_truncated,
+        truncated_pct=truncated_pct(result.n_truncated, n_rows, max_length),
+        n_batches=result.n_batches,
+        oom_retries=result.oom_retries,
+        batch_tokens_final=result.batch_tokens,
+    )
+
+
+def setup_of(device: str, batching: Batching) -> results.Setup:
+    from importlib.metadata import version
+
+    import torch
+
+    return results.Setup(
+        device=device,
+        device_name=device_name(device),
+        torch_threads=torch.get_num_threads(),
+        tokenizer_threads=tokenizer_threads(),
+        batch_tokens=batching.batch_tokens,
+        max_batch_size=batching.max_batch_size,
+        max_length=batching.max_length,
+        torch_version=torch.__version__,
+        transformers_version=version("transformers"),
+    )
+
+
+def predictions_table(data: Dataset, outputs, mapping, result: EngineResult) -> dict:
+    """The predictions file's columns: per row its idx, label, prediction (the dataset's label
+    id) and probability, or for regression the predicted score, and its tokens."""
     columns = {"idx": data.idx, "label": data.labels}
     if mapping is None:  # regression: the predicted score
         columns["score"] = outputs
@@ -191,7 +306,7 @@ def evaluate(
         columns["prediction"] = outputs
         columns["probability"] = result.probabilities
     columns["n_tokens"] = result.token_counts
-    return row, columns
+    return columns
 
 
 def write_predictions(columns: dict[str, np.ndarray], target) -> None:
@@ -238,15 +353,15 @@ def check_task_fits(model, data: Dataset, spec: DatasetSpec, path, names) -> Lab
     return mapping
 
 
-def check_task_fits_before_loading(model_dir, data: Dataset, spec: DatasetSpec, path, names):
+def check_task_fits_before_loading(model: ModelHandle, dataset: ReadData):
     """``check_task_fits`` on the model's config.json, before the model is loaded: an evaluation
     runs it before it claims its device."""
     from types import SimpleNamespace
 
     from glueperf.models import model_dir_config
 
-    config = SimpleNamespace(config=model_dir_config(Path(model_dir)))
-    check_task_fits(config, data, spec, path, names)
+    config = SimpleNamespace(config=model_dir_config(Path(model.model_dir)))
+    check_task_fits(config, dataset.data, dataset.spec, dataset.path, (model.name, dataset.name))
 
 
 def truncated_pct(n_truncated: int, n_rows: int, max_length: int) -> float:
@@ -280,6 +395,24 @@ def check_labels_fit(labels, n_classes: int, path, column: str, model_name: str)
             column=column,
             rows=outside,
         )
+
+
+# The values of TOKENIZERS_PARALLELISM that turn the Rust tokenizer's parallelism off.
+PARALLELISM_OFF = ("", "off", "false", "f", "no", "n", "0")
+
+
+def tokenizer_threads(env: Mapping[str, str] | None = None) -> int:
+    """The threads of the Rust tokenizer (Hugging Face tokenizers: rayon's pool, sized once from
+    RAYON_NUM_THREADS): 1 where TOKENIZERS_PARALLELISM turns its parallelism off, else
+    RAYON_NUM_THREADS where set, else (rayon's default) one per core this process may run on."""
+    env = os.environ if env is None else env
+    if env.get("TOKENIZERS_PARALLELISM", "true").strip().lower() in PARALLELISM_OFF:
+        return 1
+    if env.get("RAYON_NUM_THREADS", "").strip().isdigit() and int(env["RAYON_NUM_THREADS"]):
+        return int(env["RAYON_NUM_THREADS"])
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def device_name(device: str) -> str:

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from glueperf import results
+
 PERCENTILES = (50, 90, 99)
 # Requests that must lie at or above a percentile's rank for it to be reported: below that, the
 # figure is one of the few slowest requests, whichever they happened to be.
@@ -221,14 +223,14 @@ def why_fewer(timed: int, n_rows: int, settings: LatencySettings) -> str:
     )
 
 
-def latency_fields(latency: Latency) -> dict:
-    """The metrics row's latency fields (see the README's list of columns)."""
-    return {
-        "latency_requests": latency.requests,
-        "latency_p50_ms": latency.p50_ms,
-        "latency_p90_ms": latency.p90_ms,
-        "latency_p99_ms": latency.p99_ms,
-        "latency_max_ms": latency.max_ms,
-        "latency_phase_s": latency.phase_s,
-        "latency_note": latency.note,
-    }
+def latency_fields(latency: Latency) -> results.Latency:
+    """The metrics row's latency columns (glueperf/results.py)."""
+    return results.Latency(
+        latency_requests=latency.requests,
+        latency_p50_ms=latency.p50_ms,
+        latency_p90_ms=latency.p90_ms,
+        latency_p99_ms=latency.p99_ms,
+        latency_max_ms=latency.max_ms,
+        latency_phase_s=latency.phase_s,
+        latency_note=latency.note,
+    )

@@ -31,6 +31,7 @@ from typing import Literal
 import numpy as np
 
 from glueperf import NO_LABEL, GlueperfError
+from glueperf.results import Quality
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
@@ -304,21 +305,11 @@ METRICS: dict[str, Metric] = {
     )
 }
 
-# The keys of task_scores' row, in order: the same for every task, so every row has the same
-# columns. Accuracy is there in percent with its Wilson interval, every other metric under its
-# name. Quality fields that do not apply to a task are NaN (empty in the CSV), never 0.
-ROW_FIELDS = (
-    "n_labeled",
-    "correct",
-    "accuracy_pct",
-    "accuracy_ci_low_pct",
-    "accuracy_ci_high_pct",
-    *(name for name in METRICS if name != "accuracy"),
-    "metric",
-    "score",
-    "score_ci_low",
-    "score_ci_high",
-)
+# The keys of task_scores' row, in order: the columns of the row's Quality group
+# (glueperf/results.py), the same for every task, so every row has the same columns. Accuracy is
+# there in percent with its Wilson interval, every other metric under its name. Quality fields
+# that do not apply to a task are NaN (empty in the CSV), never 0.
+ROW_FIELDS = Quality.names()
 
 # --- intervals ----------------------------------------------------------------------------------
 

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from glueperf import TRUNCATED_WARN_PCT
+from glueperf import TRUNCATED_WARN_PCT, results
 from glueperf.metrics import METRICS, REGRESSION
+from glueperf.results import table_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,8 +37,10 @@ class BarChart:
 
     ``interval``: the (low, high) columns of a 95 % interval, drawn as error bars; the column is
     then a percentage (or a score x 100) on an axis from 0 (or -100) to 100. ``measured``: the
-    value depends on the machine, and the footnote names the device and dtype. ``scored``: the
-    value compares predictions with labels, so a cross-task evaluation's bar is hatched.
+    value depends on the machine, and the footnote names the device, dtype and threads.
+    ``scored``: the value compares predictions with labels, so a cross-task evaluation's bar is
+    hatched. ``marks``: another column drawn as a mark on each bar (its legend entry
+    ``marks_label``), e.g. p99 latency over p50's bar. Columns by their names in the table.
     """
 
     column: str
@@ -47,6 +50,8 @@ class BarChart:
     interval: tuple[str, str] | None = None
     measured: bool = False
     scored: bool = False
+    marks: str | None = None
+    marks_label: str = ""
 
     def draw(self, table: pd.DataFrame, summary: pd.DataFrame):
         return grouped_bars(table, self)
@@ -62,7 +67,7 @@ class GlueSummaryFigure:
 # The bar charts, by file stem (results/plots/<stem>.png), in the order they are drawn.
 PLOTS = {
     "score": BarChart(
-        "Score",
+        table_name("score"),
         "Official score (x 100)",
         "Each task's official GLUE metric (95 % interval)",
         "{:.1f}",
@@ -70,7 +75,7 @@ PLOTS = {
         scored=True,
     ),
     "accuracy": BarChart(
-        "Accuracy (%)",
+        table_name("accuracy_pct"),
         "Accuracy (%)",
         "Accuracy by dataset (95 % Wilson interval)",
         "{:.1f}",
@@ -78,33 +83,84 @@ PLOTS = {
         scored=True,
     ),
     "inference_time": BarChart(
-        "Inference Time (seconds)",
+        table_name("inference_time_s"),
         "Inference time (s)",
         "Inference time: tokenization + forward passes",
         "{:.2f}",
         measured=True,
     ),
     "memory_usage": BarChart(
-        "Memory Usage (MB)",
+        table_name("peak_rss_mb"),
         "Peak process RSS (MiB)",
         "Memory usage: peak resident set size of the evaluation process",
         "{:.0f}",
         measured=True,
     ),
     "throughput": BarChart(
-        "throughput_eps",
+        table_name("throughput_eps"),
         "Throughput (sentences/s)",
         "Throughput: sentences per second of inference time",
         "{:,.0f}",
+        measured=True,
+    ),
+    "latency": BarChart(
+        table_name("latency_p50_ms"),
+        "Single-request latency (ms)",
+        "Single-request latency: p50 bars, p99 marks",
+        "{:.1f}",
+        measured=True,
+        marks=table_name("latency_p99_ms"),
+        marks_label="p99",
+    ),
+    "energy": BarChart(
+        table_name("energy_j_per_1k"),
+        "GPU energy (J per 1,000 sentences)",
+        "GPU energy of the offline pass per 1,000 sentences",
+        "{:.1f}",
         measured=True,
     ),
 }
 # The columns that compare predictions with labels: empty for a reason (missing_reason).
 SCORED_COLUMNS = tuple(chart.column for chart in PLOTS.values() if chart.scored)
 GLUE_SUMMARY = "glue_summary"
+
+
+@dataclass(frozen=True)
+class TradeOff:
+    """The official score against a measured column (``column``, by its table name), one panel
+    per dataset, one point per evaluation (a model in one dtype); the best choices, the Pareto
+    front (no other point scores higher and is better in ``column``: higher where
+    ``higher_is_better``, else lower), marked and named in the footnote."""
+
+    column: str
+    xlabel: str
+    title: str
+    higher_is_better: bool
+    better: str  # "faster", in the footnote's "scores higher and is faster"
+
+    def draw(self, table: pd.DataFrame, summary: pd.DataFrame):
+        return tradeoff_figure(table, self)
+
+
+TRADE_OFFS = {
+    "tradeoff_throughput": TradeOff(
+        table_name("throughput_eps"),
+        "Throughput (sentences/s)",
+        "Official score against throughput",
+        higher_is_better=True,
+        better="has a higher throughput",
+    ),
+    "tradeoff_latency": TradeOff(
+        table_name("latency_p99_ms"),
+        "p99 single-request latency (ms)",
+        "Official score against p99 single-request latency",
+        higher_is_better=False,
+        better="has a lower p99 latency",
+    ),
+}
 # Every figure the pipeline draws, by stem: the one registry of plot names. One job of rule
 # plot_results writes them all; its outputs are made of it (figure_files).
-FIGURES = {**PLOTS, GLUE_SUMMARY: GlueSummaryFigure()}
+FIGURES = {**PLOTS, **TRADE_OFFS, GLUE_SUMMARY: GlueSummaryFigure()}
 ALL_PLOTS = tuple(FIGURES)
 
 PLOTS_DIR = "results/plots"
@@ -149,12 +205,16 @@ TICK_ROTATION = 30
 CROSS_TASK_HATCH = "///"
 CROSS_TASK_LABEL = "cross-task (label_map)"
 # A missing value's reason, for the empty slot of its bar (missing_reason).
-NO_LABELS, NOT_FOR_REGRESSION, UNDEFINED, NOT_MEASURED = (
+NO_LABELS, NOT_FOR_REGRESSION, UNDEFINED, NOT_MEASURED, TOO_FEW_REQUESTS = (
     "no labels",
     "regression",
     "undefined",
     "not measured",
+    "too few requests",
 )
+# The columns whose missing values have reasons of their own (missing_reason).
+LATENCY_COLUMNS = tuple(table_name(name) for name in results.Latency.names())
+ENERGY_COLUMNS = tuple(table_name(name) for name in results.Energy.names())
 VALUES_LEFT_OUT = "Too many bars to write each value on: the values are in model_performance.csv"
 # Listed by name in a footnote, then counted.
 SHOWN_IN_NOTE = 3
@@ -183,10 +243,14 @@ def figure_files(vector_formats: Sequence[str] = ()) -> dict[str, list[str]]:
     }
 
 
-def series_label(row) -> str:
-    """The series a row of the performance table belongs to: its bar's colour and legend
-    entry. The one place that says what a series is (now: the model)."""
-    return str(row["Model"])
+def series_labels(table: pd.DataFrame) -> list[str]:
+    """The series each row of the performance table belongs to: its colour and legend entry.
+    The one place that says what a series is: the model, or "model · dtype" where some model of
+    the table ran in several dtypes (glueperf.results.evaluation_labels)."""
+    models = table["Model"].tolist()
+    if "dtype" not in table.columns:
+        return [str(model) for model in models]
+    return results.evaluation_labels(models, table["dtype"].fillna("").tolist())
 
 
 def is_regression(row) -> bool:
@@ -198,9 +262,17 @@ def is_regression(row) -> bool:
 def missing_reason(row, column: str) -> str:
     """Why an evaluation that ran has no value in ``column``, in a word or two: no labeled row
     (GLUE test splits), accuracy of a regression task, or a metric undefined on these
-    predictions (a correlation of constant predictions)."""
+    predictions (a correlation of constant predictions); a latency percentile of too few
+    requests; energy on a device without NVML's counter ("CPU")."""
     import pandas as pd
 
+    if column in LATENCY_COLUMNS:
+        requests = row.get("latency_requests")
+        measured = requests is not None and not pd.isna(requests) and int(requests) > 0
+        return TOO_FEW_REQUESTS if measured else NOT_MEASURED
+    if column in ENERGY_COLUMNS:
+        kind = str(row.get("device") or "").split(":")[0]
+        return kind.upper() if kind and kind != "cuda" else NOT_MEASURED
     if column not in SCORED_COLUMNS:
         return NOT_MEASURED
     n_labeled = row.get("n_labeled")
@@ -221,9 +293,43 @@ def cross_task(table: pd.DataFrame) -> np.ndarray:
     return table[CROSS_TASK].fillna(False).astype(bool).to_numpy()
 
 
-def evaluation_name(row) -> str:
-    """'rte-validation (minilm-mrpc)', for a footnote: one unbreakable piece when wrapped."""
-    return f"{row['Dataset']}\N{NO-BREAK SPACE}({series_label(row)})"
+def evaluation_names(table: pd.DataFrame) -> list[str]:
+    """'rte-validation (minilm-mrpc)' for each row, for a footnote: one unbreakable piece each
+    when wrapped."""
+    return [
+        f"{dataset}\N{NO-BREAK SPACE}({series.replace(' ', chr(0xA0))})"
+        for dataset, series in zip(table["Dataset"], series_labels(table), strict=True)
+    ]
+
+
+def column_values(table: pd.DataFrame, column: str) -> np.ndarray:
+    """A column as floats; all NaN for a table from before the column existed."""
+    if column not in table.columns:
+        return np.full(len(table), np.nan)
+    return table[column].to_numpy(dtype=float)
+
+
+def setups(table: pd.DataFrame) -> str:
+    """What the measurements were made on, each setup once: 'Measured on NVIDIA H100 (cuda,
+    bfloat16, 4 threads)', the tokenizer's threads too where they differ from torch's."""
+    texts = []
+    for _, row in table.iterrows():
+        details = [str(row[c]) for c in ("device", "dtype") if c in table.columns]
+        threads = row.get("torch_threads")
+        if threads is not None and not pd_missing(threads):
+            details.append(f"{int(threads)} thread{'s' if int(threads) != 1 else ''}")
+            tokenizer = row.get("tokenizer_threads")
+            if tokenizer is not None and not pd_missing(tokenizer) and tokenizer != threads:
+                details[-1] += f", tokenizer {int(tokenizer)}"
+        name = str(row["device_name"])
+        texts.append(f"{name} ({', '.join(details)})" if details else name)
+    return "Measured on " + "; ".join(dict.fromkeys(texts))
+
+
+def pd_missing(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
 
 
 def listed(items: list[str], shown: int = SHOWN_IN_NOTE) -> str:
@@ -237,23 +343,26 @@ def footnote_lines(table: pd.DataFrame, chart: BarChart) -> list[str]:
     """What the figure alone must say: the series when there is only one (no legend then), for
     measurements the device and dtype, for scores the cross-task evaluations (hatched), and
     runs that truncated many sentences."""
-    series = list(dict.fromkeys(series_label(row) for _, row in table.iterrows()))
+    series = list(dict.fromkeys(series_labels(table)))
     first = []
     if len(series) == 1:
         first.append(f"{SERIES_TITLE}: {series[0]}")
     if chart.measured and "device_name" in table.columns:
-        setups = [
-            f"{row.device_name} ({row.device}, {row.dtype})"
-            if "device" in table.columns and "dtype" in table.columns
-            else str(row.device_name)
-            for row in table.itertuples()
-        ]
-        first.append("Measured on " + "; ".join(dict.fromkeys(setups)))
+        first.append(setups(table))
     lines = [" · ".join(first)] if first else []
+    names = evaluation_names(table)
+    if chart.marks:
+        values, marks = column_values(table, chart.column), column_values(table, chart.marks)
+        unmarked = [n for n, v, m in zip(names, values, marks, strict=True) if v == v and m != m]
+        if unmarked:
+            lines.append(
+                f"No {chart.marks_label} mark where too few requests ran for it (latency_note "
+                f"says how many it needs): {listed(unmarked)}"
+            )
     if chart.scored:
-        crossed = table[cross_task(table)]
-        if len(crossed):
-            names = [evaluation_name(row) for _, row in crossed.iterrows()]
+        crossed = cross_task(table)
+        if crossed.any():
+            names = [name for name, cross in zip(names, crossed, strict=True) if cross]
             lines.append(
                 "Hatched: cross-task, the model's classes taken for another task's labels "
                 f"through a label_map, not a score on that task: {listed(names)}"
@@ -266,11 +375,12 @@ def truncation_warnings(table: pd.DataFrame, several_models: bool) -> list[str]:
     """'⚠ sst2-train: 12.0 % of rows truncated' for each run over TRUNCATED_WARN_PCT."""
     if "truncated_pct" not in table.columns:  # a table from before the column existed
         return []
-    flagged = table[table["truncated_pct"] > TRUNCATED_WARN_PCT]
+    flagged = (table["truncated_pct"] > TRUNCATED_WARN_PCT).to_numpy()
+    names = evaluation_names(table) if several_models else table["Dataset"].tolist()
     warnings = [
-        f"⚠ {evaluation_name(row) if several_models else row['Dataset']}: "
-        f"{row['truncated_pct']:.1f} % of rows truncated"
-        for _, row in flagged.iterrows()
+        f"⚠ {name}: {pct:.1f} % of rows truncated"
+        for name, pct, flag in zip(names, table["truncated_pct"], flagged, strict=True)
+        if flag
     ]
     if len(warnings) > SHOWN_IN_NOTE:
         more = len(warnings) - SHOWN_IN_NOTE
@@ -365,14 +475,14 @@ def fill_rows(groups: list[Group], width: float) -> list[list[Group]]:
     return rows
 
 
-def legend_inches(names: list[str], marked: bool) -> tuple[int, float]:
-    """Columns and inches of the legend: the series when there are several, and the
-    cross-task mark when a bar has it."""
-    entries = (len(names) if len(names) > 1 else 0) + marked
+def legend_inches(names: list[str], extra: list[str]) -> tuple[int, float]:
+    """Columns and inches of the legend: the series when there are several, and the ``extra``
+    entries (the cross-task mark when a bar has it, a chart's marks)."""
+    entries = (len(names) if len(names) > 1 else 0) + len(extra)
     if not entries:
         return 0, 0.0
     columns = math.ceil(entries / LEGEND_ROWS)
-    longest = max([len(n) for n in names] + [len(CROSS_TASK_LABEL) if marked else 0])
+    longest = max(len(n) for n in [*names, *extra])
     return columns, columns * (LEGEND_INCHES + LEGEND_CHAR_INCHES * longest)
 
 
@@ -382,11 +492,13 @@ def grouped_bars(table: pd.DataFrame, chart: BarChart):
     (missing_reason); a cross-task evaluation's bar hatched where the chart is ``scored``.
     Many bars: narrower, and past a width, in several rows of groups on the same scales."""
     table = table.reset_index(drop=True)
-    series = [series_label(row) for _, row in table.iterrows()]
+    series = series_labels(table)
     names = list(dict.fromkeys(series))
-    values = table[chart.column].to_numpy(dtype=float)
+    values = column_values(table, chart.column)
     crossed = cross_task(table) & chart.scored
-    legend_columns, legend_width = legend_inches(names, bool(crossed.any()))
+    marked = chart.marks is not None and bool(np.isfinite(column_values(table, chart.marks)).any())
+    extra = [CROSS_TASK_LABEL] * bool(crossed.any()) + [chart.marks_label] * marked
+    legend_columns, legend_width = legend_inches(names, extra)
     groups = groups_of(table, series)
     rows, slot = wrap(groups, MAX_WIDTH - MARGIN_INCHES - legend_width)
     widest = max(units(row) for row in rows)
@@ -414,15 +526,21 @@ def grouped_bars(table: pd.DataFrame, chart: BarChart):
         grid[0, 0].set_ylim(bottom, 112)  # room for the labels above 100 %
         grid[0, 0].set_yticks(range(bottom, 101, 20))
     else:
-        finite = values[np.isfinite(values) & (values > 0)]
+        shown = values if not marked else np.r_[values, column_values(table, chart.marks)]
+        finite = shown[np.isfinite(shown) & (shown > 0)]
         if len(finite) and finite.max() / finite.min() >= LOG_SCALE_RATIO:
             grid[0, 0].set_yscale("log")
         for axes in grid[:, 0]:
             axes.margins(y=0.15)
+        if not np.isfinite(shown).any():  # only reasons: no scale to read
+            grid[0, 0].set_ylim(0, 1)
+            grid[0, 0].set_yticks([])
     first, last = grid[0, 0], grid[-1, 0]
     first.set_title(chart.title)
     last.set_xlabel("Dataset")
     handles = [cross_task_patch()] if crossed.any() else []
+    if marked:
+        handles.append(marks_handle(chart.marks_label))
     if len(names) > 1:
         handles = [series_patch(name, colours[name]) for name in names] + handles
     legend = None
@@ -457,7 +575,8 @@ def draw_row(axes, table, row: list[Group], widest, chart, series, colours, cros
     """One row of groups: the bars of each series (one BarContainer per series in the row),
     the values on them, the reasons in empty slots, the datasets under them."""
     column, interval = chart.column, chart.interval
-    values = table[column].to_numpy(dtype=float)
+    values = column_values(table, column)
+    marks = None if chart.marks is None else column_values(table, chart.marks)
     x = np.zeros(len(table))
     centres, start = [], 0.0
     for group in row:
@@ -481,6 +600,8 @@ def draw_row(axes, table, row: list[Group], widest, chart, series, colours, cros
             yerr=errors,
             capsize=2,
         )
+        if marks is not None:
+            axes.plot(x[rows], marks[rows], **MARK_STYLE)
         for bar, index in zip(bars, rows, strict=True):
             if crossed[index]:
                 bar.set_hatch(CROSS_TASK_HATCH)
@@ -534,6 +655,24 @@ def series_patch(name: str, colour):
     from matplotlib.patches import Patch
 
     return Patch(facecolor=colour, label=name)
+
+
+# A chart's marks (p99 over a latency bar): a black bar across the slot.
+MARK_STYLE = {
+    "linestyle": "none",
+    "marker": "_",
+    "markersize": 14,
+    "markeredgewidth": 2.5,
+    "color": "black",
+    "zorder": 3,
+}
+
+
+def marks_handle(label: str):
+    """The legend's entry of a chart's marks."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], label=label, **MARK_STYLE)
 
 
 def cross_task_patch():
@@ -606,6 +745,173 @@ def tick_labels(table: pd.DataFrame, datasets: list[str], column: str) -> list[s
     return [f"{d}\n{metrics[d]}" if d in metrics.index else d for d in datasets]
 
 
+# The trade-off figures: panels per row, a panel's inches, and how a best choice is marked.
+PANELS_PER_ROW, PANEL_WIDTH, PANEL_HEIGHT = 3, 4.2, 3.4
+BEST_CHOICE = "best choice (Pareto front)"
+POINT_SIZE, BEST_POINT_SIZE = 36, 80
+
+
+def pareto_front(scores, values, higher_is_better: bool) -> np.ndarray:
+    """Whether each point is a best choice: no other point scores at least as high and has at
+    least as good a value (higher where ``higher_is_better``, else lower), better in one of the
+    two. Equal points are all best or none."""
+    scores = np.asarray(scores, dtype=float)
+    values = np.asarray(values, dtype=float) * (1 if higher_is_better else -1)
+    front = np.ones(len(scores), dtype=bool)
+    for i in range(len(scores)):
+        at_least = (scores >= scores[i]) & (values >= values[i])
+        front[i] = not (at_least & ((scores > scores[i]) | (values > values[i]))).any()
+    return front
+
+
+def tradeoff_figure(table: pd.DataFrame, chart: TradeOff):
+    """The trade-off ``chart`` of the performance table: one panel per dataset with a score and
+    a value in ``chart.column``, a point per evaluation, coloured by series as the bar charts;
+    the best choices (``pareto_front``) larger and outlined, joined by a dashed line, and named
+    in the footnote with the datasets left out and why. Without any point, a note saying why."""
+    table = table.reset_index(drop=True)
+    series = series_labels(table)
+    names = list(dict.fromkeys(series))
+    colours = dict(zip(names, palette(len(names)), strict=True))
+    scores, values = column_values(table, table_name("score")), column_values(table, chart.column)
+    usable = np.isfinite(scores) & np.isfinite(values) & (values > 0)
+    datasets = table["Dataset"].to_numpy()
+    panels = [d for d in dict.fromkeys(datasets) if usable[datasets == d].any()]
+    left_out = [
+        f"{dataset} ({tradeoff_reason(table, chart, np.flatnonzero(datasets == dataset))})"
+        for dataset in dict.fromkeys(datasets)
+        if dataset not in panels
+    ]
+    if not panels:
+        return note_figure(
+            chart.title, "No evaluation has both a score and a value to plot: " + listed(left_out)
+        )
+    columns = min(len(panels), PANELS_PER_ROW)
+    grid_rows = math.ceil(len(panels) / columns)
+    legend_columns, legend_width = legend_inches(names, [BEST_CHOICE])
+    width = max(MIN_WIDTH, PANEL_WIDTH * columns + legend_width)
+    lines = tradeoff_notes(table, chart, series, usable, panels, left_out)
+    note = wrapped(lines, width)
+    note_inches = NOTE_LINE_INCHES * (note.count("\n") + 1) + 0.1
+    plt = pyplot()
+    figure, grid = plt.subplots(
+        grid_rows,
+        columns,
+        figsize=(width, PANEL_HEIGHT * grid_rows + note_inches),
+        squeeze=False,
+    )
+    metrics = table.dropna(subset=["Metric"]).groupby("Dataset", sort=False)["Metric"].first()
+    for axes, dataset in zip(grid.flat, panels, strict=False):
+        members = np.flatnonzero((datasets == dataset) & usable)
+        best = pareto_front(scores[members], values[members], chart.higher_is_better)
+        for index, on_front in zip(members, best, strict=True):
+            axes.scatter(
+                values[index],
+                scores[index],
+                s=BEST_POINT_SIZE if on_front else POINT_SIZE,
+                color=colours[series[index]],
+                edgecolors="black" if on_front else "none",
+                linewidths=1.5,
+                zorder=3,
+            )
+        front = members[best][np.argsort(values[members][best])]
+        axes.plot(values[front], scores[front], color="0.45", linewidth=0.8, linestyle="--")
+        metric = f"\n{metrics[dataset]}" if dataset in metrics.index else ""
+        axes.set_title(f"{dataset}{metric}", fontsize=9)
+        axes.set_xlabel(chart.xlabel, fontsize=8)
+        axes.set_ylabel("Official score (x 100)", fontsize=8)
+        spread = values[members]
+        if spread.max() / spread.min() >= LOG_SCALE_RATIO:
+            axes.set_xscale("log")
+        axes.margins(0.15)
+        axes.grid(alpha=0.3)
+        axes.tick_params(labelsize=8)
+    for axes in grid.flat[len(panels) :]:
+        axes.set_visible(False)
+    title = figure.suptitle(chart.title, fontsize=11, x=0.01, ha="left")
+    handles = [series_point(name, colours[name]) for name in names] if len(names) > 1 else []
+    handles.append(series_point(BEST_CHOICE, "white", best=True))
+    legend = figure.legend(
+        handles=handles,
+        fontsize=8,
+        loc="upper right",
+        bbox_to_anchor=(0.995, 0.99),
+        ncols=legend_columns,
+        title=SERIES_TITLE if len(names) > 1 else None,
+    )
+    text = figure.text(0.01, 0.01, note, fontsize=NOTE_FONTSIZE, color="0.35", va="bottom")
+    renderer = figure.canvas.get_renderer()
+    height = figure.get_figheight() * figure.dpi
+    right = 1 - (legend.get_window_extent(renderer).width + 8) / (width * figure.dpi)
+    low = (text.get_window_extent(renderer).height + 8) / height
+    top = 1 - (title.get_window_extent(renderer).height + 8) / height
+    figure.tight_layout(rect=(0, low, right, top))
+    return figure
+
+
+def tradeoff_reason(table: pd.DataFrame, chart: TradeOff, rows) -> str:
+    """Why a dataset has no point: its first evaluation's reason for a missing score, else for
+    a missing value."""
+    row = table.iloc[rows[0]]
+    if not np.isfinite(column_values(table, table_name("score"))[rows]).any():
+        return missing_reason(row, table_name("score"))
+    return missing_reason(row, chart.column)
+
+
+def tradeoff_notes(table, chart: TradeOff, series, usable, panels, left_out) -> list[str]:
+    """The trade-off figure's footnote: the series when there is only one, the setups measured
+    on, the best choices per dataset, and what was left out."""
+    scores, values = column_values(table, table_name("score")), column_values(table, chart.column)
+    datasets = table["Dataset"].to_numpy()
+    first = [f"{SERIES_TITLE}: {series[0]}"] if len(set(series)) == 1 else []
+    if "device_name" in table.columns:
+        first.append(setups(table))
+    lines = [" · ".join(first)] if first else []
+    best = []
+    for dataset in panels:
+        members = np.flatnonzero((datasets == dataset) & usable)
+        front = pareto_front(scores[members], values[members], chart.higher_is_better)
+        chosen = [series[i] for i in members[front][np.argsort(values[members][front])]]
+        best.append(f"{dataset}: {', '.join(chosen)}")
+    lines.append(
+        f"Best choices (outlined: no other evaluation of the dataset scores higher and "
+        f"{chart.better}): " + "; ".join(best)
+    )
+    missing: dict[str, list[str]] = {}
+    names = evaluation_names(table)
+    for index in np.flatnonzero(np.isin(datasets, panels) & np.isfinite(scores) & ~usable):
+        reason = missing_reason(table.iloc[index], chart.column)
+        missing.setdefault(reason, []).append(names[index])
+    for reason, left in missing.items():
+        lines.append(f"No point, no {chart.column} ({reason}): {listed(left)}")
+    if left_out:
+        lines.append("Left out: " + listed(left_out))
+    crossed = [n for n, c in zip(evaluation_names(table), cross_task(table), strict=True) if c]
+    if crossed:
+        lines.append(
+            "Cross-task (classes taken for another task's labels through a label_map): "
+            + listed(crossed)
+        )
+    return lines
+
+
+def series_point(name: str, colour, best: bool = False):
+    """A trade-off legend's entry: a series' point, or the outline of a best choice."""
+    from matplotlib.lines import Line2D
+
+    return Line2D(
+        [],
+        [],
+        linestyle="none",
+        marker="o",
+        markersize=8 if best else 6,
+        markerfacecolor=colour,
+        markeredgecolor="black" if best else colour,
+        markeredgewidth=1.5 if best else 0,
+        label=name,
+    )
+
+
 # The GLUE summary figure: cell and header sizes in inches, the colours of the scores, and of a
 # task the row has no score for.
 CELL_INCHES, ROW_INCHES, HEADER_INCHES, COLOURBAR_INCHES = 1.15, 0.36, 0.9, 0.75
@@ -623,8 +929,8 @@ def glue_summary_figure(summary: pd.DataFrame, table: pd.DataFrame):
     task was run, or only cross-task), a plain note saying so instead of an empty table."""
     from glueperf.aggregate import COVERAGE, CROSS_TASK, GLUE_AVERAGE, MIN_TASKS_FOR_AVERAGE
 
-    crossed = table[cross_task(table) & table["glue_task"].fillna("").ne("")]
-    left_out = [evaluation_name(row) for _, row in crossed.iterrows()]
+    crossed = (cross_task(table) & table["glue_task"].fillna("").ne("")).to_numpy()
+    left_out = [name for name, cross in zip(evaluation_names(table), crossed, strict=True) if cross]
     cross_note = (
         f"Cross-task evaluations ({CROSS_TASK}: classes matched through a label_map) are not "
         f"GLUE scores of their model and are left out: {listed(left_out)}"

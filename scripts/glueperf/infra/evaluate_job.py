@@ -1,5 +1,7 @@
 """Rule evaluate_model as a function of the job's ``snakemake`` object; scripts/evaluate_model.py
-runs it through the fork server (glueperf/infra/forkserver.py).
+runs it through the fork server (glueperf/infra/forkserver.py). The metrics row is assembled here
+from the groups each part fills (glueperf/results.py): the evaluation's measurements, who and
+what was evaluated, the device claim, and the inputs' provenance.
 
 The device is claimed (glueperf/infra/devices.py) after what needs none, while CUDA is not started:
 the imports, reading the dataset, working out provenance. It is held for the measurement alone
@@ -15,11 +17,13 @@ from glueperf.outputs import read_json
 
 
 def evaluate_job(snakemake):
-    """One model on one dataset -> a one-row metrics CSV and the predictions."""
+    """One model in one dtype on one dataset -> a one-row metrics CSV and the predictions."""
     import torch
 
-    from glueperf.engine import Batching
+    from glueperf import results
     from glueperf.evaluation import (
+        ModelHandle,
+        Settings,
         check_task_fits_before_loading,
         evaluate,
         read_data,
@@ -33,62 +37,60 @@ def evaluate_job(snakemake):
     from glueperf.prepared import prepared_checksums
     from glueperf.tasks import DatasetSpec
 
-    params, settings = snakemake.params, snakemake.params.settings
-    model, dataset = snakemake.wildcards.model, snakemake.wildcards.dataset
-    spec = DatasetSpec(**params.dataset)
-    read = read_data(snakemake.input.data, spec)
-    # A model that does not fit the dataset holds no device.
-    check_task_fits_before_loading(
-        params.model["model_dir"], read.data, spec, snakemake.input.data, (model, dataset)
-    )
-    provenance = provenance_fields(
-        read_json(snakemake.input.summary),
+    params, settings, wildcards = snakemake.params, snakemake.params.settings, snakemake.wildcards
+    name = f"{wildcards.model}/{wildcards.dtype}/{wildcards.dataset}"
+    read = read_data(snakemake.input.data, DatasetSpec(**params.dataset), wildcards.dataset)
+    model = ModelHandle(
         params.model["model_dir"],
-        read_json(snakemake.input.model_provenance)
-        or {"sha256": prepared_checksums(snakemake.input.prepared)},
+        wildcards.model,
+        snakemake.input.prepared,
+        params.model["trust_remote_code"],
+    )
+    # A model that does not fit the dataset holds no device.
+    check_task_fits_before_loading(model, read)
+    provenance = results.Provenance(
+        model_source=params.model["source"],
+        model_revision=params.model["revision"] or "",
+        dataset_path=str(params.path),
+        **provenance_fields(
+            read_json(snakemake.input.summary),
+            params.model["model_dir"],
+            read_json(snakemake.input.model_provenance)
+            or {"sha256": prepared_checksums(snakemake.input.prepared)},
+        ),
     )
     claim = claim_device(
-        settings["device"],
-        job=f"evaluate_model {model}/{dataset} in {os.getcwd()}",
-        report=tell,
+        settings["device"], job=f"evaluate_model {name} in {os.getcwd()}", report=tell
     )
+    use_threads(settings.get("threads"), snakemake.threads)
     # torch reads CUDA_VISIBLE_DEVICES, as narrowed by the claim, only when CUDA starts: after it.
-    torch.set_num_threads(snakemake.threads)
-    measured, predictions = evaluate(
-        model_dir=params.model["model_dir"],
-        data_file=snakemake.input.data,
-        spec=spec,
-        device=claim.device,
-        dtype=settings["dtype"],
-        batching=Batching(
-            batch_tokens=settings["batch_tokens"],
-            max_batch_size=settings["max_batch_size"],
-            max_length=settings["max_length"],
-        ),
-        names=(model, dataset),
-        trust_remote_code=params.model["trust_remote_code"],
-        prepared_dir=snakemake.input.prepared,
-        read=read,
-        job_process="forked" if forked() else "own",
-    )
-    device_fields = claim.fields()
+    measured = evaluate(read, model, Settings.of(settings))
+    job = results.Job(job_process="forked" if forked() else "own", **claim.fields())
     # Measured: the next evaluation may take the device, without this one's cached GPU memory.
     if claim.gpu is not None:
         torch.cuda.empty_cache()
     claim.release()
     tell(f"glueperf: measured; {claim.held_label()} released", console=False)
-    row = {
-        "model": model,
-        "dataset": dataset,
-        "glue_task": params.dataset["glue_task"],
-        **measured,
-        **device_fields,
-        "model_source": params.model["source"],
-        "model_revision": params.model["revision"] or "",
-        "dataset_path": str(params.path),
-        **provenance,
-    }
+    subject = results.Subject(
+        model=wildcards.model,
+        dtype=settings["dtype"],
+        dataset=wildcards.dataset,
+        glue_task=params.dataset["glue_task"],
+    )
+    row = results.metrics_row(subject, *measured.groups(), job, provenance)
     # Predictions first: the metrics file is the rule's sign that the job finished.
-    write_predictions(predictions, snakemake.output.predictions)
+    write_predictions(measured.predictions, snakemake.output.predictions)
     write_row(row, snakemake.output.metrics)
     tell("glueperf: results written", console=False)
+
+
+def use_threads(configured: int | None, job_threads: int) -> None:
+    """The CPU threads of the evaluation: ``evaluation.threads`` where the config pins them, for
+    torch and the Rust tokenizer alike (whose pool is sized from RAYON_NUM_THREADS when it is
+    first used, after this); else torch takes the job's threads (the rule's ``threads:``, which
+    Snakemake caps at --cores) and the tokenizer its default. The row records both."""
+    import torch
+
+    if configured:
+        os.environ["RAYON_NUM_THREADS"] = str(configured)
+    torch.set_num_threads(configured or job_threads)

@@ -21,11 +21,15 @@ from glueperf import GlueperfError
 from glueperf.checksums import model_files as local_model_files
 from glueperf.fetch import dataset_location, is_hub_model, is_remote, model_location
 from glueperf.metrics import check_dataset_metrics
+from glueperf.models import DTYPES
 from glueperf.plotting import PLOTS_DIR
+from glueperf.results import METRICS_PATH, PREDICTIONS_PATH, REFERENCE_DTYPE
 from glueperf.tasks import dataset_spec, display_task
 
 # The rules' scripts, and the package they import.
 SCRIPTS = Path(__file__).resolve().parents[2]
+# What the {dtype} wildcard of a result's path may be.
+DTYPE_PATTERN = "|".join(DTYPES)
 
 
 # --- the config's models and datasets --------------------------------------------------------
@@ -66,10 +70,49 @@ def datasets_of(config: dict, model: str) -> list[str]:
 
 
 def evaluation_pairs(config: dict) -> list[tuple[str, str]]:
-    """(model, dataset) of every evaluation."""
+    """(model, dataset) of every evaluated pair, whatever its dtypes."""
     return [
         (model, dataset) for model in config["models"] for dataset in datasets_of(config, model)
     ]
+
+
+def dtypes_of(config: dict, model: str) -> list[str]:
+    """The precisions a model is evaluated in: its `evaluation.dtype`, one name or a list, in
+    the config's order, each once."""
+    dtype = evaluation_settings(config, model)["dtype"]
+    return list(dict.fromkeys([dtype] if isinstance(dtype, str) else dtype))
+
+
+def evaluations(config: dict) -> list[tuple[str, str, str]]:
+    """(model, dtype, dataset) of every evaluation: each its own job."""
+    return [
+        (model, dtype, dataset)
+        for model, dataset in evaluation_pairs(config)
+        for dtype in dtypes_of(config, model)
+    ]
+
+
+def metrics_files(config: dict) -> list[str]:
+    """Every evaluation's metrics file: the aggregation's inputs."""
+    return [
+        METRICS_PATH.format(model=model, dtype=dtype, dataset=dataset)
+        for model, dtype, dataset in evaluations(config)
+    ]
+
+
+def agreement_files(config: dict) -> list[str]:
+    """The predictions files that the aggregation compares, for the agreement of each
+    evaluation in another dtype with its model's float32 evaluation on the same dataset:
+    those of every pair evaluated in float32 and another dtype."""
+    files = []
+    for model, dataset in evaluation_pairs(config):
+        dtypes = dtypes_of(config, model)
+        if REFERENCE_DTYPE in dtypes and len(dtypes) > 1:
+            files += [
+                PREDICTIONS_PATH.format(model=model, dtype=dtype, dataset=dataset)
+                for dtype in dtypes
+            ]
+    return files
 
 
 def display_labels(config: dict) -> dict:
@@ -193,24 +236,41 @@ def model_fingerprint(config: dict, model: str) -> dict | None:
     return {f.name: file_fingerprint(f) for f in files} or None
 
 
-def evaluation_settings(config: dict, model: str) -> dict:
-    """Top-level `evaluation` with the model's own overrides on top."""
+def evaluation_settings(config: dict, model: str, dtype: str | None = None) -> dict:
+    """Top-level `evaluation` with the model's own overrides on top (evaluation.latency and
+    evaluation.energy are top-level only: every row's latency and energy are measured alike).
+    For one evaluation (``dtype`` given), with that dtype alone: so that a dtype added to a
+    list changes no other evaluation's params, and `float32` and `[float32]` are the same."""
     overrides = model_config(config, model).get("evaluation", {})
-    return {**config["evaluation"], **overrides}
+    settings = {**config["evaluation"], **overrides}
+    if dtype is None:
+        return settings
+    listed = [settings["dtype"]] if isinstance(settings["dtype"], str) else settings["dtype"]
+    if dtype not in listed:
+        raise WorkflowError(
+            f"dtype '{dtype}' is not one model '{model}' is evaluated in (its evaluation.dtype: "
+            f"{', '.join(listed)})"
+        )
+    return {**settings, "dtype": dtype}
 
 
-def preparation_settings(config: dict, model: str) -> dict:
+def preparation_settings(config: dict, model: str, dtype: str) -> dict:
     """What a prepared (traced) model depends on: the device kind, dtype and sentence length."""
-    settings = evaluation_settings(config, model)
+    settings = evaluation_settings(config, model, dtype)
     return {key: settings[key] for key in ("device", "dtype", "max_length")}
 
 
 def evaluation_threads(config: dict, model: str) -> int:
-    """Cores that an evaluation (or a model's tracing) takes. On a GPU the model runs there and
-    the CPU only feeds it (tokenization uses every core either way): 4, so that `--cores 16`
-    starts four jobs on a host with one GPU, the start-up of the waiting ones overlapping the
-    running one. On the CPU the model itself computes with them: 8."""
-    device = evaluation_settings(config, model)["device"]
+    """Cores that an evaluation (or a model's tracing) takes: `evaluation.threads` where the
+    config pins them, else by device. On a GPU the model runs there and the CPU only feeds it
+    (tokenization uses every core either way): 4, so that `--cores 16` starts four jobs on a
+    host with one GPU, the start-up of the waiting ones overlapping the running one. On the CPU
+    the model itself computes with them: 8. Snakemake caps them at --cores; the evaluation uses
+    them for torch (glueperf/infra/evaluate_job.py: use_threads)."""
+    settings = evaluation_settings(config, model)
+    if settings.get("threads"):
+        return settings["threads"]
+    device = settings["device"]
     on_gpu = device.startswith("cuda") or (device == "auto" and host_has_gpus())
     return 4 if on_gpu else 8
 
@@ -292,5 +352,6 @@ def where_results_are(final_outputs: list[str]) -> str:
     for path in final_outputs:
         kind = "plot:" if path.startswith(PLOTS_DIR) else "table:"
         lines.append(f"  {kind:<8} {Path(path).resolve()}")
-    lines.append(f"  per run: {Path('results/metrics').resolve()}/<model>/<dataset>.csv")
+    per_run = METRICS_PATH.format(model="<model>", dtype="<dtype>", dataset="<dataset>")
+    lines.append(f"  per run: {Path(per_run).resolve()}")
     return "\n".join(lines)

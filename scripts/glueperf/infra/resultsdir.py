@@ -55,7 +55,7 @@ def holds_results(results: Path) -> bool:
     """Whether a run left results worth keeping: the table, or any evaluation's metrics (a run
     that failed before either, e.g. offline without its Hub model, claims nothing)."""
     return (results / "model_performance.csv").is_file() or any(
-        (results / "metrics").glob("*/*.csv")
+        (results / "metrics").rglob("*.csv")
     )
 
 
