@@ -64,8 +64,16 @@ def small(tmp_path, tiny_model):
                 "models.tiny.label_maps.alpha: {LABEL_0: <one of bad, good, ugly>",
             ],
         ),
-        (lambda c: None, "results/metrics/ghost/alpha.csv", ["model 'ghost' is not defined"]),
-        (lambda c: None, "results/metrics/tiny/ghost.csv", ["dataset 'ghost' is not defined"]),
+        (
+            lambda c: None,
+            "results/metrics/ghost/float32/alpha.csv",
+            ["model 'ghost' is not defined"],
+        ),
+        (
+            lambda c: None,
+            "results/metrics/tiny/float32/ghost.csv",
+            ["dataset 'ghost' is not defined"],
+        ),
     ],
     ids=[
         "model-override-wrong-type",
@@ -132,4 +140,19 @@ def test_a_schema_error_is_one_line_naming_the_file_the_key_path_and_the_nearest
     on_command_line = schema_line(tmp_path, models | datasets, command_line={"evaluation": 3})
     assert on_command_line == (
         "config given on the command line (--config), key evaluation: 3 is not of type 'object'"
+    )
+
+
+def test_a_dtype_fitting_neither_form_is_named_by_the_nearer_one(tmp_path):
+    """evaluation.dtype is a name or a list of names: a wrong one is told as such, with its
+    position in a list, not as fitting "none of the given schemas"."""
+    config = {"models": {"m": {"source": "x"}}, "datasets": {"d": {"path": "d.parquet"}}}
+    allowed = "is not one of ['float32', 'bfloat16', 'float16']"
+    config["evaluation"] = {"dtype": "float64"}
+    assert schema_line(tmp_path, config).endswith(f"key evaluation.dtype: 'float64' {allowed}")
+    config["evaluation"] = {"dtype": ["float32", "float64"]}
+    assert schema_line(tmp_path, config).endswith(f"key evaluation.dtype[1]: 'float64' {allowed}")
+    config["evaluation"] = {"dtype": ["float32", "float32"]}
+    assert "key evaluation.dtype: ['float32', 'float32'] has non-unique" in schema_line(
+        tmp_path, config
     )

@@ -227,7 +227,7 @@ class BadRun:
     def log(self, rule: str, model: str, dataset: str) -> str:
         name = {
             "validate_dataset": f"validate_dataset/{dataset}.log",
-            "evaluate_model": f"evaluate_model/{model}/{dataset}.log",
+            "evaluate_model": f"evaluate_model/{model}/float32/{dataset}.log",
             "fetch_dataset": f"fetch_dataset/{dataset}.log",
             "fetch_model": f"fetch_model/{model}.log",
         }[rule]
@@ -296,13 +296,11 @@ def test_affected_branches_leave_no_output(bad_run):
     for dataset, (rule, _) in DATASET_FAULTS.items():
         if rule != "evaluate_model":
             assert not (results / "validated" / f"{dataset}.json").exists(), dataset
-        assert not list(results.glob(f"metrics/*/{dataset}.csv")), dataset
-        assert not list(results.glob(f"predictions/*/{dataset}.parquet")), dataset
+        assert not list(results.glob(f"metrics/*/*/{dataset}.csv")), dataset
+        assert not list(results.glob(f"predictions/*/*/{dataset}.parquet")), dataset
     for model in [*PIPELINE_MODEL_FAULTS, "hub_model"]:
-        assert not (results / "metrics" / model).exists() or not any(
-            (results / "metrics" / model).iterdir()
-        )
-        assert not list(results.glob(f"predictions/{model}/*"))
+        assert not list(results.glob(f"metrics/{model}/*/*"))
+        assert not list(results.glob(f"predictions/{model}/*/*"))
     assert not (results / "model_performance.csv").exists()
     # No temporary file of an interrupted write, anywhere.
     leftovers = [p for p in bad_run.workflow.root.rglob("*.tmp") if ".snakemake" not in p.parts]
@@ -315,7 +313,7 @@ def test_affected_branches_leave_no_output(bad_run):
 
 def test_unaffected_datasets_are_evaluated(bad_run):
     for dataset in GOOD:
-        row = pd.read_csv(bad_run.results / "metrics" / "tiny" / f"{dataset}.csv")
+        row = pd.read_csv(bad_run.results / "metrics" / "tiny" / "float32" / f"{dataset}.csv")
         assert len(row) == 1 and row["n_rows"].iloc[0] > 0
     validated = sorted(p.stem for p in (bad_run.results / "validated").glob("*.json"))
     assert validated == sorted([*GOOD, "labels_outside"])
@@ -325,7 +323,9 @@ def good_predictions(bad_run, dataset):
     spec = bad_run.config["datasets"][dataset]
     frame = pd.read_parquet(spec["path"])
     text_column = spec.get("text_columns", ["sentence"])[0]
-    predictions = pd.read_parquet(bad_run.results / "predictions" / "tiny" / f"{dataset}.parquet")
+    predictions = pd.read_parquet(
+        bad_run.results / "predictions" / "tiny" / "float32" / f"{dataset}.parquet"
+    )
     reference = reference_predictions(bad_run.model_dir, frame[text_column].tolist())
     return frame, predictions, reference
 
@@ -344,7 +344,7 @@ def test_long_sentences_are_truncated_and_counted_and_other_columns_are_read(bad
     assert predictions["prediction"].tolist() == reference["prediction"].tolist()
     assert predictions["n_tokens"].tolist() == reference["n_tokens"].tolist()
     assert predictions["n_tokens"].max() == MAX_POSITIONS
-    row = pd.read_csv(bad_run.results / "metrics" / "tiny" / "long_custom.csv").iloc[0]
+    row = pd.read_csv(bad_run.results / "metrics" / "tiny" / "float32" / "long_custom.csv").iloc[0]
     assert row["max_length"] == MAX_POSITIONS  # 512 asked, capped at the model's maximum
     from transformers import AutoTokenizer
 

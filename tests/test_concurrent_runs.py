@@ -58,7 +58,7 @@ def together(tmp_path_factory, tiny_model):
     others = [run for run in runs if run not in losers]
     assert len(others) == 1, "not exactly one run went on"
     winner = others[0]
-    log = workflow.root / "results" / "logs" / "evaluate_model" / "tiny" / "alpha.log"
+    log = workflow.root / "results" / "logs" / "evaluate_model" / "tiny" / "float32" / "alpha.log"
     while winner.poll() is None and time.monotonic() < deadline:
         if log.is_file() and " sentences" in log.read_text(errors="replace"):
             break  # inference has begun

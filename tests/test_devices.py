@@ -519,10 +519,10 @@ def test_two_evaluations_started_together_measure_one_after_the_other(
     profile); while this test holds the CPU both wait, and once it lets go they run in turn."""
     workflow = tiny_workflow(tmp_path, tiny_model, {"alpha": 200, "beta": 200})
     logs = {
-        name: workflow.root / f"results/logs/evaluate_model/tiny/{name}.log"
+        name: workflow.root / f"results/logs/evaluate_model/tiny/float32/{name}.log"
         for name in ("alpha", "beta")
     }
-    workflow.snakemake("resources/prepared/tiny")  # traced first: it holds the CPU too
+    workflow.snakemake("resources/prepared/tiny/float32")  # traced first: it holds the CPU too
     test_holds_the_cpu = try_lock(locks, Device("cpu", "the CPU"), "the test")
     process, console = start_snakemake(
         workflow, "--cores", "2", "--set-threads", "evaluate_model=1"
@@ -544,7 +544,7 @@ def test_two_evaluations_started_together_measure_one_after_the_other(
     assert output.count("waits for the CPU") >= 2 and "is held by process" in output
     spans, held = {}, []
     for name, log in logs.items():
-        row = pd.read_csv(workflow.root / f"results/metrics/tiny/{name}.csv").iloc[0]
+        row = pd.read_csv(workflow.root / f"results/metrics/tiny/float32/{name}.csv").iloc[0]
         assert row["device_wait_s"] > 0 and row["device"] == "cpu"
         held.append((row["device_held_from"], row["device_held_until"]))
         assert pd.isna(row["gpu_index"]) and pd.isna(row["gpu_uuid"])
@@ -572,7 +572,7 @@ def test_a_job_left_running_by_a_killed_snakemake_is_waited_for(
     """Issue 12: Snakemake killed outright, its evaluation runs on; the next run (which removes
     the stale Snakemake lock) must not start the same evaluation beside it."""
     workflow = tiny_workflow(tmp_path, tiny_model, {"alpha": 200})
-    log = workflow.root / "results/logs/evaluate_model/tiny/alpha.log"
+    log = workflow.root / "results/logs/evaluate_model/tiny/float32/alpha.log"
     first, first_console = start_snakemake(workflow, "--cores", "1")
     wait_until(
         lambda: log.is_file() and "runs on the CPU" in log.read_text(),
@@ -607,7 +607,7 @@ def test_a_job_left_running_by_a_killed_snakemake_is_waited_for(
     assert "removed the Snakemake lock of an earlier run" in console.read_text()
     assert "waited" in log.read_text() and "\0" not in log.read_text()
     assert log_time(log, "runs on the CPU") >= orphan_ended - 0.5  # not before it had ended
-    row = pd.read_csv(workflow.root / "results/metrics/tiny/alpha.csv").iloc[0]
+    row = pd.read_csv(workflow.root / "results/metrics/tiny/float32/alpha.csv").iloc[0]
     assert row["device_wait_s"] > 0
 
 

@@ -89,7 +89,7 @@ def killed(tmp_path_factory, tiny_model) -> dict:
         }
     )
     results = workflow.root / "results"
-    log = results / "logs" / "evaluate_model" / "tiny" / "big.log"
+    log = results / "logs" / "evaluate_model" / "tiny" / "float32" / "big.log"
     found = {"workflow": workflow, "results": results}
 
     # 1. SIGKILL the evaluation script only: Snakemake sees its job fail.
@@ -119,7 +119,7 @@ def test_killing_the_evaluation_script_fails_its_job_and_leaves_no_output(killed
     step = killed["script"]
     assert step["rc"] != 0
     assert "Error in rule evaluate_model" in step["output"]
-    assert "results/logs/evaluate_model/tiny/big.log" in step["output"]
+    assert "results/logs/evaluate_model/tiny/float32/big.log" in step["output"]
     assert step["left"] == []
 
 
@@ -136,8 +136,8 @@ def test_the_next_run_removes_the_stale_lock_and_finishes(killed):
     assert "removed the Snakemake lock of an earlier run" in step["output"]
     results = killed["results"]
     assert (results / "model_performance.csv").is_file()
-    metrics = pd.read_csv(results / "metrics" / "tiny" / "big.csv")
-    predictions = pd.read_parquet(results / "predictions" / "tiny" / "big.parquet")
+    metrics = pd.read_csv(results / "metrics" / "tiny" / "float32" / "big.csv")
+    predictions = pd.read_parquet(results / "predictions" / "tiny" / "float32" / "big.parquet")
     assert metrics["n_rows"].tolist() == [N_ROWS]
     assert predictions["idx"].tolist() == list(range(N_ROWS))
     assert not list(results.rglob("*.tmp"))

@@ -121,11 +121,11 @@ def test_pipeline_fetches_pinned_inputs_and_reruns_only_what_a_revision_change_a
     assert data_provenance["commit"] == data_commit
     assert sha256(root / "resources/datasets/val.parquet") == sha256(data)
 
-    row = pd.read_csv(root / "results/metrics/tiny/val.csv").iloc[0]
+    row = pd.read_csv(root / "results/metrics/tiny/float32/val.csv").iloc[0]
     assert row["model_commit"] == first_commit and row["dataset_commit"] == data_commit
     assert row["dataset_sha256"] == sha256(data)
     assert row["model_weights_sha256"] == sha256(varied_model / "model.safetensors")
-    predictions = pd.read_parquet(root / "results/predictions/tiny/val.parquet")
+    predictions = pd.read_parquet(root / "results/predictions/tiny/float32/val.parquet")
     sentences = pd.read_parquet(data)["sentence"].tolist()
     expected = reference_predictions(varied_model, sentences)["prediction"]
     assert predictions["prediction"].tolist() == expected.tolist()
@@ -150,7 +150,7 @@ def test_pipeline_fetches_pinned_inputs_and_reruns_only_what_a_revision_change_a
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     workflow.snakemake()
     assert len(hub.requests) == hub_requests
-    row = pd.read_csv(root / "results/metrics/tiny/val.csv").iloc[0]
+    row = pd.read_csv(root / "results/metrics/tiny/float32/val.csv").iloc[0]
     assert row["model_commit"] == second_commit
 
 

@@ -163,8 +163,8 @@ def test_a_process_start_is_read_to_the_kernels_tick():
 
 def test_forked_and_own_evaluations_predict_the_same(tmp_path, tiny_model, monkeypatch):
     workflow = tiny_workflow(tmp_path, tiny_model, {"alpha": 60})
-    metrics = workflow.root / "results/metrics/tiny/alpha.csv"
-    predictions = workflow.root / "results/predictions/tiny/alpha.parquet"
+    metrics = workflow.root / "results/metrics/tiny/float32/alpha.csv"
+    predictions = workflow.root / "results/predictions/tiny/float32/alpha.parquet"
     workflow.snakemake()
     forked = pq.read_table(predictions)
     assert pd.read_csv(metrics)["job_process"].tolist() == ["forked"]

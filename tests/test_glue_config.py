@@ -106,10 +106,12 @@ def test_every_glue_dataset_is_fetched_at_the_pinned_commit_and_scored(hub_run):
 def test_mnli_classes_are_matched_by_name(hub_run):
     results, config, models = hub_run
     (name,) = [m for m in config["models"] if m.endswith("-mnli")]
-    row = pd.read_csv(results / "metrics" / name / "mnli-validation-matched.csv").iloc[0]
+    row = pd.read_csv(results / "metrics" / name / "float32" / "mnli-validation-matched.csv").iloc[
+        0
+    ]
     assert row["label_mapping"].startswith("by name: CONTRADICTION->contradiction")
     predictions = pd.read_parquet(
-        results / "predictions" / name / "mnli-validation-matched.parquet"
+        results / "predictions" / name / "float32" / "mnli-validation-matched.parquet"
     )
     data = pd.read_parquet(SHARED / "data" / "glue" / "mnli" / "validation_matched.parquet")
     tokenizer = AutoTokenizer.from_pretrained(models[name])
@@ -170,7 +172,7 @@ def shared_run(tmp_path_factory):
 
 
 def metrics(results, model, dataset):
-    return pd.read_csv(results / "metrics" / model / f"{dataset}.csv").iloc[0]
+    return pd.read_csv(results / "metrics" / model / "float32" / f"{dataset}.csv").iloc[0]
 
 
 def test_minilm_mrpc_reproduces_its_reference(shared_run):
@@ -186,7 +188,7 @@ def test_minilm_stsb_reproduces_its_reference(shared_run):
     assert round(row["pearson"], 4) == 0.8550 and round(row["spearman"], 4) == 0.8551
     assert math.isnan(row["accuracy_pct"]) and math.isnan(row["correct"])
     predictions = pd.read_parquet(
-        shared_run / "predictions" / "bert-base-cased-stsb" / "stsb-validation.parquet"
+        shared_run / "predictions" / "bert-base-cased-stsb" / "float32" / "stsb-validation.parquet"
     )
     assert list(predictions.columns) == ["idx", "label", "score", "n_tokens"]
     assert predictions["score"].between(-1, 6).all()

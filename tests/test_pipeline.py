@@ -1,8 +1,9 @@
 """The whole pipeline, run by Snakemake in a temporary copy of the workflow on tiny inputs.
 
-One run for the module: two models (one narrowed to one dataset and truncating sentences) on
-three tiny parquet files (one with its own column names and some -1 labels, one unlabeled).
-Its predictions are checked against transformers run one sentence at a time, unpadded.
+One run for the module: two models (one narrowed to one dataset, truncating sentences, in
+float32 and bfloat16, its threads pinned) on three tiny parquet files (one with its own column
+names and some -1 labels, one unlabeled). Its float32 predictions are checked against
+transformers run one sentence at a time, unpadded.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from conftest import (
     reference_predictions,
     write_dataset,
 )
-from glueperf.plotting import PLOTS
+from glueperf import results
+from glueperf.plotting import ALL_PLOTS
 
 DOCUMENTED_FIELDS = (
     "model dataset n_rows n_labeled correct accuracy_pct mcc macro_f1 inference_time_s "
@@ -45,6 +47,9 @@ REPORT_COLUMNS = [
 # model -> datasets it runs on; "narrow" names one dataset and truncates at NARROW_MAX_LENGTH.
 PAIRS = {"wide": ["alpha", "beta", "gamma"], "narrow": ["alpha"]}
 NARROW_MAX_LENGTH = 8
+# "narrow" also runs in bfloat16, and with its threads pinned (the run has --cores 1).
+NARROW_DTYPES = ["float32", "bfloat16"]
+NARROW_THREADS = 2
 BATCH_TOKENS = 48  # small, so that batches are many and padded
 
 
@@ -55,15 +60,18 @@ class PipelineRun:
         self.workflow, self.config, self.data, self.model_dir = workflow, config, data, model_dir
         self.results = workflow.root / "results"
 
-    def metrics(self, model: str, dataset: str) -> pd.DataFrame:
-        return pd.read_csv(self.results / "metrics" / model / f"{dataset}.csv")
+    def path(self, template: str, model: str, dataset: str, dtype: str) -> Path:
+        return self.workflow.root / template.format(model=model, dtype=dtype, dataset=dataset)
 
-    def raw_metrics(self, model: str, dataset: str) -> list[dict]:
-        with open(self.results / "metrics" / model / f"{dataset}.csv", newline="") as stream:
+    def metrics(self, model: str, dataset: str, dtype: str = "float32") -> pd.DataFrame:
+        return pd.read_csv(self.path(results.METRICS_PATH, model, dataset, dtype))
+
+    def raw_metrics(self, model: str, dataset: str, dtype: str = "float32") -> list[dict]:
+        with open(self.path(results.METRICS_PATH, model, dataset, dtype), newline="") as stream:
             return list(csv.DictReader(stream))
 
-    def predictions(self, model: str, dataset: str) -> pd.DataFrame:
-        return pd.read_parquet(self.results / "predictions" / model / f"{dataset}.parquet")
+    def predictions(self, model: str, dataset: str, dtype: str = "float32") -> pd.DataFrame:
+        return pd.read_parquet(self.path(results.PREDICTIONS_PATH, model, dataset, dtype))
 
     def settings(self, model: str) -> dict:
         return {**self.config["evaluation"], **self.config["models"][model].get("evaluation", {})}
@@ -95,7 +103,11 @@ def run(tmp_path_factory, varied_model) -> PipelineRun:
             "narrow": {
                 "source": str(varied_model),
                 "datasets": ["alpha"],
-                "evaluation": {"max_length": NARROW_MAX_LENGTH},
+                "evaluation": {
+                    "max_length": NARROW_MAX_LENGTH,
+                    "dtype": NARROW_DTYPES,
+                    "threads": NARROW_THREADS,
+                },
             },
         },
         "datasets": {
@@ -144,6 +156,11 @@ def all_pairs():
     return [(model, dataset) for model, datasets in PAIRS.items() for dataset in datasets]
 
 
+def all_evaluations():
+    """(model, dtype, dataset) of every evaluation."""
+    return [(m, "float32", d) for m, d in all_pairs()] + [("narrow", "bfloat16", "alpha")]
+
+
 def test_validated_summaries(run):
     for dataset, path in run.data.items():
         summary = json.loads((run.results / "validated" / f"{dataset}.json").read_text())
@@ -155,11 +172,11 @@ def test_validated_summaries(run):
         assert summary["label_column"] == label_column
 
 
-def test_metrics_files_exist_only_for_the_configured_pairs(run):
-    found = {(p.parent.name, p.stem) for p in (run.results / "metrics").rglob("*.csv")}
-    assert found == set(all_pairs())
-    found = {(p.parent.name, p.stem) for p in (run.results / "predictions").rglob("*.parquet")}
-    assert found == set(all_pairs())
+def test_metrics_files_exist_only_for_the_configured_evaluations(run):
+    """One per model, dtype and dataset, the dtype a directory level after the model."""
+    for kind, suffix in (("metrics", "csv"), ("predictions", "parquet")):
+        found = {p.relative_to(run.results / kind) for p in (run.results / kind).rglob("*.*")}
+        assert found == {Path(m, t, f"{d}.{suffix}") for m, t, d in all_evaluations()}
 
 
 @pytest.mark.parametrize(("model", "dataset"), all_pairs())
@@ -183,6 +200,9 @@ def test_run_settings_and_versions_are_recorded(run, model, dataset):
     row = run.metrics(model, dataset).iloc[0]
     settings = run.settings(model)
     assert row["dtype"] == "float32"
+    assert list(pd.read_csv(run.path(results.METRICS_PATH, model, dataset, "float32"))) == list(
+        results.ROW_COLUMNS
+    )
     assert row["batch_tokens"] == BATCH_TOKENS
     assert row["max_length"] == min(settings.get("max_length", 512), 64)  # 64: the model's limit
     assert row["torch_version"] == torch.__version__
@@ -272,9 +292,10 @@ def test_unlabeled_dataset_has_empty_quality_fields(run):
 def test_performance_table(run):
     table = pd.read_csv(run.results / "model_performance.csv")
     assert list(table.columns[:5]) == REPORT_COLUMNS
-    assert sorted(zip(table["Model"], table["Dataset"], strict=True)) == sorted(all_pairs())
+    evaluations = zip(table["Model"], table["dtype"], table["Dataset"], strict=True)
+    assert sorted(evaluations) == sorted(all_evaluations())
     for _, line in table.iterrows():
-        row = run.metrics(line["Model"], line["Dataset"]).iloc[0]
+        row = run.metrics(line["Model"], line["Dataset"], line["dtype"]).iloc[0]
         assert line["Task"] == run.config["datasets"][line["Dataset"]]["task"]
         # The table keeps milliseconds, tenths of MiB and hundredths of a percent.
         assert line["Inference Time (seconds)"] == pytest.approx(row["inference_time_s"], abs=6e-4)
@@ -285,9 +306,60 @@ def test_performance_table(run):
             assert math.isnan(line["Accuracy (%)"])
 
 
+def test_a_finished_run_with_two_precisions_has_nothing_to_do(run):
+    assert run.workflow.dry_run() == ({}, [])
+
+
+def test_a_precision_other_than_float32_reports_its_agreement_with_float32(run):
+    """narrow in bfloat16 on alpha, against narrow in float32 on the same rows: the share of
+    rows predicted alike and the score's difference; float32 rows have none."""
+    table = pd.read_csv(run.results / "model_performance.csv").set_index(["Model", "dtype"])
+    mine, reference = (run.predictions("narrow", "alpha", dtype) for dtype in NARROW_DTYPES[::-1])
+    line = table.loc[("narrow", "bfloat16")]
+    same = 100 * (mine["prediction"] == reference["prediction"]).mean()
+    assert line["agreement_pct"] == pytest.approx(same, abs=0.006)
+    scores = [run.metrics("narrow", "alpha", dtype).loc[0, "score"] for dtype in NARROW_DTYPES]
+    assert line["score_diff"] == pytest.approx(scores[1] - scores[0], abs=0.006)
+    assert math.isnan(line["max_abs_diff"])  # a classification
+    float32 = table.xs("float32", level="dtype")
+    assert float32[["agreement_pct", "max_abs_diff", "score_diff"]].isna().all().all()
+
+
+@pytest.mark.parametrize(("model", "dtype", "dataset"), all_evaluations())
+def test_latency_is_measured_and_energy_is_empty_on_a_cpu_with_its_reason(
+    run, model, dtype, dataset
+):
+    """The tiny datasets have fewer rows than requests: each row sent once, p99 empty (it needs
+    400 requests; p90 40), and the note says both."""
+    row = run.metrics(model, dataset, dtype).iloc[0]
+    assert row["latency_requests"] == row["n_rows"]
+    assert 0 < row["latency_p50_ms"] <= row["latency_max_ms"]
+    if row["n_rows"] >= 40:
+        assert row["latency_p50_ms"] <= row["latency_p90_ms"] <= row["latency_max_ms"]
+    else:
+        assert math.isnan(row["latency_p90_ms"]) and "p90 needs 40" in row["latency_note"]
+    assert math.isnan(row["latency_p99_ms"]) and "p99 needs 400" in row["latency_note"]
+    assert f"the dataset has {row['n_rows']} rows" in row["latency_note"]
+    raw = run.raw_metrics(model, dataset, dtype)[0]
+    empty = ("energy_j", "energy_j_per_1k", "mean_power_w", "energy_window_s")
+    assert [raw[field] for field in empty] == [""] * 4 and raw["energy_passes"] == "0"
+    assert "NVML's energy counter is an NVIDIA GPU's, not the cpu's" in raw["energy_note"]
+
+
+def test_every_row_records_the_threads_it_used(run):
+    """--cores 1 caps the job's threads; narrow's evaluation.threads pins them regardless, for
+    torch and the tokenizer."""
+    for model, dtype, dataset in all_evaluations():
+        row = run.metrics(model, dataset, dtype).iloc[0]
+        if model == "narrow":
+            assert (row["torch_threads"], row["tokenizer_threads"]) == (NARROW_THREADS,) * 2
+        else:
+            assert row["torch_threads"] == 1 and row["tokenizer_threads"] >= 1
+
+
 def test_every_plot_is_written(run):
     plots = sorted(p.name for p in (run.results / "plots").iterdir())
-    assert plots == sorted([f"{plot}.png" for plot in PLOTS] + ["glue_summary.png"])
+    assert plots == sorted(f"{plot}.png" for plot in ALL_PLOTS)
     for name in plots:
         path = run.results / "plots" / name
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -298,15 +370,16 @@ def test_every_job_wrote_its_log_and_evaluations_their_benchmark(run):
     logs = run.results / "logs"
     for dataset in run.data:
         assert (logs / "validate_dataset" / f"{dataset}.log").is_file()
-    for model, dataset in all_pairs():
-        assert (logs / "evaluate_model" / model / f"{dataset}.log").is_file()
+    for model, dtype, dataset in all_evaluations():
+        assert (logs / "evaluate_model" / model / dtype / f"{dataset}.log").is_file()
         benchmark = pd.read_csv(
-            run.results / "benchmarks" / "evaluate_model" / model / f"{dataset}.tsv", sep="\t"
+            run.results / "benchmarks" / "evaluate_model" / model / dtype / f"{dataset}.tsv",
+            sep="\t",
         )
         assert len(benchmark) == 1 and "max_rss" in benchmark.columns
     assert (logs / "aggregate_metrics.log").is_file()
     plotting = (logs / "plot_results.log").read_text()  # one job drew them all, one by one
-    for plot in [*PLOTS, "glue_summary"]:
+    for plot in ALL_PLOTS:
         assert f"drew results/plots/{plot}.png" in plotting, plotting
 
 
@@ -317,7 +390,7 @@ def test_one_job_writes_both_tables_and_one_job_every_plot(workflow, small):
     jobs = workflow.planned_outputs()
     tables = {"results/model_performance.csv", "results/glue_summary.csv"}
     tables |= {"results/model_performance.html", "results/glue_summary.html"}  # for the report
-    plots = {f"results/plots/{plot}.png" for plot in [*PLOTS, "glue_summary"]}
+    plots = {f"results/plots/{plot}.png" for plot in ALL_PLOTS}
     assert [(rule, set(outputs)) for rule, outputs in jobs if tables & set(outputs)] == [
         ("aggregate_metrics", tables)
     ]

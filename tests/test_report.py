@@ -108,7 +108,9 @@ def test_console_names_where_the_results_are(run):
 
 @pytest.mark.parametrize("dataset", list(DATASETS))
 def test_evaluation_log_shows_a_progress_bar_with_a_rate(run, dataset):
-    log = (run.results / "logs" / "evaluate_model" / MODEL / f"{dataset}.log").read_text()
+    log = (
+        run.results / "logs" / "evaluate_model" / MODEL / "float32" / f"{dataset}.log"
+    ).read_text()
     rows = DATASETS[dataset][0]
     # tqdm's closing line, e.g. "100%|██████████| 30/30 [00:00<00:00, 512.3 sentences/s]".
     finished = re.findall(
@@ -322,9 +324,9 @@ def test_report_screenshot_shows_a_table(run, chromium, tmp_path):
 
 @pytest.mark.parametrize("dataset", list(DATASETS))
 def test_report_offers_each_datasets_metrics_with_its_caption(run, probed, dataset):
-    seen = visit(probed, f"results/metrics/{MODEL}/{dataset}.csv")
+    seen = visit(probed, f"results/metrics/{MODEL}/float32/{dataset}.csv")
     assert (seen["category"], seen["subcategory"]) == ("3. Per-dataset metrics", MODEL)
-    metrics = run.results / "metrics" / MODEL / f"{dataset}.csv"
+    metrics = run.results / "metrics" / MODEL / "float32" / f"{dataset}.csv"
     assert data_uri_bytes(seen["download"]["href"]) == metrics.read_bytes()
     caption = seen["info_text"]
     assert f"Metrics of model {MODEL} on dataset {dataset}" in caption, caption

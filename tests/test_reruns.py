@@ -177,11 +177,48 @@ def test_a_models_setting_equal_to_the_default_changes_nothing(pipeline):
     assert pipeline.jobs() == ([], {})
 
 
-def test_a_top_level_evaluation_setting_reruns_every_evaluation(pipeline):
-    pipeline.change_config(lambda c: c["evaluation"].update(batch_tokens=999))
+@pytest.mark.parametrize(
+    "setting",
+    [{"batch_tokens": 999}, {"latency": {"requests": 5}}, {"threads": 1}],
+    ids=["batching", "latency", "threads"],
+)
+def test_a_top_level_evaluation_setting_reruns_every_evaluation(pipeline, setting):
+    """Not the tracing, which none of them changes."""
+    pipeline.change_config(lambda c: c["evaluation"].update(setting))
     jobs, _ = pipeline.jobs()
     pairs = [(m, d) for d, models in MODELS_ON.items() for m in models]
     assert jobs == sorted(evaluations(pairs) + downstream())
+
+
+def planned(pipeline) -> list[tuple[str, str | None, str | None, str | None]]:
+    """(rule, model, dtype, dataset) of every planned job."""
+    _, listed = pipeline.workflow.dry_run()
+    return sorted((rule, w.get("model"), w.get("dtype"), w.get("dataset")) for rule, w in listed)
+
+
+def test_adding_a_precision_evaluates_only_that_precision(pipeline):
+    """m1 in bfloat16 besides float32: its tracing and evaluations in bfloat16, then the tables
+    (which compare it with float32) and plots; nothing in float32 again."""
+    pipeline.change_config(
+        lambda c: c["models"]["m1"].update(evaluation={"dtype": ["float32", "bfloat16"]})
+    )
+    assert planned(pipeline) == sorted(
+        [
+            ("prepare_model", "m1", "bfloat16", None),
+            ("evaluate_model", "m1", "bfloat16", "alpha"),
+            ("evaluate_model", "m1", "bfloat16", "beta"),
+            ("aggregate_metrics", None, None, None),
+            ("plot_results", None, None, None),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "dtype", [["float32"], "float32"], ids=["a-list-of-one", "the-model-naming-the-default"]
+)
+def test_a_precision_written_otherwise_changes_nothing(pipeline, dtype):
+    pipeline.change_config(lambda c: c["models"]["m2"].update(evaluation={"dtype": dtype}))
+    assert pipeline.jobs() == ([], {})
 
 
 def test_changing_a_models_files_reruns_that_model(pipeline):

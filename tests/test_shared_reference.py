@@ -37,7 +37,9 @@ def reference():
 
 
 def test_reference_result(results):
-    row = pd.read_csv(results / "metrics" / "minilm-sst2" / "sst2-validation.csv").iloc[0]
+    row = pd.read_csv(results / "metrics" / "minilm-sst2" / "float32" / "sst2-validation.csv").iloc[
+        0
+    ]
     assert row["n_rows"] == 872
     assert row["n_labeled"] == 872
     assert row["correct"] == 779
@@ -50,7 +52,7 @@ def test_reference_result(results):
 
 def test_predictions_equal_one_sentence_at_a_time(results, reference):
     predictions = pd.read_parquet(
-        results / "predictions" / "minilm-sst2" / "sst2-validation.parquet"
+        results / "predictions" / "minilm-sst2" / "float32" / "sst2-validation.parquet"
     )
     labels = pd.read_parquet(DATA)["label"]
     assert len(predictions) == len(reference) == 872
@@ -62,7 +64,7 @@ def test_predictions_equal_one_sentence_at_a_time(results, reference):
 
 def test_probabilities_are_probabilities(results):
     predictions = pd.read_parquet(
-        results / "predictions" / "minilm-sst2" / "sst2-validation.parquet"
+        results / "predictions" / "minilm-sst2" / "float32" / "sst2-validation.parquet"
     )
     assert predictions["probability"].between(0.5, 1.0).all()  # of the predicted of two classes
     assert not any(math.isnan(p) for p in predictions["probability"])

@@ -108,9 +108,9 @@ def test_pipeline_on_slurm_equals_local_run(slurm_cluster, workflow, tiny_model,
     # local rules stayed local.
     jobs = slurm_cluster.jobs()
     assert sorted(job["comment"] for job in jobs) == [
-        "rule_evaluate_model_wildcards_tiny_hidden",
-        "rule_evaluate_model_wildcards_tiny_labeled",
-        "rule_prepare_model_wildcards_tiny",
+        "rule_evaluate_model_wildcards_tiny_float32_hidden",
+        "rule_evaluate_model_wildcards_tiny_float32_labeled",
+        "rule_prepare_model_wildcards_tiny_float32",
     ], jobs
     for job in jobs:
         assert job["state"] == "COMPLETED", jobs
@@ -118,7 +118,7 @@ def test_pipeline_on_slurm_equals_local_run(slurm_cluster, workflow, tiny_model,
         assert (job["memory"], job["cpus"]) == (f"{MEM_MB}M", "1"), jobs
 
     for dataset in config["datasets"]:
-        name = f"tiny/{dataset}"
+        name = f"tiny/float32/{dataset}"
         pd.testing.assert_frame_equal(
             pd.read_parquet(workflow.root / f"results/predictions/{name}.parquet"),
             pd.read_parquet(local.root / f"results/predictions/{name}.parquet"),

@@ -119,10 +119,10 @@ def untrusted(tmp_path_factory, tiny_model):
     results = workflow.root / "results"
 
     def log(model):
-        return (results / "logs" / "evaluate_model" / model / "alpha.log").read_text()
+        return (results / "logs" / "evaluate_model" / model / "float32" / "alpha.log").read_text()
 
     def row(model):
-        return pd.read_csv(results / "metrics" / model / "alpha.csv").iloc[0]
+        return pd.read_csv(results / "metrics" / model / "float32" / "alpha.csv").iloc[0]
 
     return {
         "rc": result.returncode,

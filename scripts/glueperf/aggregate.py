@@ -138,17 +138,19 @@ def agreement(metrics: pd.DataFrame, predictions) -> pd.DataFrame:
             predictions(model, dtype, dataset),
             predictions(model, results.REFERENCE_DTYPE, dataset),
             f"{model} ({dtype} against {results.REFERENCE_DTYPE}) on {dataset}",
+            metrics["score"].iloc[i] - metrics["score"].iloc[reference],
         )
-        compared.score_diff = metrics["score"].iloc[i] - metrics["score"].iloc[reference]
         found.iloc[i] = list(compared.values().values())
     return found
 
 
-def agreement_of(mine: pd.DataFrame, reference: pd.DataFrame, what: str) -> results.Agreement:
+def agreement_of(
+    mine: pd.DataFrame, reference: pd.DataFrame, what: str, score_diff: float = math.nan
+) -> results.Agreement:
     """How far one evaluation's predictions agree with the reference's, row by row (the same
     dataset file): classification, the share of rows whose predicted class is the same (%);
-    regression, the largest difference of the predicted scores. ``score_diff`` is left to the
-    caller (NaN here)."""
+    regression, the largest difference of the predicted scores; with ``score_diff`` as given.
+    ``what`` names the two in an error."""
     if (
         len(mine) != len(reference)
         or not (mine["idx"].to_numpy() == reference["idx"].to_numpy()).all()
@@ -160,12 +162,12 @@ def agreement_of(mine: pd.DataFrame, reference: pd.DataFrame, what: str) -> resu
     if "prediction" in mine.columns:
         same = mine["prediction"].to_numpy() == reference["prediction"].to_numpy()
         share = 100.0 * same.mean() if len(same) else math.nan
-        return results.Agreement(agreement_pct=share, max_abs_diff=math.nan, score_diff=math.nan)
+        return results.Agreement(agreement_pct=share, max_abs_diff=math.nan, score_diff=score_diff)
     difference = np.abs(
         mine["score"].to_numpy(dtype=np.float64) - reference["score"].to_numpy(dtype=np.float64)
     )
     largest = float(difference.max()) if len(difference) else math.nan
-    return results.Agreement(agreement_pct=math.nan, max_abs_diff=largest, score_diff=math.nan)
+    return results.Agreement(agreement_pct=math.nan, max_abs_diff=largest, score_diff=score_diff)
 
 
 def read_predictions(model: str, dtype: str, dataset: str) -> pd.DataFrame:

@@ -81,13 +81,16 @@ def schema_error(error: Exception, config_files: list[str]) -> str:
     ``snakemake.utils.validate``) carries: the config file holding the key, the key path, the
     problem, and for an unknown key the nearest valid one. ``error`` itself, said in one line,
     when it carries no schema error."""
-    from jsonschema.exceptions import ValidationError
+    from jsonschema.exceptions import ValidationError, best_match
 
     found = error  # Snakemake raises its WorkflowError while handling jsonschema's error
     while found is not None and not isinstance(found, ValidationError):
         found = found.__cause__ or found.__context__
     if found is None:
         return " ".join(str(error).split())
+    # A value that fits none of a key's forms (a dtype: a name or a list of names): the error
+    # of the form it comes nearest, not "is not valid under any of the given schemas".
+    found = best_match([found])
     path = list(found.absolute_path)
     if found.validator == "additionalProperties":
         allowed = list(found.schema.get("properties", {}))
