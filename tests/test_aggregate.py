@@ -12,6 +12,7 @@ from glueperf.aggregate import (
     COVERAGE,
     CROSS_TASK,
     GLUE_AVERAGE,
+    agreement,
     glue_summary,
     is_cross_task,
     performance_table,
@@ -312,3 +313,83 @@ def test_a_model_without_a_family_is_its_own_row(metrics_files):
     paths, _ = metrics_files
     table = performance_table(read_metrics(paths), families={"m2": "bert-base"})
     assert table["family"].tolist() == ["m1", "m1", "bert-base", "bert-base"]
+
+
+# --- agreement with float32 ----------------------------------------------------------------------
+
+
+def classes(predictions) -> pd.DataFrame:
+    return pd.DataFrame({"idx": range(len(predictions)), "prediction": predictions})
+
+
+def scores(values) -> pd.DataFrame:
+    return pd.DataFrame({"idx": range(len(values)), "score": values})
+
+
+def compared(rows, predictions: dict) -> tuple[pd.DataFrame, list]:
+    """agreement() of metrics rows (model, dtype, dataset, score) against hand-made predictions
+    (model, dtype, dataset) -> table, and the predictions it read."""
+    metrics = pd.DataFrame(rows, columns=["model", "dtype", "dataset", "score"])
+    read = []
+
+    def reader(*key):
+        read.append(key)
+        return predictions[key]
+
+    return agreement(metrics, reader), read
+
+
+def test_agreement_is_the_share_of_rows_predicted_alike_and_the_score_difference():
+    rows = [("m", "float32", "d", 80.0), ("m", "bfloat16", "d", 77.5), ("m", "float16", "d", 80.0)]
+    predictions = {
+        ("m", "float32", "d"): classes([0, 1, 1, 0]),
+        ("m", "bfloat16", "d"): classes([0, 1, 0, 0]),  # one row of four differs
+        ("m", "float16", "d"): classes([0, 1, 1, 0]),
+    }
+    found, _ = compared(rows, predictions)
+    assert found["agreement_pct"].tolist()[1:] == [75.0, 100.0]
+    assert found["score_diff"].tolist()[1:] == [-2.5, 0.0]
+    assert found.iloc[0].isna().all()  # float32 itself: nothing to compare
+    assert found["max_abs_diff"].isna().all()  # classification
+
+
+def test_regression_agreement_is_the_largest_difference_of_the_scores():
+    rows = [("r", "bfloat16", "stsb", 88.0), ("r", "float32", "stsb", 88.25)]
+    predictions = {
+        ("r", "float32", "stsb"): scores([1.0, 2.5, 4.0]),
+        ("r", "bfloat16", "stsb"): scores([1.0, 2.25, 4.125]),
+    }
+    found, _ = compared(rows, predictions)
+    assert found.loc[0, "max_abs_diff"] == 0.25 and found.loc[0, "score_diff"] == -0.25
+    assert math.isnan(found.loc[0, "agreement_pct"]) and found.iloc[1].isna().all()
+
+
+def test_without_a_float32_sibling_nothing_is_compared_or_read():
+    rows = [
+        ("m", "bfloat16", "d", 80.0),
+        ("m", "float32", "other", 70.0),
+        ("n", "float32", "d", 1.0),
+    ]
+    found, read = compared(rows, {})
+    assert found.isna().all().all() and read == []
+
+
+def test_predictions_of_other_rows_are_refused_naming_the_evaluations():
+    rows = [("m", "float32", "d", 80.0), ("m", "bfloat16", "d", 80.0)]
+    predictions = {("m", "float32", "d"): classes([0, 1]), ("m", "bfloat16", "d"): classes([0])}
+    with pytest.raises(GlueperfError, match=r"m \(bfloat16 against float32\) on d"):
+        compared(rows, predictions)
+
+
+def test_the_table_holds_the_agreement_columns_and_a_precision_is_never_averaged():
+    rows = [
+        {**metrics_row("m", "sst2", 1), "dtype": dtype, "glue_task": "sst2", "score": score}
+        for dtype, score in (("float32", 90.0), ("bfloat16", 80.0))
+    ]
+    agreed = pd.DataFrame({"agreement_pct": [math.nan, 97.5]})
+    agreed["max_abs_diff"], agreed["score_diff"] = math.nan, [math.nan, -10.0]
+    table = performance_table(pd.DataFrame(rows), agreement=agreed)
+    assert table["agreement_pct"].tolist()[1] == 97.5 and table["score_diff"].tolist()[1] == -10
+    summary = glue_summary(table)
+    assert summary["Model"].tolist() == ["m · float32", "m · bfloat16"]
+    assert summary.iloc[:, 1].tolist() == [90.0, 80.0]

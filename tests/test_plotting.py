@@ -27,6 +27,7 @@ from glueperf.aggregate import (
 )
 from glueperf.plotting import (
     ALL_PLOTS,
+    BEST_CHOICE,
     CROSS_TASK_HATCH,
     CROSS_TASK_LABEL,
     FIGURES,
@@ -34,13 +35,17 @@ from glueperf.plotting import (
     NO_GLUE_SUMMARY,
     NO_LABELS,
     NOT_FOR_REGRESSION,
+    NOT_MEASURED,
     PLOTS,
+    TOO_FEW_REQUESTS,
+    TRADE_OFFS,
     UNDEFINED,
     VALUES_LEFT_OUT,
     figure_files,
     footnote_lines,
     grouped_bars,
     missing_reason,
+    pareto_front,
     plot_all,
     plot_one,
 )
@@ -56,6 +61,8 @@ UNITS = {
     "inference_time": "s",
     "memory_usage": "MiB",
     "throughput": "sentences/s",
+    "latency": "ms",
+    "energy": "J per 1,000 sentences",
 }
 
 
@@ -85,6 +92,10 @@ def metrics_row(model, dataset, rng, labeled=True, **fields) -> dict:
         "inference_time_s": float(rng.uniform(0.5, 3)),
         "throughput_eps": float(rng.uniform(200, 5000)),
         "peak_rss_mb": float(rng.uniform(300, 900)),
+        "latency_requests": 1000,
+        "latency_p50_ms": (p50 := float(rng.uniform(2, 20))),
+        "latency_p99_ms": 1.5 * p50,
+        "energy_j_per_1k": float(rng.uniform(10, 100)),
         "label_mapping": "by name: NEGATIVE->negative, POSITIVE->positive",
         **fields,
     }
@@ -196,7 +207,7 @@ def test_figure_files_are_a_png_then_each_vector_format_for_every_figure():
         "results/plots/score.pdf",
         "results/plots/score.svg",
     ]
-    assert list(figure_files()) == list(FIGURES) == [*PLOTS, "glue_summary"]
+    assert list(figure_files()) == list(FIGURES) == [*PLOTS, *TRADE_OFFS, "glue_summary"]
     with pytest.raises(ValueError, match="eps"):
         figure_files(["eps"])
 
@@ -206,7 +217,7 @@ def test_plot_all_draws_every_plot_and_the_glue_summary(table, summary, tmp_path
     figures_before = set(plt.get_fignums())
     plot_all(table, summary, paths)
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(
-        f"{stem}.png" for stem in [*PLOTS, "glue_summary"]
+        f"{stem}.png" for stem in ALL_PLOTS
     )  # and no temporary file
     for (path,) in paths.values():
         assert path.read_bytes()[:8] == PNG_SIGNATURE
@@ -231,7 +242,13 @@ def figure_texts(figure) -> tuple[set[str], set[str]]:
     needed = lines(figure.texts) | lines(t for g in figure.legends for t in g.get_texts())
     for axes in figure.axes:
         needed |= lines([axes.title, axes.xaxis.label, axes.yaxis.label, *axes.texts])
-        needed |= lines(axes.get_xticklabels() if axes.get_xlim()[1] > 1 else [])
+        low, high = sorted(axes.get_xlim())
+        shown = [
+            label
+            for label, tick in zip(axes.get_xticklabels(), axes.get_xticks(), strict=True)
+            if low <= tick <= high  # an automatic axis has ticks beyond its ends, not drawn
+        ]
+        needed |= lines(shown if high > 1 else [])
     return needed, lines(figure.findobj(matplotlib.text.Text))
 
 
@@ -336,7 +353,7 @@ def test_grouped_bars_has_title_units_and_one_bar_series_per_model(table, stem):
 
     series = bar_series(figure)
     assert [s.get_label() for s in series] == MODELS
-    assert legend_texts(figure) == MODELS
+    assert legend_texts(figure) == MODELS + [chart.marks_label] * bool(chart.marks)
     labels = texts(figure)
     for model, bars in zip(MODELS, series, strict=True):
         assert len(bars) == len(DATASETS)  # every model ran on every dataset
@@ -425,10 +442,12 @@ def test_a_cross_task_evaluation_is_marked_on_the_figure(own_tasks):
     assert CROSS_TASK_LABEL not in legend_texts(figure)
 
 
-def test_the_series_come_from_one_function(own_tasks, monkeypatch):
-    """A series of another kind (model and dtype, say) is one change: series_label."""
+def test_a_model_in_several_dtypes_makes_every_series_model_and_dtype(own_tasks):
+    """One model in two precisions: every series is "model · dtype" (series_labels, the one
+    place that decides), in the bars and the legend; with one dtype per model, the model."""
+    assert plotting.series_labels(own_tasks.assign(dtype="float32")) == own_tasks["Model"].tolist()
     own_tasks["dtype"] = ["float32", "bfloat16", "float32", "float32", "float32"]
-    monkeypatch.setattr(plotting, "series_label", lambda row: f"{row['Model']} · {row['dtype']}")
+    own_tasks["Model"] = ["minilm-sst2"] * 2 + own_tasks["Model"].tolist()[2:]
     figure = grouped_bars(own_tasks, PLOTS["throughput"])
     assert [s.get_label() for s in bar_series(figure)] == [
         "minilm-sst2 · float32",
@@ -490,7 +509,7 @@ def test_reading_the_table_keeps_names_that_look_like_missing_values(table, tmp_
 
 def many_table(n_datasets: int, models) -> pd.DataFrame:
     """n_datasets x models, with long dataset names and values over three orders of magnitude."""
-    rng = np.random.default_rng(3)
+    rng, measured = np.random.default_rng(3), np.random.default_rng(4)
     rows = []
     for model in models:
         for number in range(n_datasets):
@@ -505,6 +524,10 @@ def many_table(n_datasets: int, models) -> pd.DataFrame:
                     "accuracy_ci_low_pct": accuracy - 3,
                     "accuracy_ci_high_pct": min(100.0, accuracy + 2),
                     "throughput_eps": float(10 ** rng.uniform(2, 4.5)),
+                    # From a generator of their own: the other columns' values stay.
+                    "latency_p50_ms": (p50 := float(10 ** measured.uniform(0, 2))),
+                    "latency_p99_ms": 2 * p50,
+                    "energy_j_per_1k": float(measured.uniform(5, 500)),
                     "Metric": "mcc",
                     "Score": accuracy - 50,
                     "score_ci_low": accuracy - 53,
@@ -574,8 +597,8 @@ def test_twenty_models_on_nine_datasets_stay_legible(stem):
     assert len(figure.axes) > 1
     assert len({axes.get_ylim() for axes in figure.axes}) == 1
     assert figure.get_figwidth() / figure.get_figheight() < 2
-    # Twenty colours, each model its own, named once in the legend.
-    assert legend_texts(figure) == models
+    # Twenty colours, each model its own, named once in the legend (then the chart's marks).
+    assert legend_texts(figure) == models + [PLOTS[stem].marks_label] * bool(PLOTS[stem].marks)
     colours = {s.get_label(): s.patches[0].get_facecolor() for s in bar_series(figure)}
     assert len(set(colours.values())) == 20
     values = [t for t in texts(figure) if t[0].isdigit() or t[0] == "-"]
@@ -688,3 +711,157 @@ def test_the_glue_summary_notes_the_cross_task_evaluations_it_leaves_out(own_tas
     assert not [h for h in headers if "rte" in h]
     (note,) = figure.texts
     assert "rte-validation (minilm-mrpc)" in " ".join(note.get_text().split())
+
+
+# --- latency, energy and the trade-offs ---------------------------------------------------------
+
+
+def latency_table(tmp_path) -> pd.DataFrame:
+    """Three evaluations: p50 and p99 measured; p50 alone (too few requests for p99); and
+    latency turned off (no request)."""
+    rng = np.random.default_rng(5)
+    rows = [
+        metrics_row("alpha", "sst2-validation", rng, latency_p50_ms=4.0, latency_p99_ms=9.0),
+        metrics_row("beta", "sst2-validation", rng, latency_p50_ms=3.0, latency_p99_ms=math.nan),
+        metrics_row(
+            "gamma",
+            "sst2-validation",
+            rng,
+            latency_requests=0,
+            latency_p50_ms=math.nan,
+            latency_p99_ms=math.nan,
+        ),
+    ]
+    return table_of(rows, tmp_path)
+
+
+def test_latency_bars_are_p50_and_marks_are_p99_where_measured(tmp_path):
+    figure = grouped_bars(latency_table(tmp_path), PLOTS["latency"])
+    (axes,) = figure.axes
+    assert [bar.get_height() for bar in bars_of(figure)] == [4.0, 3.0, 0.0]
+    marks = [line for line in axes.lines if line.get_marker() == "_"]
+    drawn = [(x, y) for line in marks for x, y in line.get_xydata() if not math.isnan(y)]
+    assert drawn == [(0.0, 9.0)]  # over alpha's bar alone
+    assert [t for t in texts(figure) if not t[0].isdigit()] == [NOT_MEASURED]
+    assert legend_texts(figure)[-1] == "p99"
+    (note,) = figure.texts
+    assert "No p99 mark where too few requests ran" in note.get_text()
+    assert "sst2-validation (beta)" in " ".join(note.get_text().split())
+
+
+@pytest.mark.parametrize(
+    ("fields", "column", "reason"),
+    [
+        ({"latency_requests": 30}, "latency_p99_ms", TOO_FEW_REQUESTS),
+        ({"latency_requests": 0}, "latency_p50_ms", NOT_MEASURED),
+        ({"device": "cpu"}, "energy_j_per_1k", "CPU"),
+        ({"device": "cuda"}, "energy_j_per_1k", NOT_MEASURED),
+    ],
+)
+def test_latency_and_energy_say_why_they_are_missing(fields, column, reason):
+    assert missing_reason(pd.Series(fields), column) == reason
+
+
+def test_energy_on_a_cpu_shows_why_and_no_scale(tmp_path):
+    rng = np.random.default_rng(6)
+    rows = [metrics_row(m, "sst2-validation", rng, energy_j_per_1k=math.nan) for m in MODELS]
+    table = table_of([{**row, "device": "cpu"} for row in rows], tmp_path)
+    figure = grouped_bars(table, PLOTS["energy"])
+    assert texts(figure) == ["CPU"]  # one reason over the three empty slots
+    assert list(figure.axes[0].get_yticks()) == []
+
+
+def test_a_measured_figure_names_the_threads_it_was_measured_with(table):
+    table["device"], table["device_name"], table["dtype"] = "cpu", "Xeon", "float32"
+    table["torch_threads"], table["tokenizer_threads"] = 4, 4
+    assert footnote_lines(table, PLOTS["throughput"]) == [
+        "Measured on Xeon (cpu, float32, 4 threads)"
+    ]
+    table.loc[0, "tokenizer_threads"] = 16
+    assert footnote_lines(table, PLOTS["latency"])[0] == (
+        "Measured on Xeon (cpu, float32, 4 threads, tokenizer 16); Xeon (cpu, float32, 4 threads)"
+    )
+    assert footnote_lines(table, PLOTS["score"]) == []  # not measured on a machine
+
+
+def test_the_pareto_front_is_the_points_no_other_beats_in_both():
+    scores = [90, 89, 80, 95, 80]
+    throughput = [100, 300, 200, 50, 200]
+    assert pareto_front(scores, throughput, higher_is_better=True).tolist() == [
+        True,
+        True,
+        False,  # 89 at 300 beats it in both
+        True,
+        False,  # equal to the one before it, and beaten as it is
+    ]
+    # Latency: lower is better, so the slowest of equal scores is beaten.
+    assert pareto_front([80, 80, 70], [5.0, 9.0, 1.0], higher_is_better=False).tolist() == [
+        True,
+        False,
+        True,
+    ]
+
+
+def tradeoff_table(tmp_path) -> pd.DataFrame:
+    """On sst2-validation: alpha in float32 and bfloat16, beta (beaten by alpha in bfloat16 in
+    score and throughput), gamma (best score, slowest); sst2-test has no labels."""
+    rng = np.random.default_rng(7)
+    points = [
+        ("alpha", "float32", 90.0, 100.0),
+        ("alpha", "bfloat16", 89.0, 300.0),
+        ("beta", "float32", 80.0, 200.0),
+        ("gamma", "float32", 95.0, 50.0),
+    ]
+    rows = [
+        metrics_row(model, "sst2-validation", rng, dtype=dtype, score=score, throughput_eps=speed)
+        for model, dtype, score, speed in points
+    ]
+    rows.append(metrics_row("beta", UNLABELED, rng, labeled=False, dtype="float32"))
+    return table_of(rows, tmp_path)
+
+
+def outlined(points) -> bool:
+    """Whether a scatter's points are outlined in black (a best choice)."""
+    edges = points.get_edgecolor()
+    return len(edges) > 0 and edges[0][:3].tolist() == [0, 0, 0]
+
+
+def test_the_tradeoff_draws_a_point_per_evaluation_and_outlines_the_best_choices(tmp_path):
+    figure = FIGURES["tradeoff_throughput"].draw(tradeoff_table(tmp_path), None)
+    (axes,) = figure.axes  # sst2-test has no score: no panel
+    points = [(tuple(c.get_offsets()[0]), outlined(c)) for c in axes.collections]
+    assert sorted(points) == [
+        ((50.0, 95.0), True),
+        ((100.0, 90.0), True),
+        ((200.0, 80.0), False),
+        ((300.0, 89.0), True),
+    ]
+    (front,) = [line for line in axes.lines if line.get_linestyle() == "--"]
+    assert front.get_xydata().tolist() == [[50.0, 95.0], [100.0, 90.0], [300.0, 89.0]]
+    note = " ".join(" ".join(t.get_text() for t in figure.texts).split())
+    assert (
+        "sst2-validation: gamma · float32, alpha · float32, alpha · bfloat16" in note
+    )  # each series with its dtype: alpha ran in two
+    assert "Left out: sst2-test (no labels)" in note
+    assert "alpha · bfloat16" in legend_texts(figure) and legend_texts(figure)[-1] == BEST_CHOICE
+
+
+def test_the_latency_tradeoff_prefers_the_lower_p99_and_names_the_missing(tmp_path):
+    table = tradeoff_table(tmp_path)
+    table["latency_p99_ms"] = [5.0, 3.0, 4.0, math.nan, math.nan]
+    figure = FIGURES["tradeoff_latency"].draw(table, None)
+    (axes,) = figure.axes
+    best = [tuple(c.get_offsets()[0]) for c in axes.collections if outlined(c)]
+    assert sorted(best) == [(3.0, 89.0), (5.0, 90.0)]  # beta (4 ms, 80) beaten by 3 ms, 89
+    note = " ".join(" ".join(t.get_text() for t in figure.texts).split())
+    assert "No point, no latency_p99_ms (too few requests): sst2-validation (gamma · float32)" in (
+        note.replace("\N{NO-BREAK SPACE}", " ")
+    )
+
+
+def test_a_tradeoff_without_any_point_is_a_note_saying_why(tmp_path):
+    rng = np.random.default_rng(8)
+    table = table_of([metrics_row("alpha", UNLABELED, rng, labeled=False)], tmp_path)
+    figure = FIGURES["tradeoff_throughput"].draw(table, None)
+    assert not figure.axes
+    assert "sst2-test (no labels)" in " ".join(t.get_text() for t in figure.texts)

@@ -789,17 +789,14 @@ def tradeoff_figure(table: pd.DataFrame, chart: TradeOff):
     columns = min(len(panels), PANELS_PER_ROW)
     grid_rows = math.ceil(len(panels) / columns)
     legend_columns, legend_width = legend_inches(names, [BEST_CHOICE])
-    width = max(MIN_WIDTH, PANEL_WIDTH * columns + legend_width)
+    # Whole tenths of an inch: whole pixels at DPI, the same size in every format.
+    width = math.ceil(10 * max(MIN_WIDTH, PANEL_WIDTH * columns + legend_width)) / 10
     lines = tradeoff_notes(table, chart, series, usable, panels, left_out)
     note = wrapped(lines, width)
     note_inches = NOTE_LINE_INCHES * (note.count("\n") + 1) + 0.1
+    height = math.ceil(10 * (PANEL_HEIGHT * grid_rows + note_inches)) / 10
     plt = pyplot()
-    figure, grid = plt.subplots(
-        grid_rows,
-        columns,
-        figsize=(width, PANEL_HEIGHT * grid_rows + note_inches),
-        squeeze=False,
-    )
+    figure, grid = plt.subplots(grid_rows, columns, figsize=(width, height), squeeze=False)
     metrics = table.dropna(subset=["Metric"]).groupby("Dataset", sort=False)["Metric"].first()
     for axes, dataset in zip(grid.flat, panels, strict=False):
         members = np.flatnonzero((datasets == dataset) & usable)
@@ -827,7 +824,7 @@ def tradeoff_figure(table: pd.DataFrame, chart: TradeOff):
         axes.grid(alpha=0.3)
         axes.tick_params(labelsize=8)
     for axes in grid.flat[len(panels) :]:
-        axes.set_visible(False)
+        axes.remove()
     title = figure.suptitle(chart.title, fontsize=11, x=0.01, ha="left")
     handles = [series_point(name, colours[name]) for name in names] if len(names) > 1 else []
     handles.append(series_point(BEST_CHOICE, "white", best=True))

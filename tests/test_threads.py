@@ -1,0 +1,49 @@
+"""The CPU threads an evaluation uses, as every metrics row records them: torch's follow the job's
+threads (Snakemake caps them at --cores) unless evaluation.threads pins them, the Rust
+tokenizer's too when pinned (RAYON_NUM_THREADS), and what the tokenizer uses is read back from
+the same settings it reads."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from glueperf.evaluation import tokenizer_threads
+from glueperf.infra.evaluate_job import use_threads
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"RAYON_NUM_THREADS": "3"}, 3),
+        ({"RAYON_NUM_THREADS": "3", "TOKENIZERS_PARALLELISM": "false"}, 1),
+        ({"TOKENIZERS_PARALLELISM": "0"}, 1),
+        ({"RAYON_NUM_THREADS": "0"}, len(os.sched_getaffinity(0))),  # rayon's "default"
+        ({}, len(os.sched_getaffinity(0))),
+    ],
+)
+def test_the_tokenizers_threads_are_what_its_settings_make_them(env, expected):
+    assert tokenizer_threads(env) == expected
+
+
+@pytest.fixture
+def threads_kept():
+    """This process's threads and RAYON_NUM_THREADS, as they were, after the test."""
+    before, variable = torch.get_num_threads(), os.environ.pop("RAYON_NUM_THREADS", None)
+    yield
+    torch.set_num_threads(before)
+    os.environ.pop("RAYON_NUM_THREADS", None)
+    if variable is not None:
+        os.environ["RAYON_NUM_THREADS"] = variable
+
+
+def test_without_a_pinned_count_torch_takes_the_jobs_threads(threads_kept):
+    use_threads(None, 1)
+    assert torch.get_num_threads() == 1 and "RAYON_NUM_THREADS" not in os.environ
+
+
+def test_a_pinned_count_sets_torch_and_the_tokenizer_whatever_the_jobs_threads(threads_kept):
+    use_threads(2, 1)
+    assert torch.get_num_threads() == 2 and tokenizer_threads() == 2
