@@ -827,7 +827,7 @@ def outlined(points) -> bool:
 
 
 def test_the_tradeoff_draws_a_point_per_evaluation_and_outlines_the_best_choices(tmp_path):
-    figure = FIGURES["tradeoff_throughput"].draw(tradeoff_table(tmp_path), None)
+    figure = FIGURES["score_vs_throughput"].draw(tradeoff_table(tmp_path), None)
     (axes,) = figure.axes  # sst2-test has no score: no panel
     points = [(tuple(c.get_offsets()[0]), outlined(c)) for c in axes.collections]
     assert sorted(points) == [
@@ -849,7 +849,7 @@ def test_the_tradeoff_draws_a_point_per_evaluation_and_outlines_the_best_choices
 def test_the_latency_tradeoff_prefers_the_lower_p99_and_names_the_missing(tmp_path):
     table = tradeoff_table(tmp_path)
     table["latency_p99_ms"] = [5.0, 3.0, 4.0, math.nan, math.nan]
-    figure = FIGURES["tradeoff_latency"].draw(table, None)
+    figure = FIGURES["score_vs_latency"].draw(table, None)
     (axes,) = figure.axes
     best = [tuple(c.get_offsets()[0]) for c in axes.collections if outlined(c)]
     assert sorted(best) == [(3.0, 89.0), (5.0, 90.0)]  # beta (4 ms, 80) beaten by 3 ms, 89
@@ -862,6 +862,6 @@ def test_the_latency_tradeoff_prefers_the_lower_p99_and_names_the_missing(tmp_pa
 def test_a_tradeoff_without_any_point_is_a_note_saying_why(tmp_path):
     rng = np.random.default_rng(8)
     table = table_of([metrics_row("alpha", UNLABELED, rng, labeled=False)], tmp_path)
-    figure = FIGURES["tradeoff_throughput"].draw(table, None)
+    figure = FIGURES["score_vs_throughput"].draw(table, None)
     assert not figure.axes
     assert "sst2-test (no labels)" in " ".join(t.get_text() for t in figure.texts)

@@ -143,14 +143,14 @@ class TradeOff:
 
 
 TRADE_OFFS = {
-    "tradeoff_throughput": TradeOff(
+    "score_vs_throughput": TradeOff(
         table_name("throughput_eps"),
         "Throughput (sentences/s)",
         "Official score against throughput",
         higher_is_better=True,
         better="has a higher throughput",
     ),
-    "tradeoff_latency": TradeOff(
+    "score_vs_latency": TradeOff(
         table_name("latency_p99_ms"),
         "p99 single-request latency (ms)",
         "Official score against p99 single-request latency",
