@@ -229,15 +229,18 @@ def claim_device(requested, job, report):
     raise SystemExit(0)
 
 devices.claim_device = claim_device
-fetch.provenance_fields = lambda *inputs: {{}}
+fetch.provenance_fields = lambda *inputs: dict.fromkeys(
+    ["model_commit", "model_weights_sha256", "dataset_commit", "dataset_sha256"], ""
+)
 read = []
-evaluation.read_data = lambda path, spec: read.append(path) or types.SimpleNamespace(data=None)
+evaluation.read_data = lambda path, *spec: read.append(path) or types.SimpleNamespace(data=None)
 evaluation.check_task_fits_before_loading = lambda *args: None  # tests/test_preflight.py
+model = {{"model_dir": "m", "source": "m", "revision": None, "trust_remote_code": False}}
 job = types.SimpleNamespace(
     params=types.SimpleNamespace(
-        settings={{"device": "auto"}}, model={{"model_dir": "m"}}, dataset={{}}
+        settings={{"device": "auto"}}, model=model, dataset={{}}, path="d.parquet"
     ),
-    wildcards=types.SimpleNamespace(model="m", dataset="d"),
+    wildcards=types.SimpleNamespace(model="m", dtype="float32", dataset="d"),
     input=types.SimpleNamespace(
         data="d.parquet", summary=None, model_provenance=None, prepared="nowhere"
     ),
