@@ -198,10 +198,10 @@ def test_an_evaluation_checks_its_model_and_dataset_before_it_claims_its_device(
     job = types.SimpleNamespace(
         params=types.SimpleNamespace(
             settings={"device": "cpu"},
-            model={"model_dir": str(three_classes)},
+            model={"model_dir": str(three_classes), "trust_remote_code": False},
             dataset={"label_names": ["bad", "good"], "label_names_from_config": True},
         ),
-        wildcards=types.SimpleNamespace(model="m", dataset="d"),
+        wildcards=types.SimpleNamespace(model="m", dtype="float32", dataset="d"),
         input=types.SimpleNamespace(
             data=path, summary=None, model_provenance=None, prepared=str(tmp_path / "none")
         ),
