@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     figures = {"loop": args.loop, "imports_s": since_start(), "models": []}
     print(f"imports done: {figures['imports_s']:.2f} s ({args.loop} loop)", flush=True)
     config = yaml.safe_load(Path(args.config).read_text())
-    kept = {}  # (model, dataset) -> what --compare checks, after the timed run
+    kept = {}  # (model, dtype, dataset) -> what --compare checks, after the timed run
     for name, entry in config["models"].items():
         settings = evaluation_settings(config, entry)
         device = resolve_device(args.device or settings["device"])
@@ -147,7 +147,7 @@ def main(argv=None) -> int:
                 {"dataset": dataset, "rows": len(data.texts), **timing, "score": score}
             )
             row["datasets"][-1]["at_s"] = since_start()
-            kept[name, dataset] = (outputs, mapping is None)
+            kept[name, settings["dtype"], dataset] = (outputs, mapping is None)
             print(
                 f"  {dataset}: {len(data.texts)} rows, read {read_s:.2f} s, run {run_s:.2f} s, "
                 f"score {score:.2f}, at {since_start():.2f} s",
@@ -179,8 +179,8 @@ def compare(kept: dict, directory: Path) -> list[dict]:
     import pyarrow.parquet as pq
 
     found = []
-    for (model, dataset), (outputs, regression) in kept.items():
-        path = directory / model / f"{dataset}.parquet"
+    for (model, dtype, dataset), (outputs, regression) in kept.items():
+        path = directory / model / dtype / f"{dataset}.parquet"  # as results/predictions/
         entry = {"model": model, "dataset": dataset}
         if not path.is_file():
             print(f"COMPARE {model}/{dataset}: {path} missing")

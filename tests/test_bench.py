@@ -189,7 +189,9 @@ def glue_like_run(tmp_path_factory, varied_model):
                 ModelHandle(model["source"], prepared_dir=prepared),
                 Settings(device="cpu"),
             )
-            write_predictions(evaluation.predictions, predictions / name / f"{dataset}.parquet")
+            write_predictions(
+                evaluation.predictions, predictions / name / "float32" / f"{dataset}.parquet"
+            )
     return base / "config.yaml", predictions
 
 
@@ -229,17 +231,19 @@ def test_glue_one_process_names_predictions_that_differ(glue_like_run, tmp_path)
     from glue_one_process import compare
 
     _, predictions = glue_like_run
-    expected = pq.read_table(predictions / "classifier" / "single.parquet").column("prediction")
+    single = predictions / "classifier" / "float32" / "single.parquet"
+    expected = pq.read_table(single).column("prediction")
     outputs = expected.to_numpy().copy()
-    found = compare({("classifier", "single"): (outputs, False)}, predictions)
+    found = compare({("classifier", "float32", "single"): (outputs, False)}, predictions)
     assert found[0]["equal"] and found[0]["match"] and found[0]["agree_pct"] == 100.0
     outputs[3] = 1 - outputs[3]
-    found = compare({("classifier", "single"): (outputs, False)}, predictions)
+    found = compare({("classifier", "float32", "single"): (outputs, False)}, predictions)
     assert not found[0]["match"] and found[0]["agree_pct"] == 100.0 * 49 / 50
-    found = compare({("classifier", "missing"): (outputs, False)}, predictions)
+    found = compare({("classifier", "float32", "missing"): (outputs, False)}, predictions)
     assert not found[0]["match"] and found[0]["missing"]
-    scores = pq.read_table(predictions / "regressor" / "scores.parquet").column("score").to_numpy()
-    found = compare({("regressor", "scores"): (scores + 1e-3, True)}, predictions)
+    regressor = predictions / "regressor" / "float32" / "scores.parquet"
+    scores = pq.read_table(regressor).column("score").to_numpy()
+    found = compare({("regressor", "float32", "scores"): (scores + 1e-3, True)}, predictions)
     assert not found[0]["match"] and found[0]["max_abs_diff"] == pytest.approx(1e-3, rel=1e-3)
 
 

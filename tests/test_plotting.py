@@ -745,7 +745,7 @@ def test_latency_bars_are_p50_and_marks_are_p99_where_measured(tmp_path):
     assert [t for t in texts(figure) if not t[0].isdigit()] == [NOT_MEASURED]
     assert legend_texts(figure)[-1] == "p99"
     (note,) = figure.texts
-    assert "No p99 mark where too few requests ran" in note.get_text()
+    assert "No p99 mark: too few requests ran for it" in note.get_text()
     assert "sst2-validation (beta)" in " ".join(note.get_text().split())
 
 

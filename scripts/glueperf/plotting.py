@@ -40,7 +40,8 @@ class BarChart:
     value depends on the machine, and the footnote names the device, dtype and threads.
     ``scored``: the value compares predictions with labels, so a cross-task evaluation's bar is
     hatched. ``marks``: another column drawn as a mark on each bar (its legend entry
-    ``marks_label``), e.g. p99 latency over p50's bar. Columns by their names in the table.
+    ``marks_label``; ``marks_missing``: the footnote's words for bars without one), e.g. p99
+    latency over p50's bar. Columns by their names in the table.
     """
 
     column: str
@@ -52,6 +53,7 @@ class BarChart:
     scored: bool = False
     marks: str | None = None
     marks_label: str = ""
+    marks_missing: str = ""
 
     def draw(self, table: pd.DataFrame, summary: pd.DataFrame):
         return grouped_bars(table, self)
@@ -111,6 +113,7 @@ PLOTS = {
         measured=True,
         marks=table_name("latency_p99_ms"),
         marks_label="p99",
+        marks_missing="too few requests ran for it (latency_note says how many it needs)",
     ),
     "energy": BarChart(
         table_name("energy_j_per_1k"),
@@ -136,7 +139,7 @@ class TradeOff:
     xlabel: str
     title: str
     higher_is_better: bool
-    better: str  # "faster", in the footnote's "scores higher and is faster"
+    measure: str  # what the footnote calls the column, with which way is better
 
     def draw(self, table: pd.DataFrame, summary: pd.DataFrame):
         return tradeoff_figure(table, self)
@@ -148,14 +151,14 @@ TRADE_OFFS = {
         "Throughput (sentences/s)",
         "Official score against throughput",
         higher_is_better=True,
-        better="has a higher throughput",
+        measure="throughput (higher is better)",
     ),
     "score_vs_latency": TradeOff(
         table_name("latency_p99_ms"),
         "p99 single-request latency (ms)",
         "Official score against p99 single-request latency",
         higher_is_better=False,
-        better="has a lower p99 latency",
+        measure="p99 latency (lower is better)",
     ),
 }
 # Every figure the pipeline draws, by stem: the one registry of plot names. One job of rule
@@ -341,8 +344,8 @@ def listed(items: list[str], shown: int = SHOWN_IN_NOTE) -> str:
 
 def footnote_lines(table: pd.DataFrame, chart: BarChart) -> list[str]:
     """What the figure alone must say: the series when there is only one (no legend then), for
-    measurements the device and dtype, for scores the cross-task evaluations (hatched), and
-    runs that truncated many sentences."""
+    measurements the device, dtype and threads, the bars without a mark and why, for scores the
+    cross-task evaluations (hatched), and runs that truncated many sentences."""
     series = list(dict.fromkeys(series_labels(table)))
     first = []
     if len(series) == 1:
@@ -353,12 +356,13 @@ def footnote_lines(table: pd.DataFrame, chart: BarChart) -> list[str]:
     names = evaluation_names(table)
     if chart.marks:
         values, marks = column_values(table, chart.column), column_values(table, chart.marks)
-        unmarked = [n for n, v, m in zip(names, values, marks, strict=True) if v == v and m != m]
+        unmarked = [
+            name
+            for name, value, mark in zip(names, values, marks, strict=True)
+            if not math.isnan(value) and math.isnan(mark)
+        ]
         if unmarked:
-            lines.append(
-                f"No {chart.marks_label} mark where too few requests ran for it (latency_note "
-                f"says how many it needs): {listed(unmarked)}"
-            )
+            lines.append(f"No {chart.marks_label} mark: {chart.marks_missing}: {listed(unmarked)}")
     if chart.scored:
         crossed = cross_task(table)
         if crossed.any():
@@ -838,10 +842,10 @@ def tradeoff_figure(table: pd.DataFrame, chart: TradeOff):
     )
     text = figure.text(0.01, 0.01, note, fontsize=NOTE_FONTSIZE, color="0.35", va="bottom")
     renderer = figure.canvas.get_renderer()
-    height = figure.get_figheight() * figure.dpi
-    right = 1 - (legend.get_window_extent(renderer).width + 8) / (width * figure.dpi)
-    low = (text.get_window_extent(renderer).height + 8) / height
-    top = 1 - (title.get_window_extent(renderer).height + 8) / height
+    pixels_wide, pixels_high = width * figure.dpi, height * figure.dpi
+    right = 1 - (legend.get_window_extent(renderer).width + 8) / pixels_wide
+    low = (text.get_window_extent(renderer).height + 8) / pixels_high
+    top = 1 - (title.get_window_extent(renderer).height + 8) / pixels_high
     figure.tight_layout(rect=(0, low, right, top))
     return figure
 
@@ -871,8 +875,8 @@ def tradeoff_notes(table, chart: TradeOff, series, usable, panels, left_out) -> 
         chosen = [series[i] for i in members[front][np.argsort(values[members][front])]]
         best.append(f"{dataset}: {', '.join(chosen)}")
     lines.append(
-        f"Best choices (outlined: no other evaluation of the dataset scores higher and "
-        f"{chart.better}): " + "; ".join(best)
+        "Best choices (outlined, the Pareto front: no other evaluation of the dataset is as good "
+        f"in both score and {chart.measure}, and better in one): " + "; ".join(best)
     )
     missing: dict[str, list[str]] = {}
     names = evaluation_names(table)
