@@ -14,6 +14,7 @@ from glueperf.tasks import GLUE_TASKS
 # model_performance.csv's first columns, by their names there: the notebook's five, spelled
 # exactly as in its CSV, then the model, its dtype, and each task's official metric and score.
 REPORT_COLUMNS = {results.table_name(field): field for field in results.FIRST_IN_TABLE}
+DATASET, SCORE = results.table_name("dataset"), results.table_name("score")
 GLUE_AVERAGE = "GLUE average"
 # How many GLUE tasks a summary row has a task-matched score for, written "k of 9".
 COVERAGE = "coverage"
@@ -187,7 +188,7 @@ def glue_summary(table: pd.DataFrame) -> pd.DataFrame:
     The average is left empty below MIN_TASKS_FOR_AVERAGE tasks. Where a model ran in several
     dtypes, each family has a row per dtype ("family · dtype"): precisions are never averaged.
     """
-    glue = table["glue_task"].fillna("").isin(list(GLUE_TASKS)) & table["Score"].notna()
+    glue = table["glue_task"].fillna("").isin(list(GLUE_TASKS)) & table[SCORE].notna()
     if CROSS_TASK in table.columns:
         glue &= ~table[CROSS_TASK].astype(bool)
     scored = table[glue].copy()
@@ -195,14 +196,14 @@ def glue_summary(table: pd.DataFrame) -> pd.DataFrame:
         scored["family"] = results.evaluation_labels(scored["family"], scored["dtype"])
     order = {name: i for i, name in enumerate(GLUE_TASKS)}
     columns = sorted(
-        dict.fromkeys(zip(scored["glue_task"], scored["Dataset"], strict=True)),
+        dict.fromkeys(zip(scored["glue_task"], scored[DATASET], strict=True)),
         key=lambda pair: order[pair[0]],
     )
     summary = pd.DataFrame({"Model": list(dict.fromkeys(scored["family"]))})
     for task, dataset in columns:
-        scores = scored[scored["Dataset"] == dataset].groupby("family")["Score"].mean()
+        scores = scored[scored[DATASET] == dataset].groupby("family")[SCORE].mean()
         summary[f"{GLUE_TASKS[task].title} ({dataset})"] = summary["Model"].map(scores)
-    per_task = scored.groupby(["family", "glue_task"], sort=False)["Score"].mean()
+    per_task = scored.groupby(["family", "glue_task"], sort=False)[SCORE].mean()
     by_family = per_task.groupby(level="family", sort=False)
     counts = summary["Model"].map(by_family.size())
     averages = summary["Model"].map(by_family.mean())

@@ -180,8 +180,12 @@ SAVE_SETTINGS = {
 }
 DPI = 120
 
-# The series of a bar chart: one colour and one legend entry each (series_label).
+# The series of a bar chart: one colour and one legend entry each (series_labels).
 SERIES_TITLE = "Model"
+# The performance table's columns that every figure reads, by their names there.
+DATASET, MODEL, METRIC, SCORE = (
+    table_name(name) for name in ("dataset", "model", "metric", "score")
+)
 # A log axis once the largest bar is this many times the smallest (never for percentages).
 LOG_SCALE_RATIO = 100
 # Layout, in bar slots: each evaluation has a slot one unit wide, its bar BAR_WIDTH of it;
@@ -250,7 +254,7 @@ def series_labels(table: pd.DataFrame) -> list[str]:
     """The series each row of the performance table belongs to: its colour and legend entry.
     The one place that says what a series is: the model, or "model · dtype" where some model of
     the table ran in several dtypes (glueperf.results.evaluation_labels)."""
-    models = table["Model"].tolist()
+    models = table[MODEL].tolist()
     if "dtype" not in table.columns:
         return [str(model) for model in models]
     return results.evaluation_labels(models, table["dtype"].fillna("").tolist())
@@ -258,7 +262,7 @@ def series_labels(table: pd.DataFrame) -> list[str]:
 
 def is_regression(row) -> bool:
     """Whether the row's dataset is scored by regression metrics (its Metric names them)."""
-    names = str(row.get("Metric", "")).split("/")
+    names = str(row.get(METRIC, "")).split("/")
     return all(name in METRICS and METRICS[name].kind == REGRESSION for name in names)
 
 
@@ -281,7 +285,7 @@ def missing_reason(row, column: str) -> str:
     n_labeled = row.get("n_labeled")
     if n_labeled is not None and not pd.isna(n_labeled) and int(n_labeled) == 0:
         return NO_LABELS
-    if column != "Score" and is_regression(row):
+    if column != SCORE and is_regression(row):
         return NOT_FOR_REGRESSION
     return UNDEFINED
 
@@ -301,7 +305,7 @@ def evaluation_names(table: pd.DataFrame) -> list[str]:
     when wrapped."""
     return [
         f"{dataset}\N{NO-BREAK SPACE}({series.replace(' ', chr(0xA0))})"
-        for dataset, series in zip(table["Dataset"], series_labels(table), strict=True)
+        for dataset, series in zip(table[DATASET], series_labels(table), strict=True)
     ]
 
 
@@ -380,7 +384,7 @@ def truncation_warnings(table: pd.DataFrame, several_models: bool) -> list[str]:
     if "truncated_pct" not in table.columns:  # a table from before the column existed
         return []
     flagged = (table["truncated_pct"] > TRUNCATED_WARN_PCT).to_numpy()
-    names = evaluation_names(table) if several_models else table["Dataset"].tolist()
+    names = evaluation_names(table) if several_models else table[DATASET].tolist()
     warnings = [
         f"⚠ {name}: {pct:.1f} % of rows truncated"
         for name, pct, flag in zip(names, table["truncated_pct"], flagged, strict=True)
@@ -430,7 +434,7 @@ def groups_of(table: pd.DataFrame, series: list[str]) -> list[Group]:
     """A slot for each evaluation that ran (each row), grouped by dataset in the table's order:
     none for a model that did not run on a dataset."""
     order = {name: i for i, name in enumerate(dict.fromkeys(series))}
-    dataset_of = table["Dataset"].tolist()
+    dataset_of = table[DATASET].tolist()
     return [
         Group(
             dataset,
@@ -743,9 +747,9 @@ def settle(figure, drawn: Drawn, percent: bool, bottom: int, note_text, legend) 
 
 def tick_labels(table: pd.DataFrame, datasets: list[str], column: str) -> list[str]:
     """Dataset names; under the official score, each with its metric (e.g. 'f1/accuracy')."""
-    if column != "Score" or "Metric" not in table.columns:
+    if column != SCORE or METRIC not in table.columns:
         return datasets
-    metrics = table.dropna(subset=["Metric"]).groupby("Dataset", sort=False)["Metric"].first()
+    metrics = table.dropna(subset=[METRIC]).groupby(DATASET, sort=False)[METRIC].first()
     return [f"{d}\n{metrics[d]}" if d in metrics.index else d for d in datasets]
 
 
@@ -777,9 +781,9 @@ def tradeoff_figure(table: pd.DataFrame, chart: TradeOff):
     series = series_labels(table)
     names = list(dict.fromkeys(series))
     colours = dict(zip(names, palette(len(names)), strict=True))
-    scores, values = column_values(table, table_name("score")), column_values(table, chart.column)
+    scores, values = column_values(table, SCORE), column_values(table, chart.column)
     usable = np.isfinite(scores) & np.isfinite(values) & (values > 0)
-    datasets = table["Dataset"].to_numpy()
+    datasets = table[DATASET].to_numpy()
     panels = [d for d in dict.fromkeys(datasets) if usable[datasets == d].any()]
     left_out = [
         f"{dataset} ({tradeoff_reason(table, chart, np.flatnonzero(datasets == dataset))})"
@@ -801,7 +805,7 @@ def tradeoff_figure(table: pd.DataFrame, chart: TradeOff):
     height = math.ceil(10 * (PANEL_HEIGHT * grid_rows + note_inches)) / 10
     plt = pyplot()
     figure, grid = plt.subplots(grid_rows, columns, figsize=(width, height), squeeze=False)
-    metrics = table.dropna(subset=["Metric"]).groupby("Dataset", sort=False)["Metric"].first()
+    metrics = table.dropna(subset=[METRIC]).groupby(DATASET, sort=False)[METRIC].first()
     for axes, dataset in zip(grid.flat, panels, strict=False):
         members = np.flatnonzero((datasets == dataset) & usable)
         best = pareto_front(scores[members], values[members], chart.higher_is_better)
@@ -854,16 +858,16 @@ def tradeoff_reason(table: pd.DataFrame, chart: TradeOff, rows) -> str:
     """Why a dataset has no point: its first evaluation's reason for a missing score, else for
     a missing value."""
     row = table.iloc[rows[0]]
-    if not np.isfinite(column_values(table, table_name("score"))[rows]).any():
-        return missing_reason(row, table_name("score"))
+    if not np.isfinite(column_values(table, SCORE)[rows]).any():
+        return missing_reason(row, SCORE)
     return missing_reason(row, chart.column)
 
 
 def tradeoff_notes(table, chart: TradeOff, series, usable, panels, left_out) -> list[str]:
     """The trade-off figure's footnote: the series when there is only one, the setups measured
     on, the best choices per dataset, and what was left out."""
-    scores, values = column_values(table, table_name("score")), column_values(table, chart.column)
-    datasets = table["Dataset"].to_numpy()
+    scores, values = column_values(table, SCORE), column_values(table, chart.column)
+    datasets = table[DATASET].to_numpy()
     first = [f"{SERIES_TITLE}: {series[0]}"] if len(set(series)) == 1 else []
     if "device_name" in table.columns:
         first.append(setups(table))
