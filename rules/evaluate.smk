@@ -6,7 +6,7 @@ rule hash_model:
     log:
         "results/logs/hash_model/{model}.log",
     conda:
-        "../envs/validate.yaml"
+        "../envs/evaluate.yaml"
     params:
         model=model_spec,
         model_fingerprint=model_fingerprint,
