@@ -385,11 +385,14 @@ def serve(
 
 def receive_job(connection: socket.socket) -> tuple[dict, list[int]] | None:
     """The job's request and its standard streams, as ``forked_job`` sends them; None for a
-    connection that sends none within a minute (its process then runs the job itself)."""
+    connection that sends none within a minute (its process then runs the job itself), or
+    none at all (a process that only asked whether the server runs)."""
     streams = []
     try:
         connection.settimeout(60)
         header, streams, _, _ = socket.recv_fds(connection, LENGTH.size, 3)
+        if not header:
+            return None
         request = pickle.loads(receive_exactly(connection, LENGTH.unpack(header)[0]))
         connection.settimeout(None)
         return request, streams
