@@ -6,6 +6,7 @@ from snakemake.utils import validate
 
 from glueperf import GlueperfError
 from glueperf.infra import plan, startup
+from glueperf.infra.snakemake_internals import runs_jobs_here
 from glueperf.infra.configfile import schema_error
 from glueperf.plotting import figure_files
 from glueperf.preflight import check_before_any_job
@@ -66,6 +67,11 @@ def plot_outputs():
     return outputs
 
 
+def evaluations_here():
+    """Whether this run evaluates on this host (asked at onstart): see startup.when_started."""
+    return runs_jobs_here(workflow, "evaluate_model")
+
+
 def where_results_are():
     return plan.where_results_are(final_outputs())
 
@@ -119,10 +125,6 @@ def model_spec(wildcards):
 
 def evaluation_settings(wildcards):
     return plan.evaluation_settings(config, wildcards.model)
-
-
-def preparation_settings(wildcards):
-    return plan.preparation_settings(config, wildcards.model)
 
 
 def evaluation_threads(wildcards):

@@ -4,11 +4,15 @@ predictions table. The model is loaded by glueperf/models.py.
 What the reported figures measure (also in the README):
 - ``inference_time_s`` ("Inference Time (seconds)"): wall-clock seconds from the list of texts to
   predictions on the host: tokenization plus all forward passes, the device synchronized at both
-  ends. Excludes reading the file, loading the model and one small warm-up batch, each reported
-  on its own (``read_s``, ``model_load_s``, ``warmup_s``), and the job's start-up and imports
-  before the evaluation begins (``startup_s``, from the start of the process Snakemake started
-  for the job). On CUDA, tokenization of the next chunk overlaps the forward passes, so
-  ``tokenize_s`` + ``forward_s`` can exceed it.
+  ends. Excludes reading the file, starting the device, loading the model and one small warm-up
+  batch, each reported on its own (``read_s``, ``device_start_s``, ``model_load_s``,
+  ``warmup_s``), and the job's start-up and imports before the evaluation begins (``startup_s``,
+  from the start of the process Snakemake started for the job). On CUDA, tokenization of the next
+  chunk overlaps the forward passes, so ``tokenize_s`` + ``forward_s`` can exceed it.
+- The fixed cost of an evaluation is ``startup_s + device_start_s + model_load_s + warmup_s``:
+  ``device_start_s`` is CUDA's start in this process (its context, on the claimed GPU; 0 on the
+  CPU), after the claim; ``model_load_s`` the model's loading from its files and its move to the
+  device (for a GPU, the loading on the CPU happens before the claim: ``LoadedOnCpu``).
 - ``peak_rss_mb`` ("Memory Usage (MB)"): peak resident set size of the evaluation process over
   its whole life (imports, data, model, inference), in MiB, from the kernel's high-water mark and
   a 10 ms sampler; in a child of the fork server (``job_process`` ``forked``) the imports come
@@ -36,8 +40,7 @@ from glueperf.measure import (
     reset_gpu_peaks,
 )
 from glueperf.metrics import task_scores
-from glueperf.models import load_model, token_limit, warn_of_pickle
-from glueperf.prepared import TORCHSCRIPT, TRANSFORMERS, load_prepared
+from glueperf.models import LoadedOnCpu, load_model, token_limit
 from glueperf.tasks import DatasetSpec
 from glueperf.validation import NO_LABEL, Dataset, load_dataset
 
@@ -66,6 +69,19 @@ def resolve_device(requested: str = "auto") -> str:
             "machine; use 'auto' or 'cpu'"
         )
     return requested
+
+
+def start_device(device: str) -> float:
+    """Start CUDA in this process on ``device`` (its context), the first thing an evaluation
+    does with the device it holds; the seconds it took. Nothing to start on the CPU (0.0)."""
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return 0.0
+    started = time.perf_counter()
+    torch.cuda.init()
+    torch.cuda.synchronize(device)  # the context exists once the device has been waited for
+    return time.perf_counter() - started
 
 
 def warm_up(engine: Engine, pairs: bool) -> None:
@@ -102,19 +118,20 @@ def evaluate(
     batching: Batching | None = None,
     names: tuple[str, str] = ("model", "dataset"),
     trust_remote_code: bool = False,
-    prepared_dir: str | None = None,
     read: ReadData | None = None,
     job_process: str = "own",
+    loaded_on_cpu: LoadedOnCpu | None = None,
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """Evaluate the model in ``model_dir`` on ``data_file`` and measure it.
 
     Returns the measured fields of the metrics row (quality, times, memory, sizes, what it ran
     on) and the predictions table's columns; the caller adds who and what was evaluated (names,
     sources, provenance). ``names`` (model, dataset) only name the config entries in errors.
-    ``prepared_dir``: the model traced by rule prepare_model (glueperf/prepared.py), loaded
-    instead of the transformers model where it fits this device and dtype. ``read``: the file
-    as ``read_data`` read it already (else it is read here, first). ``job_process``: recorded
-    as it is, "forked" for a job that runs in a child of the fork server, else "own".
+    ``read``: the file as ``read_data`` read it already (else it is read here, first).
+    ``job_process``: recorded as it is, "forked" for a job that runs in a child of the fork
+    server, else "own". ``loaded_on_cpu``: the model of ``model_dir`` as ``load_on_cpu`` loaded
+    it already, before the device was claimed (else it is loaded here); its seconds count in
+    ``model_load_s``.
     """
     from importlib.metadata import version
 
@@ -127,15 +144,15 @@ def evaluate(
     device = resolve_device(device)
     timer = PhaseTimer(device)
     with PeakMemory() as memory:
+        device_start_s = start_device(device)
         reset_gpu_peaks(device)
+        # The model's one loading step (or, loaded on the CPU already, its move to the device).
         with timer.phase("model_load_s"):
-            prepared = load_prepared(prepared_dir, dtype, device) if prepared_dir else None
-            model, tokenizer, loaded = prepared or load_model(
-                model_dir, dtype, device, trust_remote_code
+            model, tokenizer, loaded = (
+                loaded_on_cpu.to(device)
+                if loaded_on_cpu is not None
+                else load_model(model_dir, dtype, device, trust_remote_code)
             )
-        if prepared:
-            log.info("model '%s' loaded from its trace in %s", model_dir, prepared_dir)
-            warn_of_pickle(model_dir, loaded)
         mapping = check_task_fits(model, data, spec, data_file, names)
         limit = token_limit(model, tokenizer, batching.max_length)
         batching = Batching(**{**asdict(batching), "max_length": min(batching.max_length, limit)})
@@ -155,7 +172,8 @@ def evaluate(
         "inference_time_s": seconds["inference_time_s"],
         "tokenize_s": result.tokenize_s,
         "forward_s": forward_s,
-        "model_load_s": seconds["model_load_s"],
+        "device_start_s": device_start_s,
+        "model_load_s": seconds["model_load_s"] + (loaded_on_cpu.load_s if loaded_on_cpu else 0.0),
         "read_s": read.read_s,
         "startup_s": read.startup_s,
         "job_process": job_process,
@@ -181,7 +199,9 @@ def evaluate(
         "max_length": batching.max_length,
         "torch_version": torch.__version__,
         "transformers_version": version("transformers"),
-        "model_format": TORCHSCRIPT if prepared else TRANSFORMERS,
+        # Always transformers since the TorchScript traces were dropped; kept so that tables of
+        # earlier runs, where it could be torchscript, read alike.
+        "model_format": "transformers",
         **loaded,
     }
     columns = {"idx": data.idx, "label": data.labels}
