@@ -53,6 +53,7 @@ localrules:
     fetch_dataset,
     prefetch,
     validate_dataset,
+    hash_model,
     aggregate_metrics,
     plot_results,
 
@@ -64,7 +65,12 @@ rule all:
 
 
 onstart:
-    start_up(startup.when_started, config, workflow.overwrite_configfiles)
+    start_up(
+        startup.when_started,
+        config,
+        workflow.overwrite_configfiles,
+        evaluations_here(),
+    )
 
 
 onsuccess:

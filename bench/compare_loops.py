@@ -59,16 +59,20 @@ from glueperf.measure import cuda_synchronize, gpu_peaks_mb, reset_gpu_peaks  # 
 from glueperf.tasks import GLUE_TASKS, dataset_spec  # noqa: E402
 from glueperf.validation import load_dataset  # noqa: E402
 from reference import notebook_loop, pipeline_loop  # noqa: E402
+from torchscript import trace  # noqa: E402
 
 VARIANTS = ("checked", "graphs", "compile", "before")
-LOOPS = ("a", "b", "c", "c_traced", "c_checked", "c_before", "d")
+LOOPS = ("a", "b", "c", "c_traced", "c_checked", "c_before", "d", "d_traced")
 LOOPS += ("d_checked", "d_graphs", "d_compile", "d_before")
+# Each traced engine and the engine on the transformers model it was traced from.
+TRACED = {"c_traced": "c", "d_traced": "d"}
 FLOORS = ("tokenizer", "tokenizer_engine", "forward", "forward_traced", "forward_bf16")
 NAMES = {
     "a": "(a) notebook loop",
     "b": "(b) transformers.pipeline",
     "c": "(c) engine float32",
     "c_traced": "(c) engine, traced model",
+    "d_traced": "(d) engine, traced model",
     "c_checked": "(c) transformers' check",
     "c_before": "(c) engine before",
     "d": "(d) engine bfloat16",
@@ -341,39 +345,29 @@ def engine_tokenization(tokenizer, texts, pairs, batching: Batching):
     return run
 
 
-def traced(model, tokenizer, device, directory: Path):
-    """The model as the pipeline evaluates it: traced by rule prepare_model's code, loaded by
-    an evaluation's (glueperf/prepared.py)."""
-    from glueperf.prepared import load_prepared, load_source, trace_source
-
-    model.save_pretrained(directory / "model")
-    tokenizer.save_pretrained(directory / "model")
-    trace_source(load_source(str(directory / "model"), "float32"), device, directory / "prepared")
-    loaded = load_prepared(directory / "prepared", "float32", device)
-    if loaded is None:
-        raise SystemExit("the model could not be traced: see the log above")
-    return loaded[:2]
-
-
 def variants(args, model, tokenizer, device) -> tuple[dict, dict]:
     """The engines to time, by row: (model, tokenizer, engine class); and the forward floors'
     models, by row."""
     import copy
+    import tempfile
 
     engines = {"c": (model, tokenizer, Engine)}
     floor_models = {"forward": model}
+    # The traces that the pipeline made until it dropped TorchScript (bench/torchscript.py).
     if not {"c_traced", "forward_traced"} <= set(args.skip):
-        import tempfile
-
         with tempfile.TemporaryDirectory() as directory:
-            traced_model, traced_tokenizer = traced(model, tokenizer, device, Path(directory))
-        engines["c_traced"] = (traced_model, traced_tokenizer, Engine)
+            traced_model = trace(model, tokenizer, device, Path(directory))
+        engines["c_traced"] = (traced_model, tokenizer, Engine)
         floor_models["forward_traced"] = traced_model
     bf16 = None
     if device.startswith("cuda") or args.bf16_on_cpu:
         bf16 = copy.deepcopy(model).to(torch.bfloat16)
         engines["d"] = (bf16, tokenizer, Engine)
         floor_models["forward_bf16"] = bf16
+        if "d_traced" not in args.skip:
+            with tempfile.TemporaryDirectory() as directory:
+                traced_bf16 = trace(bf16, tokenizer, device, Path(directory))
+            engines["d_traced"] = (traced_bf16, tokenizer, Engine)
     if "checked" in args.variants:
         engines["c_checked"] = (Checked(model), tokenizer, Engine)
         if bf16 is not None:
@@ -458,6 +452,14 @@ def benchmark(args, data_path: str) -> dict:
                 run = forward_floor(evented, tokenizer, texts, pairs, device, batching)
                 timelines[name] = timeline(run, evented)
                 timelines[name]["syncs"] = host_syncs(runs[name])
+    identical = {}
+    for name, own in TRACED.items():  # one more run of each: the very same outputs?
+        if name in runs and own in runs and not {name, own} & set(args.skip):
+            traced_run, own_run = (engine_run(*engines[n])() for n in (name, own))
+            identical[name] = {
+                field: bool(np.array_equal(getattr(traced_run, field), getattr(own_run, field)))
+                for field in ("predictions", "probabilities")
+            }
     references = {ref: results.get(ref, {}).get("predictions") for ref in ("a", "c")}
     for entry in results.values():
         predictions = entry.pop("predictions")
@@ -477,6 +479,7 @@ def benchmark(args, data_path: str) -> dict:
         "kind": kind,
         "results": results,
         "timelines": timelines,
+        "identical": identical,
     }
 
 
@@ -504,6 +507,11 @@ def table(report: dict) -> str:
             f"| {NAMES[name]:28} | {entry['median_s']:8.3f} | {ratio(base_a)} | {ratio(base_b)} "
             f"| {entry['gpu_peak_mb']:12.0f} | {pct('agree_with_a_pct', 11)} "
             f"| {pct('agree_with_c_pct', 11)} | {pct('accuracy_pct', 5)[:5]:>5} |"
+        )
+    for name, same in report.get("identical", {}).items():
+        lines.append(
+            f"{NAMES[name]}: predictions bitwise equal to {NAMES[TRACED[name]]}'s: "
+            f"{same['predictions']}, probabilities: {same['probabilities']}"
         )
     if report.get("timelines"):
         lines += [

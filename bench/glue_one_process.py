@@ -167,8 +167,9 @@ def main(argv=None) -> int:
     return 1 if failed else 0
 
 
-# Scores of a regression model may differ in their last bits between the traced model and the
-# model itself on some CPUs (TorchScript's and the eager kernels' thread splits); classes may not.
+# Scores of a regression model may differ in their last bits between two processes that run the
+# same model on some hosts (the pipeline's evaluation sets its threads, this process does not,
+# and a CPU's kernels split their sums by threads); classes may not.
 SCORE_TOLERANCE = 1e-5
 
 

@@ -1,6 +1,6 @@
 """BERT-base twins of config/glue.yaml's models, and that config pointed at them and local files.
 
-    python bench/glue_twins.py TOKENIZER_DIR DATA_DIR OUT_DIR CONFIG_OUT
+    python bench/glue_twins.py TOKENIZER_DIR DATA_DIR OUT_DIR CONFIG_OUT [--tiny]
 
 For timing runs without the Hub: each model of config/glue.yaml whose datasets are all in
 DATA_DIR (``DATA_DIR/<task>/<split>.parquet``, as ../shared holds them) becomes a BERT-base
@@ -8,9 +8,12 @@ classifier with random weights (seeded), the shape and cost of the fine-tuned ch
 its task's classes named as GLUE names them (one output for STS-B) and the tokenizer of
 TOKENIZER_DIR. CONFIG_OUT is config/glue.yaml with those models' sources and the datasets' paths
 made local; models without their files are left out. Scores mean nothing; predictions must
-still be identical from run to run.
+still be identical from run to run. --tiny makes 2-layer twins of hidden size 64 instead, the
+same run's shape at a cost a CPU evaluates in seconds (a GLUE-shaped run's fixed costs, timed on
+the CPU).
 """
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -29,12 +32,22 @@ def local_file(data_dir: Path, hub_path: str) -> Path:
     return data_dir / task / f"{name.split('-')[0]}.parquet"
 
 
-def twin(task_name: str, tokenizer, directory: Path) -> None:
+# BertConfig's sizes for --tiny (BERT-base's are its defaults).
+TINY = {
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 128,
+}
+
+
+def twin(task_name: str, tokenizer, directory: Path, tiny: bool = False) -> None:
     labels = GLUE_TASKS[task_name].label_names
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,
         num_labels=1 if labels is None else len(labels),
         attn_implementation="sdpa",
+        **(TINY if tiny else {}),
     )
     if labels is None:
         config.problem_type = "regression"
@@ -46,7 +59,7 @@ def twin(task_name: str, tokenizer, directory: Path) -> None:
     tokenizer.save_pretrained(directory)
 
 
-def main(tokenizer_dir: str, data_dir: str, out_dir: str, config_out: str) -> None:
+def main(tokenizer_dir: str, data_dir: str, out_dir: str, config_out: str, tiny: bool) -> None:
     repo = Path(__file__).resolve().parents[1]
     config = yaml.safe_load((repo / "config" / "glue.yaml").read_text())
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -61,7 +74,7 @@ def main(tokenizer_dir: str, data_dir: str, out_dir: str, config_out: str) -> No
             print(f"left out {name}: no local file for {model['datasets']}")
             continue
         directory = Path(out_dir) / name
-        twin(datasets[model["datasets"][0]]["glue_task"], tokenizer, directory)
+        twin(datasets[model["datasets"][0]]["glue_task"], tokenizer, directory, tiny)
         models[name] = {**model, "source": str(directory.resolve())}
     used = {dataset for model in models.values() for dataset in model["datasets"]}
     config["models"] = models
@@ -71,4 +84,9 @@ def main(tokenizer_dir: str, data_dir: str, out_dir: str, config_out: str) -> No
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for name in ("tokenizer_dir", "data_dir", "out_dir", "config_out"):
+        parser.add_argument(name)
+    parser.add_argument("--tiny", action="store_true", help="2-layer twins, for the CPU")
+    args = parser.parse_args()
+    main(args.tokenizer_dir, args.data_dir, args.out_dir, args.config_out, args.tiny)

@@ -14,8 +14,11 @@
 # without the SLURM plugins) | endtoend (the notebook's whole run) | startup (each import in a
 # fresh interpreter) | loops (the engine against its floors, and the tokenizer against cores) |
 # pairs | bf16 (the engines on SST-2 train with every variant of bench/compare_loops.py) | glue
-# (the GLUE twins: the pipeline from empty with --cores 1 and $(nproc), then the same
-# experiment in one process, with the engine and with the notebook's loop) | gpus (the default
+# (the GLUE twins: the pipeline from empty with --cores $(nproc) and 1, then the same
+# experiment in one process, with the engine and with the notebook's loop; about 3 min) |
+# torchscript (issue 23: the engines on the twin's transformers model against its TorchScript
+# trace, float32 and bfloat16, SST-2 train, with their GPU timelines, then an evaluation's model
+# load both ways in children of a fork server's imports; about 2.5 min) | gpus (the default
 # and GLUE experiments with --resources gpu=1, then on every GPU, compared by
 # bench/gpu_runs.py) | targets (issue 24's ratios from what $OUT holds; also printed after
 # endtoend, glue and bf16) | latency (issue 21: single-request latency against its floor and
@@ -75,7 +78,7 @@ if wants sweep; then
   done
 fi
 
-# One run of the pipeline from an empty results/ (and no prepared models), timed job by job,
+# One run of the pipeline from an empty results/ (and no resources/), timed job by job,
 # then its no-op rerun three times. $1: the cores; $2: the config ($T/gpu_config.yaml); $3: a
 # name for its job timeline; further arguments go to snakemake.
 pipeline_run() {
@@ -90,8 +93,10 @@ pipeline_run() {
   $PY -c "
 import pandas as pd
 t = pd.read_csv('results/model_performance.csv')
-cols = ['Dataset', 'Score', 'Metric', 'Inference Time (seconds)', 'Memory Usage (MB)', 'startup_s', 'model_load_s', 'warmup_s', 'device_wait_s', 'gpu_index', 'gpu_uuid', 'model_format', 'gpu_peak_allocated_mb']
-print(t[cols].to_string())
+t['held_s'] = t['device_held_until'] - t['device_held_from']  # the claim to the measurement's end
+cols = ['Model', 'Dataset', 'Score', 'Inference Time (seconds)', 'Memory Usage (MB)', 'startup_s', 'device_start_s', 'model_load_s', 'warmup_s', 'device_wait_s', 'held_s', 'gpu_index', 'job_process', 'gpu_peak_allocated_mb']
+print(t[[c for c in cols if c in t]].to_string())
+print('device held in all:', round(t['held_s'].sum(), 2), 's; inference in all:', round(t['Inference Time (seconds)'].sum(), 2), 's')
 "
   for ((i = 0; i < NOOPS; i++)); do
     noop "$cores" "$config"
@@ -199,9 +204,8 @@ fi
 
 if wants bf16; then
   # Issue 24: bfloat16 against max(its forward floor, the engine's tokenization), with every
-  # variant; float32 beside it, the transformers model against the traced one (issue 23: is
-  # TorchScript still worth its keep?). CUDA graphs and torch.compile are captured or compiled
-  # in the warm-up, which is not timed.
+  # variant; float32 beside it (part torchscript compares each with its trace). CUDA graphs and
+  # torch.compile are captured or compiled in the warm-up, which is not timed.
   before=()
   [ -f $C/engine_before.py ] && before=(before --engine-before $C/engine_before.py)
   step twin on SST-2 train, engines and variants, $REPEATS repeats
@@ -216,6 +220,11 @@ if wants glue; then
   # the same experiment in one process (imports once, each model loaded once): the engine (the
   # ideal), then the notebook's loop (what a user would write).
   glue_config
+  step "the fork server's imports leave the GPU driver unloaded (else it forks no job)"
+  PYTORCH_NVML_BASED_CUDA_CHECK=1 $PY -c "import sys, importlib; sys.path.insert(0, 'scripts')
+from glueperf.infra.forkserver import PRELOAD, gpu_driver_opened
+for name in PRELOAD: importlib.import_module(name)
+print('GPU driver loaded after the imports:', gpu_driver_opened())"
   step "GLUE twins, pipeline --cores $(nproc) from an empty results/"
   NOOPS=1 pipeline_run "$(nproc)" $T/gpu_glue.yaml glue_coresN
   cp results/model_performance.csv "$OUT/glue_coresN.csv" 2>/dev/null
@@ -230,6 +239,23 @@ if wants glue; then
     $PY bench/glue_one_process.py $T/gpu_glue.yaml --loop $loop --compare results/predictions \
       --json "$OUT/glue_$loop.json" 2>&1 | grep -v "Loading weights"
     echo "one process ($loop) wall seconds: $(python3 -c "print(round($(now) - $start, 2))")"
+  done
+  targets
+fi
+
+if wants torchscript; then
+  # Issue 23: TorchScript dropped. Decides whether that costs the pipeline's figures more than
+  # noise: c / c_traced and d / d_traced (speed_targets), the timelines (where the GPU waited),
+  # that the outputs are bitwise equal (float32), and the model load both ways.
+  step twin on SST-2 train, engines on the transformers model and on its trace, $REPEATS repeats
+  $PY bench/compare_loops.py --model $TOKENIZER --twin --data $C/data/sst2/train.parquet \
+    --repeats "$REPEATS" --skip a b tokenizer tokenizer_engine --timeline \
+    --json "$OUT/twin_train_traced.json" 2>&1 | grep -v "Loading weights"
+  [ -d $T/twin ] || $PY bench/save_twin.py $TOKENIZER $T/twin
+  step "model load in a forked evaluation: transformers against the trace (twin, float32, bfloat16)"
+  for dtype in float32 bfloat16; do
+    $PY bench/load_times.py $T/twin --dtype $dtype --repeats 5 --json "$OUT/load_$dtype.json" \
+      2>&1 | grep -v "Loading weights"
   done
   targets
 fi

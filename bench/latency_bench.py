@@ -6,7 +6,7 @@ pipeline, and the GPU energy of the offline pass, per dtype and per model kind.
         [--requests 500] [--device cuda] [--json FILE]
 
 For each dtype and each kind of model (the transformers model as glueperf.models loads it; the
-model traced as rule prepare_model traces it and loaded as an evaluation loads it), in one
+model traced as the pipeline traced it until it dropped TorchScript, bench/torchscript.py), in one
 process, on the same seeded sample of rows (glueperf.latency.sample_rows):
   glueperf    glueperf.latency.measure_latency: text in, class id on the host, one request at a
               time (tokenization and the copy to the device included): p50, p90, p99, max
@@ -42,10 +42,10 @@ from glueperf.engine import Batching, Engine  # noqa: E402
 from glueperf.latency import LatencySettings, measure_latency, summarize  # noqa: E402
 from glueperf.measure import cuda_synchronize  # noqa: E402
 from glueperf.models import DTYPES, load_model, token_limit  # noqa: E402
-from glueperf.prepared import load_prepared, load_source, trace_source  # noqa: E402
 from glueperf.tasks import GLUE_TASKS, dataset_spec  # noqa: E402
 from glueperf.validation import load_dataset  # noqa: E402
 from reference import pipeline_inputs, text_classification  # noqa: E402
+from torchscript import trace  # noqa: E402
 
 KINDS = ("transformers", "traced")
 TARGETS = {"p50 / bare": 1.5, "p99 / p50": 2.0}
@@ -54,13 +54,14 @@ WARMUP = 10
 
 def load(model_dir: str, kind: str, dtype: str, device: str, scratch: Path):
     """(model, tokenizer) as an evaluation has them, or None where the model cannot be traced."""
+    model, tokenizer, _ = load_model(model_dir, dtype, device)
     if kind == "transformers":
-        model, tokenizer, _ = load_model(model_dir, dtype, device)
         return model, tokenizer
-    prepared = scratch / f"prepared-{dtype}"
-    trace_source(load_source(model_dir, dtype), device, prepared)
-    loaded = load_prepared(prepared, dtype, device)
-    return None if loaded is None else loaded[:2]
+    try:
+        return trace(model, tokenizer, device, scratch / f"traced-{dtype}"), tokenizer
+    except Exception as error:  # an architecture TorchScript cannot trace
+        print(f"tracing failed: {type(error).__name__}: {error}", flush=True)
+        return None
 
 
 def timed_each(run, inputs, device) -> list[float]:

@@ -9,6 +9,8 @@ Reads what is there (a part that did not run is left out of the table):
                                                 (bench/glue_one_process.py: from interpreter start)
   jobs_default_cores1.json, notebook_default.json  the default experiment: pipeline and notebook
   twin_train_bf16.json                          bench/compare_loops.py on SST-2 train
+  twin_train_traced.json                        the same, the engines against their traces
+                                                (issue 23: what dropping TorchScript costs)
 and prints one table: each comparison's seconds, their ratio, the target and whether it is met.
 """
 
@@ -26,14 +28,16 @@ GLUE_ROWS = (
     ("GLUE: one process, notebook loop / pipeline --cores 1", "notebook", "pipeline_1", None, True),
 )
 BF16_ROWS = ("d", "d_checked", "d_graphs", "d_compile", "d_before")
-# float32 engines against their forward floors (issue 23: the transformers model against its
-# trace; no target, for the record)
+# float32 engines against their forward floors (no target, for the record)
 F32_ROWS = (
     ("c", "forward"),
     ("c_checked", "forward"),
     ("c_before", "forward"),
     ("c_traced", "forward_traced"),
 )
+# Issue 23: each engine on the transformers model against the same engine on its trace (the
+# pipeline evaluates the transformers model since it dropped TorchScript; BENCHMARKS.md).
+TRACED_ROWS = (("c", "c_traced", "float32"), ("d", "d_traced", "bfloat16"))
 
 
 def read(directory: Path, name: str) -> dict | None:
@@ -73,6 +77,13 @@ def rows(directory: Path) -> list[tuple]:
     if "default_notebook" in runs and "default_pipeline_1" in runs:
         label = "default: notebook whole run / pipeline --cores 1"
         add(label, runs["default_notebook"], runs["default_pipeline_1"], 2.0, at_most=False)
+    traced = read(directory, "twin_train_traced.json")
+    if traced:
+        results = traced["reports"][0]["results"]
+        for row, trace, dtype in TRACED_ROWS:
+            if row in results and trace in results:
+                label = f"{dtype} SST-2 train: {row} (transformers model) / {trace}"
+                add(label, results[row]["median_s"], results[trace]["median_s"], None)
     bf16 = read(directory, "twin_train_bf16.json")
     if bf16:
         results = bf16["reports"][0]["results"]

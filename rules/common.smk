@@ -6,6 +6,7 @@ from snakemake.utils import validate
 
 from glueperf import GlueperfError, results
 from glueperf.infra import plan, startup
+from glueperf.infra.snakemake_internals import runs_jobs_here
 from glueperf.infra.configfile import schema_error
 from glueperf.plotting import figure_files
 from glueperf.preflight import check_before_any_job
@@ -74,6 +75,11 @@ def plot_outputs():
     return outputs
 
 
+def evaluations_here():
+    """Whether this run evaluates on this host (asked at onstart): see startup.when_started."""
+    return runs_jobs_here(workflow, "evaluate_model")
+
+
 def where_results_are():
     return plan.where_results_are(final_outputs())
 
@@ -127,10 +133,6 @@ def model_spec(wildcards):
 
 def evaluation_settings(wildcards):
     return plan.evaluation_settings(config, wildcards.model, wildcards.dtype)
-
-
-def preparation_settings(wildcards):
-    return plan.preparation_settings(config, wildcards.model, wildcards.dtype)
 
 
 def evaluation_threads(wildcards):

@@ -1,25 +1,18 @@
-rule prepare_model:
+rule hash_model:
     input:
         model=model_files,
-        model_provenance=model_provenance,
     output:
-        prepared=directory("resources/prepared/{model}/{dtype}"),
+        checksums="resources/checksums/{model}.json",
     log:
-        "results/logs/prepare_model/{model}/{dtype}.log",
-    benchmark:
-        "results/benchmarks/prepare_model/{model}/{dtype}.tsv"
+        "results/logs/hash_model/{model}.log",
     conda:
         "../envs/evaluate.yaml"
-    threads: evaluation_threads
-    resources:
-        gpu=1,
     params:
         model=model_spec,
-        settings=preparation_settings,
         model_fingerprint=model_fingerprint,
-        code=code_fingerprint("prepare_model.py"),
+        code=code_fingerprint("hash_model.py"),
     script:
-        "../scripts/prepare_model.py"
+        "../scripts/hash_model.py"
 
 
 rule evaluate_model:
@@ -28,7 +21,6 @@ rule evaluate_model:
         data=dataset_file,
         model=model_files,
         model_provenance=model_provenance,
-        prepared=rules.prepare_model.output.prepared,
     output:
         metrics=report(
             METRICS_PATH,

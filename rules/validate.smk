@@ -7,7 +7,7 @@ rule validate_dataset:
     log:
         "results/logs/validate_dataset/{dataset}.log",
     conda:
-        "../envs/validate.yaml"
+        "../envs/evaluate.yaml"
     params:
         path=lookup(dpath="datasets/{dataset}/path", within=config),
         dataset=dataset_settings,

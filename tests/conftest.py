@@ -310,7 +310,7 @@ def tiny_workflow(tmp_path, tiny_model, datasets: dict[str, int]) -> Workflow:
 
 
 def planned_threads(workflow: Workflow, device: str, *args: str) -> set[str]:
-    """The threads a dry run gives the evaluation and preparation jobs, for ``device``."""
+    """The threads a dry run gives the evaluation jobs, for ``device``."""
     config = yaml.safe_load((workflow.root / "config.yaml").read_text())
     config["evaluation"]["device"] = device
     workflow.write_config(config)
@@ -319,7 +319,7 @@ def planned_threads(workflow: Workflow, device: str, *args: str) -> set[str]:
     for line in out.splitlines():
         if line.split()[:1] in (["rule"], ["localrule"]):
             rule = line.split()[1].rstrip(":")
-        elif line.strip().startswith("threads:") and rule in ("evaluate_model", "prepare_model"):
+        elif line.strip().startswith("threads:") and rule == "evaluate_model":
             threads.add(f"{rule}={line.split(':')[1].strip()}")
     return threads
 

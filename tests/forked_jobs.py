@@ -1,10 +1,12 @@
 """Jobs for tests/test_forkserver.py, run through glueperf.infra.forkserver as the pipeline's are.
 
-    python tests/forked_jobs.py FUNCTION OUT LOG
+    python tests/forked_jobs.py FUNCTION OUT LOG [light | IMPORTS]
 
-Runs ``run_job(FUNCTION, job, LOG)`` as a rule's script does, ``job.out`` being OUT. The
-environment decides, as in a pipeline run, whether a fork server is used (GLUEPERF_SNAKEMAKE_PID,
-GLUEPERF_FORK_SERVER).
+Runs ``run_job(FUNCTION, job, LOG)`` as a rule's script does, ``job.out`` being OUT; with
+``light``, ``run_light_job`` instead; with the name of a function of this module, ``run_job``
+with it as ``server_imports``. The environment decides, as in a pipeline run, whether a fork
+server is used (GLUEPERF_SNAKEMAKE_PID, GLUEPERF_FORK_SERVER, GLUEPERF_GPU_JOBS_HERE); MODEL_DIR,
+when set, is the one model of the job's config.
 """
 
 import json
@@ -17,7 +19,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from glueperf import GlueperfError  # noqa: E402
-from glueperf.infra.forkserver import forked, run_job  # noqa: E402
+from glueperf.infra.forkserver import forked, run_job, run_light_job  # noqa: E402
+
+# A module that the fork server does not import by itself; a BERT model's architecture.
+NOT_PRELOADED = "xml.dom.minidom"
+BERT = "transformers.models.bert.modeling_bert"
 from glueperf.measure import job_age_s  # noqa: E402
 
 
@@ -30,10 +36,26 @@ def describe(job) -> None:
         "probe": os.environ.get("PROBE"),
         "forked": forked(),
         "age_s": job_age_s(),
+        "has_module": NOT_PRELOADED in sys.modules,
+        "has_bert": BERT in sys.modules,
     }
     Path(job.out).write_text(json.dumps(record))
     print("a line on standard output", flush=True)
     print("a line on standard error", file=sys.stderr, flush=True)
+
+
+def one_more_module(job, cwd) -> list[str]:
+    """server_imports: a module for the server to import before forking."""
+    return [NOT_PRELOADED]
+
+
+def gpu_driver_loaded(job, cwd) -> list[str]:
+    """server_imports that make the server find "the GPU driver" loaded: libc, which every
+    process has, stands in for it."""
+    from glueperf.infra import forkserver
+
+    forkserver.DRIVER_LIBRARIES = ("libc.so",)
+    return []
 
 
 def fail(job) -> None:
@@ -51,5 +73,11 @@ if __name__ == "__main__":
 
     # A test's stand-in for another system (the fork server is for Linux alone).
     sys.platform = os.environ.get("FAKE_PLATFORM", sys.platform)
-    function, out, log = sys.argv[1:4]
-    run_job(getattr(forked_jobs, function), types.SimpleNamespace(out=out), log)
+    function, out, log, how = (sys.argv[1:5] + [""])[:4]
+    job = types.SimpleNamespace(out=out)
+    if os.environ.get("MODEL_DIR"):
+        job.config = {"models": {"m": {"source": os.environ["MODEL_DIR"]}}}
+    if how == "light":
+        run_light_job(getattr(forked_jobs, function), job, log)
+    else:
+        run_job(getattr(forked_jobs, function), job, log, how and getattr(forked_jobs, how))

@@ -305,9 +305,9 @@ def test_affected_branches_leave_no_output(bad_run):
     # No temporary file of an interrupted write, anywhere.
     leftovers = [p for p in bad_run.workflow.root.rglob("*.tmp") if ".snakemake" not in p.parts]
     assert not leftovers
-    # Nothing fetched (the Hub is unreachable); only the traces of the good local models.
+    # Nothing fetched (the Hub is unreachable); only the checksums of the good local models.
     resources = bad_run.workflow.root / "resources"
-    fetched = [p for p in resources.rglob("*") if p.is_file() and "prepared" not in p.parts]
+    fetched = [p for p in resources.rglob("*") if p.is_file() and "checksums" not in p.parts]
     assert not fetched
 
 

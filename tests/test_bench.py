@@ -96,6 +96,7 @@ def test_compare_loops_builds_the_distilbert_twin(tmp_path):
         "c",
         "c_traced",
         "d",
+        "d_traced",
         "tokenizer",
         "tokenizer_engine",
         "forward",
@@ -104,8 +105,37 @@ def test_compare_loops_builds_the_distilbert_twin(tmp_path):
     }
     assert set(results) == loops
     assert results["c"]["agree_with_a_pct"] == 100.0
-    # the engine with the model traced as the pipeline traces it predicts the same
+    # the engine with the model traced as the pipeline traced it predicts the very same
     assert results["c_traced"]["agree_with_a_pct"] == 100.0
+    identical = figures["reports"][0]["identical"]
+    assert identical["c_traced"] == {"predictions": True, "probabilities": True}
+    assert set(identical) == {"c_traced", "d_traced"}
+    assert "(c) engine, traced model: predictions bitwise equal" in stdout
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_a_trace_predicts_exactly_what_its_model_predicts(tmp_path, varied_model, kind):
+    """bench/torchscript.py, the traces the pipeline evaluated until it dropped TorchScript:
+    on padded batches of sentence pairs, predictions and probabilities (scores) bit for bit
+    the transformers model's, which the pipeline now evaluates (float32 predictions unchanged)."""
+    from glueperf.engine import Batching, Engine
+    from glueperf.models import load_model
+    from torchscript import trace
+
+    source = varied_model
+    if kind == "regressor":
+        source = build_tiny_model(tmp_path / "regressor", num_labels=1, initializer_range=0.5)
+    model, tokenizer, _ = load_model(str(source), "float32", "cpu")
+    traced = trace(model, tokenizer, "cpu", tmp_path / "traced")
+    texts, pairs = make_sentences(300, seed=5), make_sentences(300, seed=6)
+    batching = Batching(batch_tokens=256)
+    got = Engine(traced, tokenizer, "cpu", batching).run(texts, pairs)
+    expected = Engine(model, tokenizer, "cpu", batching).run(texts, pairs)
+    assert got.n_batches > 2 and got.padded_tokens > got.token_counts.sum()  # padded batches
+    assert np.array_equal(got.predictions, expected.predictions)
+    assert np.array_equal(got.probabilities, expected.probabilities, equal_nan=True)
+    if kind == "classifier":
+        assert len(set(expected.predictions.tolist())) == 2
 
 
 @requires_shared
@@ -144,10 +174,9 @@ def test_tokenizer_scaling_times_the_engines_tokens_per_thread_count():
 @pytest.fixture(scope="module")
 def glue_like_run(tmp_path_factory, varied_model):
     """A config of two models (a classifier on single texts and on pairs, a regressor on pairs)
-    and the predictions the pipeline's jobs write for it: each model traced as rule
-    prepare_model traces it, each dataset evaluated as rule evaluate_model does."""
+    and the predictions the pipeline's jobs write for it: each dataset evaluated as rule
+    evaluate_model does."""
     from glueperf.evaluation import ModelHandle, Settings, evaluate, read_data, write_predictions
-    from glueperf.prepared import load_source, trace_source
     from glueperf.tasks import dataset_spec
 
     base = tmp_path_factory.mktemp("glue_like")
@@ -180,13 +209,11 @@ def glue_like_run(tmp_path_factory, varied_model):
     (base / "config.yaml").write_text(yaml.safe_dump(config))
     predictions = base / "predictions"
     for name, model in models.items():
-        prepared = base / "prepared" / name
-        trace_source(load_source(model["source"], "float32"), "cpu", prepared)
         for dataset in model["datasets"]:
             spec = dataset_spec(dataset, datasets[dataset])
             evaluation = evaluate(
                 read_data(datasets[dataset]["path"], spec),
-                ModelHandle(model["source"], prepared_dir=prepared),
+                ModelHandle(model["source"]),
                 Settings(device="cpu"),
             )
             write_predictions(
@@ -288,7 +315,15 @@ def test_speed_targets_reads_the_sessions_figures(tmp_path):
     results |= {"c": 2.2, "forward": 2.0}
     reports = [{"results": {k: {"median_s": v} for k, v in results.items()}}]
     write("twin_train_bf16.json", {"reports": reports})
+    traced = {"c": 2.2, "c_traced": 2.0, "d": 0.9, "d_traced": 1.0}
+    traced_reports = [{"results": {k: {"median_s": v} for k, v in traced.items()}}]
+    write("twin_train_traced.json", {"reports": traced_reports})
     found = {label: (ratio, met) for label, _, ratio, _, met, _ in rows(tmp_path)}
+    assert found["float32 SST-2 train: c (transformers model) / c_traced"] == (
+        pytest.approx(1.1),
+        None,
+    )
+    assert found["bfloat16 SST-2 train: d (transformers model) / d_traced"][0] == 0.9
     assert found["GLUE: pipeline --cores N / one process, engine"] == (1.3, True)
     assert found["GLUE: pipeline --cores 1 / one process, engine"] == (2.0, False)
     bf16 = "bf16 SST-2 train: d / max(forward bf16, engine's tokenization)"

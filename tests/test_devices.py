@@ -39,6 +39,7 @@ from glueperf.infra.devices import (
     visible_gpus,
     waited_s,
 )
+from glueperf.infra.evaluate_job import runs_off_the_cpu
 
 CLAIMER = REPO / "tests" / "device_claimer.py"
 
@@ -218,7 +219,7 @@ sys.path.insert(0, {str(REPO / "scripts")!r})
 from glueperf import evaluation, fetch
 from glueperf.infra import devices, evaluate_job
 
-def claim_device(requested, job, report):
+def claim_device(requested, job, report, gpus):
     torch = sys.modules.get("torch")
     print(json.dumps({{
         "torch": torch is not None,
@@ -241,9 +242,7 @@ job = types.SimpleNamespace(
         settings={{"device": "auto"}}, model=model, dataset={{}}, path="d.parquet"
     ),
     wildcards=types.SimpleNamespace(model="m", dtype="float32", dataset="d"),
-    input=types.SimpleNamespace(
-        data="d.parquet", summary=None, model_provenance=None, prepared="nowhere"
-    ),
+    input=types.SimpleNamespace(data="d.parquet", summary=None, model_provenance=None),
 )
 evaluate_job.evaluate_job(job)
 """
@@ -258,54 +257,67 @@ evaluate_job.evaluate_job(job)
     }
 
 
-def test_a_preparation_has_loaded_its_model_on_the_cpu_when_it_claims(tmp_path, tiny_model):
-    """prepare_model holds the device for tracing and checking alone: transformers' import and
-    the model's loading (seconds for a BERT-base) come first, so that with several models and
-    GPUs the preparations do that part side by side instead of in turn on a held GPU."""
+def test_an_evaluation_on_a_gpu_has_loaded_its_model_on_the_cpu_when_it_claims(
+    tmp_path, tiny_model
+):
+    """Reading the model's files and building it need no device: an evaluation on a GPU does it
+    before the claim, so that with --cores N it overlaps the running evaluation, and holds the
+    GPU only to move the model there (CUDA still off at the claim, which picks the GPU)."""
     probe = f"""
 import json, sys, types
 sys.path.insert(0, {str(REPO / "scripts")!r})
-from glueperf import prepared
-from glueperf.infra import devices, prepare_job
+from glueperf import evaluation, fetch, models
+from glueperf.infra import devices, evaluate_job
 
-def claim_device(requested, job, report):
+def claim_device(requested, job, report, gpus):
     torch = sys.modules["torch"]
+    model = loaded[0].model
     print(json.dumps({{
-        "transformers": "transformers" in sys.modules,
         "cuda_started": torch.cuda.is_initialized(),
-        "loaded": [type(source.model).__name__, str(next(source.model.parameters()).device)],
+        "loaded": [type(model).__name__, str(next(model.parameters()).device)],
+        "load_s": loaded[0].load_s > 0,
     }}))
     raise SystemExit(0)
 
-real_load_source = prepared.load_source
-def load_source(*args, **kwargs):
-    global source
-    source = real_load_source(*args, **kwargs)
-    return source
-
+real_load_on_cpu = models.load_on_cpu
+loaded = []
+models.load_on_cpu = lambda *args: loaded.append(real_load_on_cpu(*args)) or loaded[0]
 devices.claim_device = claim_device
-prepared.load_source = load_source
-job = types.SimpleNamespace(
-    config={{"models": {{"tiny": {{"source": {str(tiny_model)!r}}}}}, "datasets": {{}}}},
-    params=types.SimpleNamespace(
-        settings={{"device": "auto", "dtype": "float32", "max_length": 64}},
-        model={{"model_dir": {str(tiny_model)!r}, "trust_remote_code": False}},
-    ),
-    wildcards=types.SimpleNamespace(model="tiny"),
-    input=types.SimpleNamespace(model_provenance=None),
-    output=types.SimpleNamespace(prepared="prepared"),
-    threads=1,
+fetch.provenance_fields = lambda *inputs: dict.fromkeys(
+    ["model_commit", "model_weights_sha256", "dataset_commit", "dataset_sha256"], ""
 )
-prepare_job.prepare_job(job)
+evaluation.read_data = lambda path, *spec: types.SimpleNamespace(data=None)
+evaluation.check_task_fits_before_loading = lambda *args: None  # tests/test_preflight.py
+model = {{"model_dir": {str(tiny_model)!r}, "trust_remote_code": False}}
+job = types.SimpleNamespace(
+    params=types.SimpleNamespace(
+        settings={{"device": "cuda", "dtype": "float32"}},
+        model={{**model, "source": "m", "revision": None}},
+        dataset={{}},
+        path="d.parquet",
+    ),
+    wildcards=types.SimpleNamespace(model="m", dtype="float32", dataset="d"),
+    input=types.SimpleNamespace(data="d.parquet", summary=None, model_provenance=None),
+)
+evaluate_job.evaluate_job(job)
 """
     run = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=True
     )
     assert json.loads(run.stdout.splitlines()[-1]) == {
-        "transformers": True,
         "cuda_started": False,
         "loaded": ["BertForSequenceClassification", "cpu"],
+        "load_s": True,
     }
+
+
+def test_an_evaluation_loads_its_model_before_the_claim_only_where_it_runs_off_the_cpu():
+    """On the CPU, loading is work on the device another evaluation may be measuring: after."""
+    gpu = [Gpu(0, "GPU-1", "H100", "00000000:01:00.0")]
+    assert runs_off_the_cpu("cuda", []) and runs_off_the_cpu("cuda:1", gpu)
+    assert runs_off_the_cpu("auto", gpu) and runs_off_the_cpu("auto", None)  # GPUs, unlisted
+    assert runs_off_the_cpu("mps", [])
+    assert not runs_off_the_cpu("auto", []) and not runs_off_the_cpu("cpu", gpu)
 
 
 def hold_for(directory: Path, lock: str, seconds: float) -> threading.Thread:
@@ -525,7 +537,6 @@ def test_two_evaluations_started_together_measure_one_after_the_other(
         name: workflow.root / f"results/logs/evaluate_model/tiny/float32/{name}.log"
         for name in ("alpha", "beta")
     }
-    workflow.snakemake("resources/prepared/tiny/float32")  # traced first: it holds the CPU too
     test_holds_the_cpu = try_lock(locks, Device("cpu", "the CPU"), "the test")
     process, console = start_snakemake(
         workflow, "--cores", "2", "--set-threads", "evaluate_model=1"
@@ -618,8 +629,8 @@ def test_an_evaluation_takes_fewer_cores_on_a_gpu_than_on_the_cpu(tmp_path, tiny
     """On a GPU the CPU only feeds the model: four jobs fit in 16 cores, so on a one-GPU host
     the waiting ones do their imports while one measures. On the CPU the model uses them."""
     workflow = tiny_workflow(tmp_path, tiny_model, {"alpha": 5})
-    assert planned_threads(workflow, "cpu") == {"evaluate_model=8", "prepare_model=8"}
-    assert planned_threads(workflow, "cuda") == {"evaluate_model=4", "prepare_model=4"}
+    assert planned_threads(workflow, "cpu") == {"evaluate_model=8"}
+    assert planned_threads(workflow, "cuda") == {"evaluate_model=4"}
     # auto: as the host has GPUs or not (none here: this machine has no nvidia-smi)
     auto = planned_threads(workflow, "auto")
     assert auto == planned_threads(workflow, "cuda" if host_gpus() != [] else "cpu")

@@ -137,7 +137,6 @@ def test_pipeline_fetches_pinned_inputs_and_reruns_only_what_a_revision_change_a
     workflow.write_config(config)
     assert workflow.planned_jobs() == {
         "fetch_model": 1,
-        "prepare_model": 1,
         "evaluate_model": 1,
         "aggregate_metrics": 1,
         "plot_results": 1,

@@ -17,7 +17,13 @@ import pytest
 from conftest import REPO, tiny_workflow
 
 sys.path.insert(0, str(REPO / "scripts"))
-from glueperf.infra.forkserver import SNAKEMAKE_PID, SWITCH, socket_directory  # noqa: E402
+from glueperf.infra.forkserver import (  # noqa: E402
+    GPU_JOBS_HERE,
+    SNAKEMAKE_PID,
+    SWITCH,
+    gpu_driver_opened,
+    socket_directory,
+)
 from glueperf.measure import now_s, process_start_s  # noqa: E402
 
 JOBS = REPO / "tests" / "forked_jobs.py"
@@ -33,16 +39,17 @@ def owner():
 
 
 def job_env(owner=None, **extra) -> dict:
-    env = {key: value for key, value in os.environ.items() if key not in (SNAKEMAKE_PID, SWITCH)}
+    ours = (SNAKEMAKE_PID, SWITCH, GPU_JOBS_HERE)
+    env = {key: value for key, value in os.environ.items() if key not in ours}
     if owner is not None:
         env[SNAKEMAKE_PID] = str(owner.pid)
     return {**env, "PROBE": "from the job's environment", **extra}
 
 
-def start_job(function, tmp_path, env, name="job") -> tuple[subprocess.Popen, dict]:
+def start_job(function, tmp_path, env, name="job", how="") -> tuple[subprocess.Popen, dict]:
     paths = {"out": tmp_path / f"{name}.json", "log": tmp_path / f"{name}.log"}
     process = subprocess.Popen(
-        [sys.executable, str(JOBS), function, str(paths["out"]), str(paths["log"])],
+        [sys.executable, str(JOBS), function, str(paths["out"]), str(paths["log"]), how],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -52,8 +59,8 @@ def start_job(function, tmp_path, env, name="job") -> tuple[subprocess.Popen, di
     return process, paths
 
 
-def run_job(function, tmp_path, env, name="job"):
-    process, paths = start_job(function, tmp_path, env, name)
+def run_job(function, tmp_path, env, name="job", how=""):
+    process, paths = start_job(function, tmp_path, env, name, how)
     stdout, stderr = process.communicate(timeout=300)
     record = json.loads(paths["out"].read_text()) if paths["out"].exists() else None
     return process, stdout, stderr, record, paths["log"]
@@ -169,7 +176,7 @@ def test_forked_and_own_evaluations_predict_the_same(tmp_path, tiny_model, monke
     forked = pq.read_table(predictions)
     assert pd.read_csv(metrics)["job_process"].tolist() == ["forked"]
     monkeypatch.setenv(SWITCH, "0")
-    workflow.snakemake("--forcerun", "prepare_model")
+    workflow.snakemake("--forcerun", "evaluate_model")
     assert pd.read_csv(metrics)["job_process"].tolist() == ["own"]
     assert pq.read_table(predictions).equals(forked)
 
@@ -189,3 +196,81 @@ def test_a_job_without_standard_input_is_forked_all_the_same(tmp_path, owner):
     )
     assert run.returncode == 0, run.stderr
     assert json.loads(paths["out"].read_text())["forked"]
+
+
+def servers_of(owner) -> list:
+    return list(socket_directory().glob(f"{owner.pid}-*.sock"))
+
+
+def test_a_light_job_never_waits_for_the_server_and_starts_it_for_the_evaluations(tmp_path, owner):
+    """Validation and a model's checksums need none of the server's imports: without a ready
+    server they run at once in their own process; in a run that evaluates on this host the
+    first of them starts the server in the background, and later ones are forked from it."""
+    env = job_env(owner, **{GPU_JOBS_HERE: "1"})
+    process, _, stderr, record, _ = run_job("describe", tmp_path, env, "first", "light")
+    assert process.returncode == 0, stderr
+    assert record["pid"] == process.pid and not record["forked"]
+    assert wait_until(lambda: servers_of(owner), timeout=120)  # started, in the background
+    process, _, stderr, record, _ = run_job("describe", tmp_path, env, "evaluation")
+    assert process.returncode == 0, stderr
+    server = record["parent"]  # the evaluation waited for that server: no second one
+    assert record["forked"] and "forkserver" in " ".join(psutil.Process(server).cmdline())
+    process, _, stderr, record, _ = run_job("describe", tmp_path, env, "later", "light")
+    assert process.returncode == 0, stderr
+    assert record["forked"] and record["parent"] == server
+
+
+def test_without_evaluations_here_a_light_job_starts_no_server(tmp_path, owner):
+    """A cluster's login node runs the light jobs, and the evaluations run elsewhere."""
+    process, _, stderr, record, _ = run_job("describe", tmp_path, job_env(owner), how="light")
+    assert process.returncode == 0, stderr
+    assert not record["forked"]
+    time.sleep(1)
+    assert not servers_of(owner)
+
+
+def test_the_server_imports_what_a_job_asks_for_every_later_child(tmp_path, owner):
+    process, _, stderr, first, _ = run_job(
+        "describe", tmp_path, job_env(owner), "first", "one_more_module"
+    )
+    assert process.returncode == 0, stderr
+    process, _, stderr, second, _ = run_job("describe", tmp_path, job_env(owner), "second")
+    assert process.returncode == 0, stderr
+    assert first["forked"] and second["forked"] and first["has_module"] and second["has_module"]
+
+
+def test_the_server_imports_the_architectures_of_the_runs_models(tmp_path, owner, tiny_model):
+    """transformers imports a model's architecture on its first load (seconds): the server
+    does it once, as it starts, for the models of the job's config."""
+    process, _, stderr, record, _ = run_job(
+        "describe", tmp_path, job_env(owner, MODEL_DIR=str(tiny_model))
+    )
+    assert process.returncode == 0, stderr
+    assert record["forked"] and record["has_bert"]
+    process, _, stderr, record, _ = run_job("describe", tmp_path, job_env(owner), "other")
+    assert record["has_bert"]  # a later job of another config is given it too
+
+
+def test_without_models_the_server_imports_no_architecture(tmp_path, owner):
+    process, _, stderr, record, _ = run_job("describe", tmp_path, job_env(owner))
+    assert process.returncode == 0, stderr
+    assert record["forked"] and not record["has_bert"]
+
+
+def test_a_server_with_the_gpu_driver_loaded_forks_no_job(tmp_path, owner):
+    """A child of a process that has started CUDA could not use it: each job runs in its own
+    process instead, this one and every later one."""
+    for name, how in (("first", "gpu_driver_loaded"), ("second", "")):
+        process, _, stderr, record, _ = run_job("describe", tmp_path, job_env(owner), name, how)
+        assert process.returncode == 0, stderr
+        assert record["pid"] == process.pid and not record["forked"]
+        assert "the fork server forked no child" in stderr
+
+
+def test_the_gpu_driver_is_found_in_a_process_memory_maps(tmp_path):
+    maps = "7f0000000000-7f0000001000 r-xp 00000000 08:01 1 /usr/lib/x86_64-linux-gnu/{}\n"
+    (tmp_path / "maps").write_text(maps.format("libc.so.6"))
+    assert not gpu_driver_opened(tmp_path)
+    (tmp_path / "maps").write_text(maps.format("libc.so.6") + maps.format("libcuda.so.580.1"))
+    assert gpu_driver_opened(tmp_path)
+    assert not gpu_driver_opened()  # this process (no GPU here, or none used)

@@ -197,6 +197,6 @@ def test_minilm_stsb_reproduces_its_reference(shared_run):
 def test_minilm_sst2_still_reproduces_its_reference(shared_run):
     row = metrics(shared_run, "bert-base-cased-sst2", "sst2-validation")
     assert (row["correct"], row["n_labeled"]) == (779, 872)
-    # Through the traced model (rule prepare_model), as every reference figure here.
-    assert row["model_format"] == "torchscript"
+    # Through the transformers model, as every reference figure here (no TorchScript any more).
+    assert row["model_format"] == "transformers"
     assert row["label_mapping"] == "by name: NEGATIVE->negative, POSITIVE->positive"

@@ -25,7 +25,6 @@ from glueperf.latency import (
     time_requests,
 )
 from glueperf.models import load_model
-from glueperf.prepared import load_prepared, load_source, trace_source
 
 # Seconds that the fake clock's timings are made of: a binary fraction, so that differences and
 # milliseconds are exact in floating point.
@@ -34,16 +33,13 @@ TICK = 1 / 256
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory, varied_model):
-    """Engines as evaluations build them (CPU, float32): the transformers classifier, the same
-    model traced, and a traced regressor; each with sentences and second sentences."""
+    """Engines as evaluations build them (CPU, float32): a classifier and a regressor; each with
+    sentences and second sentences."""
     base = tmp_path_factory.mktemp("latency-models")
     regressor = build_tiny_model(base / "regressor", num_labels=1, initializer_range=0.5)
     found = {}
-    model, tokenizer, _ = load_model(str(varied_model), "float32", "cpu")
-    found["classifier"] = Engine(model, tokenizer, "cpu", Batching(batch_tokens=256))
-    for name, source in (("traced classifier", varied_model), ("traced regressor", regressor)):
-        trace_source(load_source(str(source), "float32"), "cpu", base / name)
-        model, tokenizer, _ = load_prepared(base / name, "float32", "cpu")
+    for name, source in (("classifier", varied_model), ("regressor", regressor)):
+        model, tokenizer, _ = load_model(str(source), "float32", "cpu")
         found[name] = Engine(model, tokenizer, "cpu", Batching(batch_tokens=256))
     return found
 
@@ -151,8 +147,8 @@ def test_a_slow_warm_up_stops_at_the_time_budget():
 
 
 def test_a_single_request_predicts_what_the_engine_predicts(engines):
-    """Both model kinds, single sentences and pairs, classes and scores: a request's prediction
-    is the offline pass's for the same text."""
+    """Single sentences and pairs, classes and scores: a request's prediction is the offline
+    pass's for the same text."""
     texts, pairs = make_sentences(30, seed=11), make_sentences(30, seed=12)
     for name, engine in engines.items():
         request = SingleRequest.of(engine)

@@ -16,7 +16,7 @@ from glueperf.infra import plan
 
 SCRIPTS = {
     "validate_dataset": "validate_dataset.py",
-    "prepare_model": "prepare_model.py",
+    "hash_model": "hash_model.py",
     "evaluate_model": "evaluate_model.py",
     "aggregate_metrics": "aggregate_metrics.py",
     "plot_results": "plot_results.py",
@@ -39,10 +39,12 @@ def fingerprints(scripts) -> dict[str, str]:
     [
         ("plotting.py", {"plot_results"}),
         ("aggregate.py", {"aggregate_metrics", "plot_results"}),
-        # the provenance of the row, and where the start-up checks find a fetched model
-        ("fetch.py", {"evaluate_model", "prepare_model"}),
-        ("engine.py", {"prepare_model", "evaluate_model"}),
-        ("validation.py", {"validate_dataset", "prepare_model", "evaluate_model"}),
+        # the provenance of the row, and where the fork server (every forked job's) finds a
+        # fetched model's architecture
+        ("fetch.py", {"validate_dataset", "hash_model", "evaluate_model"}),
+        ("engine.py", {"evaluate_model"}),
+        ("validation.py", {"validate_dataset", "evaluate_model"}),
+        ("checksums.py", {"validate_dataset", "hash_model", "evaluate_model"}),
         # imported only inside a function of the fork server, by every job through run_script
         ("infra/script.py", set(SCRIPTS)),
     ],
@@ -141,6 +143,7 @@ def test_a_hub_model_is_loaded_from_its_fetched_copy_at_its_revision(config, tin
     }
     assert plan.model_files(config, "hub") == ["resources/models/hub"]
     assert plan.model_provenance(config, "hub") == "resources/provenance/models/hub.json"
+    assert plan.model_provenance(config, "local") == "resources/checksums/local.json"
     assert plan.model_fingerprint(config, "hub") is None
     local = plan.model_spec(config, "local")
     assert local["revision"] is None and local["model_dir"] == str(tiny_model)
@@ -155,11 +158,6 @@ def test_a_hub_model_is_loaded_from_its_fetched_copy_at_its_revision(config, tin
 def test_a_models_own_settings_override_the_top_level_ones(config):
     assert plan.evaluation_settings(config, "hub")["batch_tokens"] == 99
     assert plan.evaluation_settings(config, "local")["batch_tokens"] == 8
-    assert plan.preparation_settings(config, "hub", "float32") == {
-        "device": "cuda",
-        "dtype": "float32",
-        "max_length": 64,
-    }
     assert (plan.evaluation_threads(config, "hub"), plan.evaluation_threads(config, "local")) == (
         4,
         8,
@@ -190,7 +188,6 @@ def test_each_dtype_of_a_list_is_an_evaluation_of_its_own(config):
     assert plan.evaluation_settings(config, "local", "float32") == listed
     config["models"]["local"]["evaluation"] = {"dtype": ["float32", "bfloat16"]}
     assert plan.evaluation_settings(config, "local", "bfloat16")["dtype"] == "bfloat16"
-    assert plan.preparation_settings(config, "local", "bfloat16")["dtype"] == "bfloat16"
     with pytest.raises(WorkflowError, match=r"dtype 'float16' .* model 'local' .* bfloat16"):
         plan.evaluation_settings(config, "local", "float16")
 

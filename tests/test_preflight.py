@@ -160,32 +160,6 @@ def test_a_hub_model_is_checked_once_fetched_and_a_hub_file_once_its_names_are_k
     assert "['neutral'] match no label" in refusal(config)
 
 
-def test_a_preparation_checks_its_fetched_model_before_it_loads_or_claims_anything(
-    tmp_path, monkeypatch, three_classes
-):
-    from glueperf import prepared
-    from glueperf.infra import devices, prepare_job
-
-    monkeypatch.setattr(devices, "claim_device", never)
-    monkeypatch.setattr(prepared, "load_source", never)
-    path = write_labeled(tmp_path / "d.parquet", ["bad", "good"])
-    job = types.SimpleNamespace(
-        config=config_of("owner/model", {"d": {"path": path}}),
-        params=types.SimpleNamespace(
-            settings={"device": "cpu", "dtype": "float32", "max_length": 64},
-            model={"model_dir": "resources/models/m", "trust_remote_code": False},
-        ),
-        wildcards=types.SimpleNamespace(model="m"),
-        input=types.SimpleNamespace(model_provenance=None),
-        output=types.SimpleNamespace(prepared=str(tmp_path / "prepared")),
-        threads=1,
-    )
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(three_classes, tmp_path / "resources" / "models" / "m")
-    with pytest.raises(GlueperfError, match="model 'm' has classes"):
-        prepare_job.prepare_job(job)
-
-
 def test_an_evaluation_checks_its_model_and_dataset_before_it_claims_its_device(
     tmp_path, monkeypatch, three_classes
 ):
@@ -202,9 +176,7 @@ def test_an_evaluation_checks_its_model_and_dataset_before_it_claims_its_device(
             dataset={"label_names": ["bad", "good"], "label_names_from_config": True},
         ),
         wildcards=types.SimpleNamespace(model="m", dtype="float32", dataset="d"),
-        input=types.SimpleNamespace(
-            data=path, summary=None, model_provenance=None, prepared=str(tmp_path / "none")
-        ),
+        input=types.SimpleNamespace(data=path, summary=None, model_provenance=None),
     )
     with pytest.raises(GlueperfError, match="the class counts differ"):
         evaluate_job.evaluate_job(job)

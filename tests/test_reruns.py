@@ -46,10 +46,10 @@ def evaluations(pairs):
     return [("evaluate_model", model, dataset) for model, dataset in pairs]
 
 
-def preparations(models):
-    """The models traced again (rule prepare_model): when their files, device, dtype or
-    max_length change, or the code the tracing runs."""
-    return [("prepare_model", model, None) for model in models]
+def hashes(models):
+    """The local models whose files are hashed again (rule hash_model): when their files
+    change, or the code that hashes them; not for any evaluation setting."""
+    return [("hash_model", model, None) for model in models]
 
 
 def downstream():
@@ -156,20 +156,22 @@ def test_rewriting_a_dataset_file_reruns_that_dataset(pipeline):
 
 @pytest.mark.parametrize(
     ("model", "setting"),
-    [("m1", {"batch_tokens": 999}), ("m2", {"batch_tokens": 999}), ("m1", {"max_length": 16})],
+    [
+        ("m1", {"batch_tokens": 999}),
+        ("m2", {"batch_tokens": 999}),
+        ("m1", {"max_length": 16}),
+        ("m1", {"dtype": "bfloat16"}),
+    ],
 )
-def test_a_models_own_evaluation_setting_reruns_only_that_model(pipeline, model, setting):
+def test_a_models_own_evaluation_setting_reruns_only_that_models_evaluations(
+    pipeline, model, setting
+):
+    """Nothing is prepared per setting any more (no traces): its files are not hashed again."""
     pipeline.change_config(lambda c: c["models"][model].update(evaluation=setting))
     jobs, counted = pipeline.jobs()
     pairs = [(model, d) for d, models in MODELS_ON.items() if model in models]
-    # batch_tokens changes how a model is run, not what was traced; max_length both.
-    traced = preparations([model]) if "max_length" in setting else []
-    assert counted == {
-        **({"prepare_model": 1} if traced else {}),
-        "evaluate_model": len(pairs),
-        **AFTER_EVALUATION,
-    }
-    assert jobs == sorted(traced + evaluations(pairs) + downstream())
+    assert counted == {"evaluate_model": len(pairs), **AFTER_EVALUATION}
+    assert jobs == sorted(evaluations(pairs) + downstream())
 
 
 def test_a_models_setting_equal_to_the_default_changes_nothing(pipeline):
@@ -183,7 +185,7 @@ def test_a_models_setting_equal_to_the_default_changes_nothing(pipeline):
     ids=["batching", "latency", "threads"],
 )
 def test_a_top_level_evaluation_setting_reruns_every_evaluation(pipeline, setting):
-    """Not the tracing, which none of them changes."""
+    """Not the models' checksums, which none of them changes."""
     pipeline.change_config(lambda c: c["evaluation"].update(setting))
     jobs, _ = pipeline.jobs()
     pairs = [(m, d) for d, models in MODELS_ON.items() for m in models]
@@ -197,14 +199,13 @@ def planned(pipeline) -> list[tuple[str, str | None, str | None, str | None]]:
 
 
 def test_adding_a_precision_evaluates_only_that_precision(pipeline):
-    """m1 in bfloat16 besides float32: its tracing and evaluations in bfloat16, then the tables
-    (which compare it with float32) and plots; nothing in float32 again."""
+    """m1 in bfloat16 besides float32: its evaluations in bfloat16, then the tables (which
+    compare it with float32) and plots; nothing in float32 again."""
     pipeline.change_config(
         lambda c: c["models"]["m1"].update(evaluation={"dtype": ["float32", "bfloat16"]})
     )
     assert planned(pipeline) == sorted(
         [
-            ("prepare_model", "m1", "bfloat16", None),
             ("evaluate_model", "m1", "bfloat16", "alpha"),
             ("evaluate_model", "m1", "bfloat16", "beta"),
             ("aggregate_metrics", None, None, None),
@@ -227,7 +228,7 @@ def test_changing_a_models_files_reruns_that_model(pipeline):
     model_config["id2label"] = {"0": "NO", "1": "YES"}  # still the datasets' labels, by name
     config_file.write_text(json.dumps(model_config))
     jobs, _ = pipeline.jobs()
-    assert jobs == sorted(preparations(["m2"]) + evaluations([("m2", "alpha")]) + downstream())
+    assert jobs == sorted(hashes(["m2"]) + evaluations([("m2", "alpha")]) + downstream())
 
 
 BY_ID = {"LABEL_0": "no", "LABEL_1": "yes"}  # the tiny models' classes, as they are
@@ -247,7 +248,7 @@ BY_ID = {"LABEL_0": "no", "LABEL_1": "yes"}  # the tiny models' classes, as they
     ids=["model", "model-on-every-dataset", "model-on-one-dataset", "dataset"],
 )
 def test_a_label_map_reruns_exactly_the_evaluations_it_applies_to(pipeline, change, pairs):
-    """Not the dataset's validation, not the tracing, no other model's evaluation."""
+    """Not the dataset's validation, not the model's checksums, no other model's evaluation."""
     pipeline.change_config(change)
     jobs, _ = pipeline.jobs()
     assert jobs == sorted(evaluations(pairs) + downstream())
@@ -258,8 +259,8 @@ def test_adding_a_model_runs_only_its_jobs(pipeline, tiny_model):
         lambda c: c["models"].update(m3={"source": str(tiny_model), "datasets": ["beta"]})
     )
     jobs, counted = pipeline.jobs()
-    assert counted == {"prepare_model": 1, "evaluate_model": 1, **AFTER_EVALUATION}
-    assert jobs == sorted(preparations(["m3"]) + evaluations([("m3", "beta")]) + downstream())
+    assert counted == {"hash_model": 1, "evaluate_model": 1, **AFTER_EVALUATION}
+    assert jobs == sorted(hashes(["m3"]) + evaluations([("m3", "beta")]) + downstream())
 
 
 def test_adding_a_dataset_runs_only_its_jobs(pipeline):
@@ -324,35 +325,34 @@ def test_editing_the_aggregation_code_reruns_aggregate_and_plots(pipeline):
 
 @pytest.mark.parametrize(
     "module",
-    # fetch.py and outputs.py too: the evaluation imports them (code= follows the imports)
-    [
-        "engine.py",
-        "evaluation.py",
-        "models.py",
-        "labels.py",
-        "measure.py",
-        "metrics.py",
-        "fetch.py",
-    ],
+    # fetch.py too: the evaluation imports it (code= follows the imports)
+    ["engine.py", "evaluation.py", "models.py", "labels.py", "metrics.py", "fetch.py"],
 )
 def test_editing_the_evaluation_code_reruns_every_evaluation(pipeline, module):
     append_comment(pipeline.workflow.root / "scripts" / "glueperf" / module)
     jobs, counted = pipeline.jobs()
-    # The tracing runs the evaluation's code too (fetch.py: where the model's datasets are,
-    # which it checks the model's classes against before tracing).
-    assert counted == {"prepare_model": 2, "evaluate_model": 3, **AFTER_EVALUATION}
+    assert counted == {"evaluate_model": 3, **AFTER_EVALUATION}
 
 
-@pytest.mark.parametrize("module", ["validation.py", "tasks.py", "checksums.py"])
-def test_editing_the_validation_code_reruns_from_validation(pipeline, module):
+VALIDATIONS = {"validate_dataset": 2, "evaluate_model": 3, **AFTER_EVALUATION}
+
+
+@pytest.mark.parametrize(
+    ("module", "reruns"),
+    [
+        ("validation.py", VALIDATIONS),
+        ("tasks.py", VALIDATIONS),
+        # the models' checksums are taken with the same code as the datasets'
+        ("checksums.py", {**VALIDATIONS, "hash_model": 2}),
+        # every job that may be forked runs in the fork server's frame, which times the job
+        ("measure.py", {**VALIDATIONS, "hash_model": 2}),
+        ("infra/forkserver.py", {**VALIDATIONS, "hash_model": 2}),
+    ],
+)
+def test_editing_the_validation_code_reruns_from_validation(pipeline, module, reruns):
     append_comment(pipeline.workflow.root / "scripts" / "glueperf" / module)
     _, counted = pipeline.jobs()
-    assert counted == {
-        "validate_dataset": 2,
-        "prepare_model": 2,  # the tracing checks its inputs with the same code
-        "evaluate_model": 3,
-        **AFTER_EVALUATION,
-    }
+    assert counted == reruns
 
 
 @pytest.mark.parametrize(

@@ -76,5 +76,5 @@ def test_nothing_is_installed_when_apt_would_upgrade_an_installed_package(tmp_pa
 
 
 @pytest.mark.parametrize("package", PACKAGES)
-def test_the_readme_says_what_it_installs(package):
-    assert f"`{package}`" in (REPO / "README.md").read_text()
+def test_the_docs_say_what_it_installs(package):
+    assert f"`{package}`" in (REPO / "docs" / "development.md").read_text()

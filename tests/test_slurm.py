@@ -64,9 +64,8 @@ def slurm_test_profile(workflow: Workflow) -> Path:
     evaluate = profile["set-resources"]["evaluate_model"]
     assert evaluate["gpu"] == 1
     evaluate.update(gpu=0, cpus_per_task=1, mem_mb=MEM_MB, runtime=10)
-    # prepare_model shares evaluate_model's requests (a YAML anchor): changed with it.
-    assert profile["set-resources"]["prepare_model"] is evaluate
-    profile["set-threads"] = {"evaluate_model": 1, "prepare_model": 1}
+    assert list(profile["set-resources"]) == ["evaluate_model"]  # the one rule sent to SLURM
+    profile["set-threads"] = {"evaluate_model": 1}
     profile["slurm-status-command"] = "squeue"
     profile["slurm-init-seconds-before-status-checks"] = 2
     profile["slurm-keep-successful-logs"] = True
@@ -104,13 +103,12 @@ def test_pipeline_on_slurm_equals_local_run(slurm_cluster, workflow, tiny_model,
         raise AssertionError(f"{error}\n{slurm_cluster.log_tail()}") from None
     assert "has been submitted with SLURM jobid" in run.stdout + run.stderr
 
-    # One SLURM job per evaluation and one tracing the model, with the profile's requests; the
-    # local rules stayed local.
+    # One SLURM job per evaluation, with the profile's requests; the local rules (the model's
+    # checksums among them) stayed local.
     jobs = slurm_cluster.jobs()
     assert sorted(job["comment"] for job in jobs) == [
         "rule_evaluate_model_wildcards_tiny_float32_hidden",
         "rule_evaluate_model_wildcards_tiny_float32_labeled",
-        "rule_prepare_model_wildcards_tiny_float32",
     ], jobs
     for job in jobs:
         assert job["state"] == "COMPLETED", jobs
@@ -160,9 +158,7 @@ def test_slurm_profile_asks_for_one_gpu_and_the_rules_threads(tmp_path, tiny_mod
     assert (evaluate["gpu"], evaluate["gpu_manufacturer"]) == (1, "nvidia")
     # The threads Snakemake gives the rule on a submit host without GPUs (as this machine).
     workflow = tiny_workflow(tmp_path, tiny_model, {"alpha": 5})
-    assert planned_threads(workflow, "auto") == {
-        f"{rule}={evaluate['cpus_per_task']}" for rule in ("evaluate_model", "prepare_model")
-    }
+    assert planned_threads(workflow, "auto") == {f"evaluate_model={evaluate['cpus_per_task']}"}
     assert evaluate["mem_mb"] > 0 and evaluate["runtime"] > 0
     # a global `resources: gpu=...` would cap the GPU jobs of the whole cluster
     assert "resources" not in profile
@@ -173,5 +169,5 @@ def test_cheap_rules_run_on_the_submit_host_and_evaluations_on_the_cluster():
     block = re.search(r"^localrules:\n((?:    \w+,\n)+)", text, re.M)
     assert block, "the Snakefile has no localrules: block"
     local = set(re.findall(r"\w+", block.group(1)))
-    assert {"validate_dataset", "aggregate_metrics", "plot_results"} <= local
-    assert "evaluate_model" not in local and "prepare_model" not in local
+    assert {"validate_dataset", "hash_model", "aggregate_metrics", "plot_results"} <= local
+    assert "evaluate_model" not in local

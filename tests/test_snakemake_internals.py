@@ -163,3 +163,36 @@ def test_snakemakes_lock_files_are_where_remove_stale_lock_looks(tmp_path):
         os.killpg(run.pid, signal.SIGKILL)
         run.wait(timeout=60)
     assert written and written == sorted(path.name for path in locks.glob("*.lock"))
+
+
+def test_runs_jobs_here_reads_the_executor_and_the_dag_at_onstart(tmp_path):
+    """The fork server is started early only for a run that evaluates on this host."""
+    (tmp_path / "Snakefile").write_text(
+        f"""import sys
+sys.path.insert(0, {str(SCRIPTS)!r})
+from glueperf.infra.snakemake_internals import runs_jobs_here
+
+rule all:
+    input: "made"
+
+rule make:
+    output: "made"
+    shell: "touch made"
+
+rule other:
+    output: "other"
+    shell: "touch other"
+
+onstart:
+    print("jobs here:", runs_jobs_here(workflow, "make"), runs_jobs_here(workflow, "other"))
+"""
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "jobs here: True False" in run.stdout + run.stderr

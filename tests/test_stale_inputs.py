@@ -116,7 +116,7 @@ def test_an_older_weights_file_moved_over_a_models_reruns_its_evaluations(finish
     )
     try:
         expected = sorted(
-            [("prepare_model", "m", None)]
+            [("hash_model", "m", None)]
             + [("evaluate_model", "m", d) for d in ("small", "big")]
             + DOWNSTREAM
         )

@@ -331,7 +331,8 @@ def pad(ids: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray | Non
 
 
 def model_inputs(model) -> set[str]:
-    """The keyword inputs a model's forward takes (a prepared model lists its own)."""
+    """The keyword inputs a model's forward takes (a model that is no nn.Module, such as a
+    trace, lists its own: ``input_names``)."""
     names = getattr(model, "input_names", None)
     return set(names) if names is not None else set(inspect.signature(model.forward).parameters)
 

@@ -1,17 +1,22 @@
 """One evaluation: a model on a dataset file -> the groups of its metrics row that it measures
 (glueperf/results.py defines every column) and the predictions table. The model is loaded in one
-step (``load``: its trace from glueperf/prepared.py, else glueperf/models.py); the offline pass
+step (``load``, by glueperf/models.py, or moved to the device when loaded on the CPU before the
+claim); the offline pass
 (glueperf/engine.py) is measured for time, memory and, on a GPU, energy (glueperf/energy.py),
 then single requests for latency (glueperf/latency.py), with the same model on the same device.
 
 What the reported figures measure (also in the README):
 - ``inference_time_s`` ("Inference Time (seconds)"): wall-clock seconds from the list of texts to
   predictions on the host: tokenization plus all forward passes, the device synchronized at both
-  ends. Excludes reading the file, loading the model and one small warm-up batch, each reported
-  on its own (``read_s``, ``model_load_s``, ``warmup_s``), and the job's start-up and imports
-  before the evaluation begins (``startup_s``, from the start of the process Snakemake started
-  for the job). On CUDA, tokenization of the next chunk overlaps the forward passes, so
-  ``tokenize_s`` + ``forward_s`` can exceed it.
+  ends. Excludes reading the file, starting the device, loading the model and one small warm-up
+  batch, each reported on its own (``read_s``, ``device_start_s``, ``model_load_s``,
+  ``warmup_s``), and the job's start-up and imports before the evaluation begins (``startup_s``,
+  from the start of the process Snakemake started for the job). On CUDA, tokenization of the next
+  chunk overlaps the forward passes, so ``tokenize_s`` + ``forward_s`` can exceed it.
+- The fixed cost of an evaluation is ``startup_s + device_start_s + model_load_s + warmup_s``:
+  ``device_start_s`` is CUDA's start in this process (its context, on the claimed GPU; 0 on the
+  CPU), after the claim; ``model_load_s`` the model's loading from its files and its move to the
+  device (for a GPU, the loading on the CPU happens before the claim: ``LoadedOnCpu``).
 - ``peak_rss_mb`` ("Memory Usage (MB)"): peak resident set size of the evaluation process over
   its whole life (imports, data, model, inference), in MiB, from the kernel's high-water mark and
   a 10 ms sampler; in a child of the fork server (``job_process`` ``forked``) the imports come
@@ -43,8 +48,7 @@ from glueperf.measure import (
     reset_gpu_peaks,
 )
 from glueperf.metrics import task_scores
-from glueperf.models import load_model, token_limit, warn_of_pickle
-from glueperf.prepared import TORCHSCRIPT, TRANSFORMERS, load_prepared
+from glueperf.models import LoadedOnCpu, load_model, token_limit
 from glueperf.tasks import DatasetSpec
 from glueperf.validation import NO_LABEL, Dataset, load_dataset
 
@@ -73,6 +77,19 @@ def resolve_device(requested: str = "auto") -> str:
             "machine; use 'auto' or 'cpu'"
         )
     return requested
+
+
+def start_device(device: str) -> float:
+    """Start CUDA in this process on ``device`` (its context), the first thing an evaluation
+    does with the device it holds; the seconds it took. Nothing to start on the CPU (0.0)."""
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return 0.0
+    started = time.perf_counter()
+    torch.cuda.init()
+    torch.cuda.synchronize(device)  # the context exists once the device has been waited for
+    return time.perf_counter() - started
 
 
 def warm_up(engine: Engine, pairs: bool) -> None:
@@ -108,13 +125,13 @@ def read_data(data_file, spec: DatasetSpec | None = None, name: str = "dataset")
 @dataclass(frozen=True)
 class ModelHandle:
     """The model to evaluate: its directory in Hugging Face format, its ``name`` in the config
-    (for errors), its trace by rule prepare_model (``prepared_dir``, used where it fits the
-    device and dtype) and whether its own code may run."""
+    (for errors), whether its own code may run, and the model as ``load_on_cpu`` loaded it
+    already, before the device was claimed (``loaded_on_cpu``; else it is loaded here)."""
 
     model_dir: str
     name: str = "model"
-    prepared_dir: str | None = None
     trust_remote_code: bool = False
+    loaded_on_cpu: LoadedOnCpu | None = None
 
 
 @dataclass(frozen=True)
@@ -172,25 +189,31 @@ class Evaluation:
 
 @dataclass
 class Loaded:
-    """A model loaded for an evaluation, and the row's record of how."""
+    """A model loaded for an evaluation, the row's record of how, and the seconds of its loading
+    before the claim (``before_s``: on the CPU, for another device)."""
 
     model: object
     tokenizer: object
     record: results.Loading
+    before_s: float = 0.0
+
+
+# How every model is loaded since the TorchScript traces were dropped; model_format is kept so
+# that tables of earlier runs, where it could be torchscript, read alike.
+TRANSFORMERS = "transformers"
 
 
 def load(model: ModelHandle, dtype: str, device: str) -> Loaded:
-    """The loading step: the model's trace where it fits this device and dtype, else the model
-    itself with transformers (glueperf/prepared.py, glueperf/models.py)."""
-    prepared = load_prepared(model.prepared_dir, dtype, device) if model.prepared_dir else None
-    if prepared:
-        log.info("model '%s' loaded from its trace in %s", model.model_dir, model.prepared_dir)
-        warn_of_pickle(model.model_dir, prepared[2])
-    network, tokenizer, loaded = prepared or load_model(
-        model.model_dir, dtype, device, model.trust_remote_code
+    """The model's one loading step (or, loaded on the CPU already, its move to the device), by
+    glueperf/models.py."""
+    before = model.loaded_on_cpu
+    network, tokenizer, loaded = (
+        before.to(device)
+        if before is not None
+        else load_model(model.model_dir, dtype, device, model.trust_remote_code)
     )
-    record = results.Loading(model_format=TORCHSCRIPT if prepared else TRANSFORMERS, **loaded)
-    return Loaded(network, tokenizer, record)
+    record = results.Loading(model_format=TRANSFORMERS, **loaded)
+    return Loaded(network, tokenizer, record, before.load_s if before is not None else 0.0)
 
 
 def evaluate(dataset: ReadData, model: ModelHandle, settings: Settings | None = None) -> Evaluation:
@@ -202,6 +225,7 @@ def evaluate(dataset: ReadData, model: ModelHandle, settings: Settings | None = 
     device = resolve_device(settings.device)
     timer = PhaseTimer(device)
     with PeakMemory() as memory:
+        device_start_s = start_device(device)
         reset_gpu_peaks(device)
         with timer.phase("model_load_s"):
             loaded = load(model, settings.dtype, device)
@@ -230,7 +254,8 @@ def evaluate(dataset: ReadData, model: ModelHandle, settings: Settings | None = 
             tokenize_s=result.tokenize_s,
             forward_s=seconds["inference_time_s"] - (0.0 if engine.overlap else result.tokenize_s),
             read_s=dataset.read_s,
-            model_load_s=seconds["model_load_s"],
+            device_start_s=device_start_s,
+            model_load_s=seconds["model_load_s"] + loaded.before_s,
             warmup_s=seconds["warmup_s"],
             startup_s=dataset.startup_s,
         ),

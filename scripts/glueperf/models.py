@@ -14,7 +14,9 @@ import json
 import logging
 import pickle
 import re
+import time
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 from glueperf import GlueperfError, one_line
@@ -51,6 +53,12 @@ def load_model(model_dir: str, dtype: str, device: str, trust_remote_code: bool 
 
     Whatever is wrong (see the module docstring) is a GlueperfError naming the directory.
     """
+    model, tokenizer, loaded = _load_on_cpu(model_dir, dtype, trust_remote_code)
+    return aligned(model.to(device)), tokenizer, loaded
+
+
+def _load_on_cpu(model_dir: str, dtype: str, trust_remote_code: bool):
+    """``load_model``'s model on the CPU, its weights where transformers left them."""
     import torch
 
     if dtype not in DTYPES:
@@ -77,7 +85,55 @@ def load_model(model_dir: str, dtype: str, device: str, trust_remote_code: bool 
     _check_classifier(model_dir, model, tokenizer, info)
     loaded = {"weights_format": weights_format or "", "trust_remote_code": bool(trust_remote_code)}
     warn_of_pickle(model_dir, loaded)
-    return aligned(model.eval().to(device)), tokenizer, loaded
+    return model.eval(), tokenizer, loaded
+
+
+@dataclass
+class LoadedOnCpu:
+    """A model loaded on the CPU before its device is claimed (``load_on_cpu``), for a device
+    that is not the CPU: ``to(device)`` then only moves it there. ``load_s``: the seconds the
+    loading took."""
+
+    model: object
+    tokenizer: object
+    loaded: dict
+    load_s: float
+
+    def to(self, device: str):
+        """(model, tokenizer, loaded) on ``device``, as ``load_model`` gives them."""
+        return aligned(self.model.to(device)), self.tokenizer, self.loaded
+
+
+def load_on_cpu(model_dir: str, dtype: str, trust_remote_code: bool = False) -> LoadedOnCpu:
+    """``load_model`` on the CPU, timed: an evaluation on a GPU does it before it claims the GPU
+    (reading the files and building the model need no device), and moves the model to the GPU
+    once it holds it."""
+    started = time.perf_counter()
+    model, tokenizer, loaded = _load_on_cpu(model_dir, dtype, trust_remote_code)
+    return LoadedOnCpu(model, tokenizer, loaded, time.perf_counter() - started)
+
+
+def modeling_module(model_dir) -> str | None:
+    """The transformers module that defines a model directory's architecture (e.g.
+    transformers.models.bert.modeling_bert), for the fork server to import once for every
+    evaluation of that architecture; None for a model that brings code of its own, or whose
+    type transformers does not know."""
+    try:
+        config = model_dir_config(Path(model_dir))
+    except GlueperfError:
+        return None
+    model_type = config.get("model_type")
+    if not isinstance(model_type, str) or config.get("auto_map"):
+        return None
+    from transformers.models.auto.configuration_auto import (
+        CONFIG_MAPPING_NAMES,
+        model_type_to_module_name,
+    )
+
+    if model_type not in CONFIG_MAPPING_NAMES:
+        return None
+    name = model_type_to_module_name(model_type)
+    return f"transformers.models.{name}.modeling_{name}"
 
 
 # Bytes to which torch's CPU allocator aligns every tensor it allocates.

@@ -1,11 +1,11 @@
 """Checks of the config's models against its datasets before any job runs.
 
 A model path that is wrong, or a classifier whose classes cannot be matched to a dataset's
-labels, used to pass start-up and fail each evaluation only after validation and tracing. Here
-they stop the run at start-up, naming the config key, with the message the evaluation would give
-(glueperf/labels.py says both). A Hub model is checked as soon as it is fetched: by its
-prepare_model job, before tracing and before it claims a device (``check_model``); an
-evaluation checks its own model and dataset again before it claims its device.
+labels, used to pass start-up and fail each evaluation only after validation. Here they stop
+the run at start-up, naming the config key, with the message the evaluation would give
+(glueperf/labels.py says both). A Hub model is checked once it is fetched: by the start-up of
+every later run, and in the run that fetches it by each of its evaluations, which checks its
+own model and dataset before it loads the model or claims its device.
 
 Snakemake runs the start-up checks on every invocation, no-op reruns included, so they read only
 small files: each model's config.json, and the footer of a dataset file whose own label names
@@ -34,7 +34,7 @@ def check_before_any_job(config: dict) -> None:
         check_label_maps_keys(config, model)
         fetched = Path(model_location(model, entry["source"])).is_dir()
         if is_hub_model(entry["source"]) and not fetched:
-            continue  # not fetched yet: its prepare_model job checks it
+            continue  # not fetched yet: its evaluations check it
         check_model(config, model)
 
 

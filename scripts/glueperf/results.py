@@ -240,8 +240,18 @@ class Timing(Group):
         SECONDS, "seconds of the forward passes (and what is not tokenization)", NUMBER, 3
     )
     read_s: float = column(SECONDS, "reading and checking the dataset file", NUMBER, 3)
+    device_start_s: float = column(
+        SECONDS,
+        "starting CUDA in the evaluation's process on the GPU it claimed (its context); 0 on a CPU",
+        NUMBER,
+        3,
+    )
     model_load_s: float = column(
-        SECONDS, "loading the model onto the device (`model_format` says how)", NUMBER, 3
+        SECONDS,
+        "loading the model from its files and moving it to the device (on a GPU host the "
+        "loading is done on the CPU before the claim, and counted here)",
+        NUMBER,
+        3,
     )
     warmup_s: float = column(SECONDS, "one tiny batch run before the timed pass", NUMBER, 3)
     startup_s: float = column(
@@ -389,7 +399,9 @@ class Loading(Group):
     """How the model was loaded."""
 
     model_format: str = column(
-        "", "`torchscript` (the trace of rule prepare_model) or `transformers`", TEXT
+        "",
+        "`transformers`, how every model is loaded (earlier runs could say `torchscript`)",
+        TEXT,
     )
     weights_format: str = column(
         "",

@@ -4,11 +4,14 @@ from the groups each part fills (glueperf/results.py): the evaluation's measurem
 what was evaluated, the device claim, and the inputs' provenance.
 
 The device is claimed (glueperf/infra/devices.py) after what needs none, while CUDA is not started:
-the imports, reading the dataset, working out provenance. It is held for the measurement alone
-and let go before the results are written: with --cores N, a job waiting for the device has done
-its work by the time it is free, and the one before it writes its files and exits while the next
-one measures. The heavy modules are imported inside the function: the job's own process, which
-only asks the fork server for a child, imports none of them.
+the imports, reading the dataset, working out provenance and, for an evaluation on a GPU, loading
+the model on the CPU (it is moved to the GPU once held). The device is held for the measurement
+alone and let go before the results are written: with --cores N, a job waiting for the device has
+done its work by the time it is free, and the one before it writes its files and exits while the
+next one measures. An evaluation on the CPU loads its model after the claim: loading is work on
+the device another evaluation may be measuring. The heavy modules are imported inside the
+function: the job's own process, which only asks the fork server for a child, imports none of
+them.
 """
 
 import os
@@ -30,22 +33,17 @@ def evaluate_job(snakemake):
         write_predictions,
     )
     from glueperf.fetch import provenance_fields
-    from glueperf.infra.devices import claim_device
+    from glueperf.infra.devices import claim_device, host_gpus
     from glueperf.infra.forkserver import forked
     from glueperf.infra.script import tell
+    from glueperf.models import load_on_cpu
     from glueperf.outputs import write_row
-    from glueperf.prepared import prepared_checksums
     from glueperf.tasks import DatasetSpec
 
     params, settings, wildcards = snakemake.params, snakemake.params.settings, snakemake.wildcards
     name = f"{wildcards.model}/{wildcards.dtype}/{wildcards.dataset}"
     read = read_data(snakemake.input.data, DatasetSpec(**params.dataset), wildcards.dataset)
-    model = ModelHandle(
-        params.model["model_dir"],
-        wildcards.model,
-        snakemake.input.prepared,
-        params.model["trust_remote_code"],
-    )
+    model = ModelHandle(params.model["model_dir"], wildcards.model)
     # A model that does not fit the dataset holds no device.
     check_task_fits_before_loading(model, read)
     provenance = results.Provenance(
@@ -55,16 +53,27 @@ def evaluate_job(snakemake):
         **provenance_fields(
             read_json(snakemake.input.summary),
             params.model["model_dir"],
-            read_json(snakemake.input.model_provenance)
-            or {"sha256": prepared_checksums(snakemake.input.prepared)},
+            read_json(snakemake.input.model_provenance),  # fetched, or hashed once by hash_model
         ),
     )
+    gpus = host_gpus()  # once: the claim asks again
+    loaded_on_cpu = None
+    if runs_off_the_cpu(settings["device"], gpus):
+        loaded_on_cpu = load_on_cpu(
+            params.model["model_dir"], settings["dtype"], params.model["trust_remote_code"]
+        )
+    model = ModelHandle(
+        params.model["model_dir"], wildcards.model, params.model["trust_remote_code"], loaded_on_cpu
+    )
     claim = claim_device(
-        settings["device"], job=f"evaluate_model {name} in {os.getcwd()}", report=tell
+        settings["device"],
+        job=f"evaluate_model {name} in {os.getcwd()}",
+        report=tell,
+        gpus=lambda: gpus,
     )
     use_threads(settings.get("threads"), snakemake.threads)
     # torch reads CUDA_VISIBLE_DEVICES, as narrowed by the claim, only when CUDA starts: after it.
-    measured = evaluate(read, model, Settings.of(settings))
+    measured = evaluate(read, model, Settings.of({**settings, "device": claim.device}))
     job = results.Job(job_process="forked" if forked() else "own", **claim.fields())
     # Measured: the next evaluation may take the device, without this one's cached GPU memory.
     if claim.gpu is not None:
@@ -94,3 +103,22 @@ def use_threads(configured: int | None, job_threads: int) -> None:
     if configured:
         os.environ["RAYON_NUM_THREADS"] = str(configured)
     torch.set_num_threads(configured or job_threads)
+
+
+def runs_off_the_cpu(requested: str, gpus) -> bool:
+    """Whether an evaluation of ``evaluation.device`` ``requested`` will run on another device
+    than the CPU, given the host's GPUs (``host_gpus()``: [] for none, None for GPUs that
+    nvidia-smi cannot list): then its model is loaded on the CPU before the claim."""
+    if requested == "auto":
+        return gpus != []
+    return requested != "cpu"
+
+
+def server_imports(snakemake, cwd: str) -> list[str]:
+    """What the fork server imports for this job before forking it, once for every job after
+    it: the module of the model's architecture (transformers imports it on the first load, a
+    second or more on a GPU host)."""
+    from glueperf.models import modeling_module
+
+    module = modeling_module(os.path.join(cwd, snakemake.params.model["model_dir"]))
+    return [module] if module else []

@@ -221,10 +221,13 @@ def model_files(config: dict, model: str) -> list[str]:
     return [str(f) for f in local_model_files(model_dir(config, model))]
 
 
-def model_provenance(config: dict, model: str) -> str | list:
+def model_provenance(config: dict, model: str) -> str:
+    """The record of the model's files that its evaluations put in their rows: a Hub model's
+    fetch provenance (commit and sha256 of each file), or a local model's checksums, computed
+    once per model by rule hash_model."""
     if is_fetched(config, model):
         return f"resources/provenance/models/{model}.json"
-    return []
+    return f"resources/checksums/{model}.json"
 
 
 def model_fingerprint(config: dict, model: str) -> dict | None:
@@ -254,19 +257,13 @@ def evaluation_settings(config: dict, model: str, dtype: str | None = None) -> d
     return {**settings, "dtype": dtype}
 
 
-def preparation_settings(config: dict, model: str, dtype: str) -> dict:
-    """What a prepared (traced) model depends on: the device kind, dtype and sentence length."""
-    settings = evaluation_settings(config, model, dtype)
-    return {key: settings[key] for key in ("device", "dtype", "max_length")}
-
-
 def evaluation_threads(config: dict, model: str) -> int:
-    """Cores that an evaluation (or a model's tracing) takes: `evaluation.threads` where the
-    config pins them, else by device. On a GPU the model runs there and the CPU only feeds it
-    (tokenization uses every core either way): 4, so that `--cores 16` starts four jobs on a
-    host with one GPU, the start-up of the waiting ones overlapping the running one. On the CPU
-    the model itself computes with them: 8. Snakemake caps them at --cores; the evaluation uses
-    them for torch (glueperf/infra/evaluate_job.py: use_threads)."""
+    """Cores that an evaluation takes: `evaluation.threads` where the config pins them, else by
+    device. On a GPU the model runs there and the CPU only feeds it (tokenization uses every
+    core either way): 4, so that `--cores 16` starts four jobs on a host with one GPU, the
+    start-up of the waiting ones overlapping the running one. On the CPU the model itself
+    computes with them: 8. Snakemake caps them at --cores; the evaluation uses them for torch
+    (glueperf/infra/evaluate_job.py: use_threads)."""
     settings = evaluation_settings(config, model)
     if settings.get("threads"):
         return settings["threads"]

@@ -15,6 +15,9 @@ when an internal used here changes, naming what to review.
   ``NOT_EXECUTING`` mirrors the branches of ``snakemake.cli.args_to_api`` that run no job.
 - Snakemake's directory lock after a run that was killed outright (``remove_stale_lock``), see
   below: without it every later run stops until someone runs ``snakemake --unlock``.
+- Whether a run executes a rule's jobs on this host (``runs_jobs_here``), read at onstart from
+  the workflow's executor and DAG: the fork server is started early only for evaluations that
+  will use it (glueperf/infra/forkserver.py), never on a cluster's login node.
 """
 
 from __future__ import annotations
@@ -122,6 +125,18 @@ def makes_report(argv=None) -> bool:
     """Whether this process is a ``snakemake --report`` command line (which runs no jobs)."""
     args = command_line(argv)
     return bool(args is not None and getattr(args, "report", None))
+
+
+# --- where a run's jobs run --------------------------------------------------------------------
+
+
+def runs_jobs_here(workflow, rule: str) -> bool:
+    """Whether this run executes jobs of ``rule`` on this host: its executor is the local one
+    (not a cluster's) and its DAG has such jobs to run. For onstart, when both are known."""
+    dag = getattr(workflow, "dag", None)
+    if not getattr(workflow, "local_exec", False) or not hasattr(dag, "needrun_jobs"):
+        return False
+    return any(job.rule.name == rule for job in dag.needrun_jobs())
 
 
 # --- Snakemake's directory lock after a run that was killed -----------------------------------

@@ -4,7 +4,8 @@ in one place (rules/common.smk calls ``when_read``, the Snakefile's onstart ``wh
 - Snakemake hashes params without importing pandas (glueperf/infra/snakemake_internals.py):
   0.2-0.4 s of every run, no-op reruns included.
 - The jobs learn which Snakemake process started them (``SNAKEMAKE_PID``): their fork server
-  (glueperf/infra/forkserver.py) ends with it.
+  (glueperf/infra/forkserver.py) ends with it. At onstart they also learn whether this run's
+  evaluations run on this host (``GPU_JOBS_HERE``): then the first light job starts the server.
 - Exactly one run executes jobs in a directory at a time (glueperf/infra/locks.py): Snakemake's
   own lock lets runs started together through. Taken as the Snakefile is read, before
   Snakemake's lock, for the life of the process, by a command line that runs jobs (not -n,
@@ -24,7 +25,7 @@ from __future__ import annotations
 import os
 import sys
 
-from glueperf.infra.forkserver import SNAKEMAKE_PID
+from glueperf.infra.forkserver import GPU_JOBS_HERE, SNAKEMAKE_PID
 from glueperf.infra.locks import hold_run_lock
 from glueperf.infra.resultsdir import check_results_config, config_files, record_results_config
 from glueperf.infra.snakemake_internals import (
@@ -56,10 +57,13 @@ def when_read(config: dict, command_line_config_files, is_main_process: bool) ->
         record_results_config(files, config)
 
 
-def when_started(config: dict, command_line_config_files) -> None:
+def when_started(config: dict, command_line_config_files, evaluations_here: bool = False) -> None:
     """At onstart, once Snakemake holds its lock and is about to run jobs: the run lock (held
     already when started from the command line), the record that lets a later run remove
-    Snakemake's lock should this one be killed, and the claim on results/."""
+    Snakemake's lock should this one be killed, the claim on results/, and whether this run
+    evaluates on this host (for the jobs it starts, which inherit the environment)."""
+    if evaluations_here:
+        os.environ[GPU_JOBS_HERE] = "1"
     hold_run_lock()
     record_lock_owner()
     files = config_files(command_line_config_files)
