@@ -331,7 +331,10 @@ def test_editing_the_aggregation_code_reruns_aggregate_and_plots(pipeline):
 def test_editing_the_evaluation_code_reruns_every_evaluation(pipeline, module):
     append_comment(pipeline.workflow.root / "scripts" / "glueperf" / module)
     jobs, counted = pipeline.jobs()
-    assert counted == {"evaluate_model": 3, **AFTER_EVALUATION}
+    # The fork server, which every forked job's script imports, imports models.py and fetch.py
+    # (to find and import the run's architectures): the light jobs' code holds them too.
+    light = {"validate_dataset": 2, "hash_model": 2} if module in ("models.py", "fetch.py") else {}
+    assert counted == {**light, "evaluate_model": 3, **AFTER_EVALUATION}
 
 
 VALIDATIONS = {"validate_dataset": 2, "evaluate_model": 3, **AFTER_EVALUATION}
