@@ -23,10 +23,13 @@
 # bench/gpu_runs.py) | targets (issue 24's ratios from what $OUT holds; also printed after
 # endtoend, glue and bf16) | latency (issue 21: single-request latency against its floor and
 # transformers.pipeline, and the offline pass's GPU energy, on SST-2 validation, in each dtype,
-# transformers and traced models, the twin then minilm-sst2; about 2 min) | final (= pipeline,
+# transformers and traced models, the twin then minilm-sst2; about 2 min) | precisions (issue
+# 21: the default experiment with minilm-sst2 in float32, bfloat16 and float16, latency and
+# energy on; about 1.5 min) | final (= pipeline,
 # slurm, endtoend, startup, pairs and loops).
 # REPEATS (default 3) sets the loop comparisons' repeats; NOOPS (default 3) the no-op reruns
-# after each pipeline run; BF16_VARIANTS (default: checked graphs compile) the variants that bf16
+# after each pipeline run; EXTRAS (default off) keeps the latency and energy phases in the
+# pipeline and glue parts' configs (off: the same work as the notebook and the ideal); BF16_VARIANTS (default: checked graphs compile) the variants that bf16
 # times; LATENCY_REQUESTS (default 500) the requests that latency times per case. OUT (default
 # /tmp/out) receives the tables and plots; SESSION_TMP (default /tmp) holds the session's
 # working files.
@@ -41,11 +44,11 @@ REPEATS=${REPEATS:-3}
 NOOPS=${NOOPS:-3}
 BF16_VARIANTS=${BF16_VARIANTS:-checked graphs compile}
 T=${SESSION_TMP:-/tmp}  # the session's working files (user environment, configs, twins, copies)
-TOKENIZER=.carry/models/tokenizer
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=true
-C=.carry
+C=${CARRY:-.carry}  # what the call carried: wheels, models, data (see the header)
+TOKENIZER=$C/models/tokenizer
 now() { python3 -c "import time; print(time.time())"; }
 step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
 
@@ -122,8 +125,10 @@ targets() {
 
 # The GLUE twins and config/glue.yaml pointed at them and the local files: $T/gpu_glue.yaml.
 glue_config() {
-  [ -f $T/gpu_glue.yaml ] ||
+  [ -f $T/gpu_glue.yaml ] || {
     $PY bench/glue_twins.py $TOKENIZER $C/data $T/glue_twins $T/gpu_glue.yaml | grep -v shards
+    same_work $T/gpu_glue.yaml
+  }
 }
 
 # One no-op rerun with $1 cores and config $2, its wall seconds printed with $3 (what differs).
@@ -134,16 +139,32 @@ noop() {
   echo "no-op rerun wall seconds${3:+ ($3)}: $(python3 -c "print(round($(now) - $start, 2))")"
 }
 
+# Config $1 without the single-request latency and energy phases (EXTRAS=on keeps them): the
+# comparisons with the notebook and the one-process ideal time the same work on both sides.
+same_work() {
+  [ "${EXTRAS:-off}" = on ] && return
+  $PY -c "
+import sys, yaml
+path = sys.argv[1]
+config = yaml.safe_load(open(path))
+config.setdefault('evaluation', {}).update(latency={'enabled': False}, energy={'enabled': False})
+yaml.safe_dump(config, open(path, 'w'), sort_keys=False)
+" "$1"
+}
+
+# The default experiment with model $1 (default: the DistilBERT twin) and local files.
 default_config() {
-  $PY bench/save_twin.py $TOKENIZER $T/twin
-  sed -e "s#distilbert/distilbert-base-uncased-finetuned-sst-2-english#$T/twin#" \
+  local model=${1:-$T/twin} out=${2:-$T/gpu_config.yaml}
+  [ -d $T/twin ] || $PY bench/save_twin.py $TOKENIZER $T/twin
+  sed -e "s#distilbert/distilbert-base-uncased-finetuned-sst-2-english#$model#" \
       -e "s#hf://datasets/nyu-mll/glue/\(sst2\|cola\)/\([a-z]*\)-00000-of-00001.parquet#$C/data/\1/\2.parquet#" \
-      config.yaml > $T/gpu_config.yaml
-  grep -E "source|path" $T/gpu_config.yaml
+      config.yaml > "$out"
+  grep -E "source|path" "$out"
 }
 
 if wants pipeline; then
   default_config
+  same_work $T/gpu_config.yaml
   step pipeline: default experiment with the twin, --cores 1, from an empty results/
   pipeline_run 1 $T/gpu_config.yaml default_cores1
   cp results/model_performance.csv "$OUT/model_performance_cores1.csv" 2>/dev/null
@@ -241,6 +262,34 @@ print('GPU driver loaded after the imports:', gpu_driver_opened())"
     echo "one process ($loop) wall seconds: $(python3 -c "print(round($(now) - $start, 2))")"
   done
   targets
+fi
+
+if wants precisions; then
+  # Issue 21: the default experiment with the real minilm-sst2 (agreement means something) in
+  # float32, bfloat16 and float16, each evaluation measuring single-request latency and GPU
+  # energy as it does by default, from an empty results/ with --cores $(nproc).
+  default_config $C/models/minilm-sst2 $T/gpu_precisions.yaml
+  $PY -c "
+import sys, yaml
+path = sys.argv[1]
+config = yaml.safe_load(open(path))
+config['evaluation']['dtype'] = ['float32', 'bfloat16', 'float16']
+yaml.safe_dump(config, open(path, 'w'), sort_keys=False)
+" $T/gpu_precisions.yaml
+  step "precisions: minilm-sst2 in float32, bfloat16, float16, --cores $(nproc), from empty"
+  NOOPS=1 pipeline_run "$(nproc)" $T/gpu_precisions.yaml precisions
+  cp results/model_performance.csv "$OUT/precisions.csv" 2>/dev/null
+  for plot in latency energy score_vs_throughput score_vs_latency; do
+    cp "results/plots/$plot.png" "$OUT/precisions_$plot.png" 2>/dev/null
+  done
+  $PY -c "
+import pandas as pd
+t = pd.read_csv('results/model_performance.csv')
+cols = ['Dataset', 'dtype', 'Score', 'Accuracy (%)', 'Inference Time (seconds)', 'throughput_eps', 'latency_p50_ms', 'latency_p90_ms', 'latency_p99_ms', 'latency_max_ms', 'latency_requests', 'latency_phase_s', 'energy_j', 'energy_j_per_1k', 'mean_power_w', 'energy_passes', 'energy_window_s', 'agreement_pct', 'score_diff', 'torch_threads', 'gpu_peak_allocated_mb']
+pd.set_option('display.width', 250)
+print(t[[c for c in cols if c in t]].to_string())
+print(t[['Dataset', 'dtype', 'latency_note', 'energy_note']].to_string())
+"
 fi
 
 if wants torchscript; then
