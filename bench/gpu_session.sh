@@ -28,7 +28,8 @@
 # energy on; about 1.5 min) | final (= pipeline,
 # slurm, endtoend, startup, pairs and loops).
 # REPEATS (default 3) sets the loop comparisons' repeats; NOOPS (default 3) the no-op reruns
-# after each pipeline run; EXTRAS (default off) keeps the latency and energy phases in the
+# after each pipeline run; PIPELINE_CORES_N=off leaves out pipeline's --cores $(nproc) run;
+# LATENCY_MODELS (default: the twin and minilm-sst2) the models that latency times; EXTRAS (default off) keeps the latency and energy phases in the
 # pipeline and glue parts' configs (off: the same work as the notebook and the ideal); BF16_VARIANTS (default: checked graphs compile) the variants that bf16
 # times; LATENCY_REQUESTS (default 500) the requests that latency times per case. OUT (default
 # /tmp/out) receives the tables and plots; SESSION_TMP (default /tmp) holds the session's
@@ -170,11 +171,13 @@ if wants pipeline; then
   cp results/model_performance.csv "$OUT/model_performance_cores1.csv" 2>/dev/null
   cp results/plots/*.png "$OUT/" 2>/dev/null
   rm -rf $T/predictions_cores1 && cp -r results/predictions $T/predictions_cores1
-  step pipeline: the same with --cores "$(nproc)"
-  pipeline_run "$(nproc)" $T/gpu_config.yaml default_coresN
-  cp results/model_performance.csv "$OUT/model_performance_coresN.csv" 2>/dev/null
-  mkdir -p "$OUT/logs_coresN" && cp -r results/logs results/benchmarks "$OUT/logs_coresN/"
-  same_predictions $T/predictions_cores1 results/predictions
+  if [ "${PIPELINE_CORES_N:-on}" = on ]; then
+    step pipeline: the same with --cores "$(nproc)"
+    pipeline_run "$(nproc)" $T/gpu_config.yaml default_coresN
+    cp results/model_performance.csv "$OUT/model_performance_coresN.csv" 2>/dev/null
+    mkdir -p "$OUT/logs_coresN" && cp -r results/logs results/benchmarks "$OUT/logs_coresN/"
+    same_predictions $T/predictions_cores1 results/predictions
+  fi
 fi
 
 if wants slurm; then
@@ -340,7 +343,7 @@ if wants latency; then
   # against p50 (within 2x); the offline pass's energy and the NVML counter's update period.
   # About a minute a model (loads, three traces, 500 requests x 4 ways x 3 dtypes).
   [ -d $T/twin ] || $PY bench/save_twin.py $TOKENIZER $T/twin
-  for model in $T/twin $C/models/minilm-sst2; do
+  for model in ${LATENCY_MODELS:-$T/twin $C/models/minilm-sst2}; do
     [ -d "$model" ] || { echo "latency: no $model, left out"; continue; }
     step "latency and energy, $(basename "$model"), SST-2 validation"
     $PY bench/latency_bench.py --model "$model" --data $C/data/sst2/validation.parquet \
