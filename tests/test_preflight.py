@@ -1,7 +1,7 @@
 """Checks before any job runs (glueperf.preflight): a wrong model path, and a classifier whose
 classes match no dataset's labels, stop the run at start-up naming the config key, with the
-message the evaluation would give; a Hub model is checked once fetched, before its tracing, and
-every evaluation again before it claims its device. The checks read config.json files and
+message the evaluation would give; a Hub model is checked once fetched, and every evaluation
+checks again before it loads the model or claims its device. The checks read config.json files and
 parquet footers only (glueperf.parquet_footer, compared with pyarrow here) and import nothing
 heavy. How Snakemake reports them is in test_bad_config.py."""
 

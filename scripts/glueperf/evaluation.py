@@ -5,7 +5,7 @@ claim); the offline pass
 (glueperf/engine.py) is measured for time, memory and, on a GPU, energy (glueperf/energy.py),
 then single requests for latency (glueperf/latency.py), with the same model on the same device.
 
-What the reported figures measure (also in the README):
+What the reported figures measure (also in docs/results.md):
 - ``inference_time_s`` ("Inference Time (seconds)"): wall-clock seconds from the list of texts to
   predictions on the host: tokenization plus all forward passes, the device synchronized at both
   ends. Excludes reading the file, starting the device, loading the model and one small warm-up
