@@ -30,13 +30,19 @@ def test_the_tokenizers_threads_are_what_its_settings_make_them(env, expected):
 
 @pytest.fixture
 def threads_kept():
-    """This process's threads and RAYON_NUM_THREADS, as they were, after the test."""
-    before, variable = torch.get_num_threads(), os.environ.pop("RAYON_NUM_THREADS", None)
+    """This process's threads, RAYON_NUM_THREADS and TOKENIZERS_PARALLELISM, as they were, after
+    the test."""
+    names = ("RAYON_NUM_THREADS", "TOKENIZERS_PARALLELISM")
+    before, variables = (
+        torch.get_num_threads(),
+        {name: os.environ.pop(name, None) for name in names},
+    )
     yield
     torch.set_num_threads(before)
-    os.environ.pop("RAYON_NUM_THREADS", None)
-    if variable is not None:
-        os.environ["RAYON_NUM_THREADS"] = variable
+    for name, value in variables.items():
+        os.environ.pop(name, None)
+        if value is not None:
+            os.environ[name] = value
 
 
 def test_without_a_pinned_count_torch_takes_the_jobs_threads(threads_kept):
@@ -47,3 +53,13 @@ def test_without_a_pinned_count_torch_takes_the_jobs_threads(threads_kept):
 def test_a_pinned_count_sets_torch_and_the_tokenizer_whatever_the_jobs_threads(threads_kept):
     use_threads(2, 1)
     assert torch.get_num_threads() == 2 and tokenizer_threads() == 2
+
+
+def test_a_pinned_count_holds_where_the_job_inherited_the_tokenizers_off_switch(
+    threads_kept,
+):
+    """tokenizers sets TOKENIZERS_PARALLELISM=false in every process forked by one that used its
+    pool (a test runner, say): pinned threads are still the threads the row says."""
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    use_threads(2, 1)
+    assert tokenizer_threads() == 2

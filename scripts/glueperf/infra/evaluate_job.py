@@ -102,6 +102,10 @@ def use_threads(configured: int | None, job_threads: int) -> None:
 
     if configured:
         os.environ["RAYON_NUM_THREADS"] = str(configured)
+        # Exactly that many, also where the job inherited TOKENIZERS_PARALLELISM=false (the
+        # tokenizers library sets it in every process forked by one that has used its pool;
+        # this one has not: it is a fresh process or a child of a server that never tokenizes).
+        os.environ["TOKENIZERS_PARALLELISM"] = "true" if configured > 1 else "false"
     torch.set_num_threads(configured or job_threads)
 
 
