@@ -244,11 +244,11 @@ if wants glue; then
   # the same experiment in one process (imports once, each model loaded once): the engine (the
   # ideal), then the notebook's loop (what a user would write).
   glue_config
-  step "the fork server's imports leave the GPU driver unloaded (else it forks no job)"
+  step "the fork server's imports leave the GPU driver uninitialized (else it forks no job)"
   PYTORCH_NVML_BASED_CUDA_CHECK=1 $PY -c "import sys, importlib; sys.path.insert(0, 'scripts')
-from glueperf.infra.forkserver import PRELOAD, gpu_driver_opened
+from glueperf.infra.forkserver import PRELOAD, gpu_driver_initialized, mapped_driver
 for name in PRELOAD: importlib.import_module(name)
-print('GPU driver loaded after the imports:', gpu_driver_opened())"
+print('GPU driver after the imports: mapped', mapped_driver(), '- initialized', gpu_driver_initialized())"
   step "GLUE twins, pipeline --cores $(nproc) from an empty results/"
   NOOPS=1 pipeline_run "$(nproc)" $T/gpu_glue.yaml glue_coresN
   cp results/model_performance.csv "$OUT/glue_coresN.csv" 2>/dev/null

@@ -18,10 +18,12 @@ from conftest import REPO, tiny_workflow
 
 sys.path.insert(0, str(REPO / "scripts"))
 from glueperf.infra.forkserver import (  # noqa: E402
+    CUDA_ERROR_NOT_INITIALIZED,
     GPU_JOBS_HERE,
     SNAKEMAKE_PID,
     SWITCH,
-    gpu_driver_opened,
+    gpu_driver_initialized,
+    mapped_driver,
     socket_directory,
 )
 from glueperf.measure import now_s, process_start_s  # noqa: E402
@@ -270,7 +272,27 @@ def test_a_server_with_the_gpu_driver_loaded_forks_no_job(tmp_path, owner):
 def test_the_gpu_driver_is_found_in_a_process_memory_maps(tmp_path):
     maps = "7f0000000000-7f0000001000 r-xp 00000000 08:01 1 /usr/lib/x86_64-linux-gnu/{}\n"
     (tmp_path / "maps").write_text(maps.format("libc.so.6"))
-    assert not gpu_driver_opened(tmp_path)
+    assert mapped_driver(tmp_path) is None and not gpu_driver_initialized(tmp_path)
     (tmp_path / "maps").write_text(maps.format("libc.so.6") + maps.format("libcuda.so.580.1"))
-    assert gpu_driver_opened(tmp_path)
-    assert not gpu_driver_opened()  # this process (no GPU here, or none used)
+    assert mapped_driver(tmp_path) == "/usr/lib/x86_64-linux-gnu/libcuda.so.580.1"
+    assert not gpu_driver_initialized()  # this process (no GPU here, or none used)
+
+
+class StandInDriver:
+    """libcuda's cuDeviceGetCount, answering as the driver does before or after cuInit."""
+
+    def __init__(self, initialized: bool):
+        self.answer = 0 if initialized else CUDA_ERROR_NOT_INITIALIZED
+
+    def cuDeviceGetCount(self, count):  # noqa: N802 (the driver's name)
+        return self.answer
+
+
+def test_a_driver_mapped_but_not_initialized_lets_the_server_fork(tmp_path):
+    """Imports may map libcuda without cuInit (torch 2.11 and transformers on an H200 host did):
+    only an initialized driver makes the children's CUDA unusable."""
+    maps = "7f0000000000-7f0000001000 r-xp 00000000 08:01 1 /usr/lib/libcuda.so.1\n"
+    (tmp_path / "maps").write_text(maps)
+    assert not gpu_driver_initialized(tmp_path, StandInDriver(initialized=False))
+    assert gpu_driver_initialized(tmp_path, StandInDriver(initialized=True))
+    assert gpu_driver_initialized(tmp_path)  # a driver that cannot be asked counts as started

@@ -28,8 +28,8 @@ is killed.
   a job names (``server_imports``) before it is forked; every later child has them.
 - The server never touches the GPU: nothing it imports may start CUDA, whose state a forked
   child cannot use. torch's CUDA check uses NVML in it (``PYTORCH_NVML_BASED_CUDA_CHECK``), and
-  should the GPU driver be opened all the same (``gpu_driver_opened``), the server stops serving
-  and the jobs run in their own processes.
+  should the GPU driver be initialized all the same (``gpu_driver_initialized``), the server
+  stops serving and the jobs run in their own processes.
 - ``startup_s`` still runs from the start of the job's own process (``JOB_STARTED``).
 - The memory peak (``peak_rss_mb``) is the child's, over its life: the imports' memory (torch's
   and transformers', as an evaluation that imports them itself has) comes with the fork; pages of
@@ -44,6 +44,7 @@ is killed.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import hashlib
 import json
@@ -334,7 +335,7 @@ def serve(
     """Import what the jobs need (and the architectures of the models in ``model_dirs``), then
     fork a child for each connection until the owning Snakemake has ended (or nothing came for
     IDLE_S); ``start_lock`` is let go once jobs are accepted. A server that finds the GPU driver
-    opened in its process declines every job from then on (each runs in its own process): a
+    initialized in its process declines every job from then on (each runs in its own process): a
     child could not use CUDA."""
     for name in PRELOAD:
         try:
@@ -443,27 +444,51 @@ def import_once(module: str) -> None:
 
 
 def refuses_to_fork() -> bool:
-    if gpu_driver_opened():
+    if gpu_driver_initialized():
         print(
-            "fork server: the GPU driver is loaded in this process (an import started CUDA?): "
-            "a child could not use CUDA, so every job runs in its own process",
+            "fork server: the GPU driver is initialized in this process (an import started "
+            "CUDA?): a child could not use CUDA, so every job runs in its own process",
             flush=True,
         )
         return True
     return False
 
 
-# The CUDA driver's library: mapped once anything in the process has called into CUDA.
+# The CUDA driver's library, and what its functions answer before cuInit.
 DRIVER_LIBRARIES = ("libcuda.so",)
+CUDA_ERROR_NOT_INITIALIZED = 3
 
 
-def gpu_driver_opened(process: Path = Path("/proc/self")) -> bool:
-    """Whether the CUDA driver is loaded in the process (Linux: its memory maps say)."""
+def mapped_driver(process: Path = Path("/proc/self")) -> str | None:
+    """The file of the CUDA driver's library where the process has it mapped (Linux: its
+    memory maps say), else None."""
     try:
         maps = (process / "maps").read_text()
     except OSError:
+        return None
+    for line in maps.splitlines():
+        path = line.split(maxsplit=5)[-1] if line.count(" ") >= 5 else ""
+        if any(library in Path(path).name for library in DRIVER_LIBRARIES):
+            return path
+    return None
+
+
+def gpu_driver_initialized(process: Path = Path("/proc/self"), driver=None) -> bool:
+    """Whether the CUDA driver has been initialized (cuInit) in the process, which a forked
+    child could not use. Mapped is not enough: importing torch 2.11 and transformers on an
+    H200 host mapped the library without initializing it, and refusing then sent every job
+    to a process of its own. cuDeviceGetCount answers CUDA_ERROR_NOT_INITIALIZED before cuInit
+    and initializes nothing; where it cannot be asked, the driver counts as initialized.
+    ``driver``: the library to ask (tests give a stand-in)."""
+    path = mapped_driver(process)
+    if path is None:
         return False
-    return any(library in maps for library in DRIVER_LIBRARIES)
+    try:
+        driver = driver or ctypes.CDLL(path)  # mapped already: the same library, not a new load
+        count = ctypes.c_int()
+        return driver.cuDeviceGetCount(ctypes.byref(count)) != CUDA_ERROR_NOT_INITIALIZED
+    except (OSError, AttributeError):
+        return True
 
 
 def qualified_name(function) -> str:
