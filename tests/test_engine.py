@@ -288,3 +288,19 @@ def test_answered_padding_gives_the_models_own_logits_bit_for_bit(sdpa_models, p
             with padding_answered(True):
                 got = model(**inputs).logits
         assert torch.equal(got, expected), name
+
+
+def test_an_engine_on_cuda_leaves_out_sdpas_cudnn_backend():
+    """Its per-shape plans stalled half-precision runs on new lengths (BENCHMARKS.md, session 6);
+    the CPU has no cuDNN attention to leave out."""
+    from glueperf.engine import no_attention_plans_per_shape
+
+    was = torch.backends.cuda.cudnn_sdp_enabled()
+    try:
+        torch.backends.cuda.enable_cudnn_sdp(True)
+        no_attention_plans_per_shape("cpu")
+        assert torch.backends.cuda.cudnn_sdp_enabled()
+        no_attention_plans_per_shape("cuda")
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(was)

@@ -391,6 +391,17 @@ def answer_padding_checks() -> bool:
     return getattr(functions["sdpa"], "answers_padding", False)
 
 
+def no_attention_plans_per_shape(device) -> None:
+    """On CUDA, leave SDPA's cuDNN backend out (flash and memory-efficient attention remain).
+    It builds an execution plan for every new shape: in bfloat16 and float16 (the only dtypes it
+    takes), an unpadded batch or single request (no mask, which it accepts) of a length not seen
+    before stalled about 40 ms on an H200 with torch 2.11 (BENCHMARKS.md, session 6): p90 of
+    single requests 38 ms against p50 2.4 ms, SST-2 train 3.2 s against 0.9 s in float32, where
+    the traced model, whose trace always passes a mask, showed neither."""
+    if torch.device(device).type == "cuda":
+        torch.backends.cuda.enable_cudnn_sdp(False)
+
+
 def _prefetch(iterator, depth: int = 2):
     """Run ``iterator`` in a background thread, ``depth`` items ahead; re-raise its errors."""
     items: queue.Queue = queue.Queue(maxsize=depth)
@@ -434,6 +445,7 @@ class Engine:
         self.overlap = self.device.type == "cuda" if overlap is None else overlap
         self._pin = self.device.type == "cuda"
         answer_padding_checks()
+        no_attention_plans_per_shape(self.device)
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(array)
