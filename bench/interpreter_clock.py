@@ -1,7 +1,7 @@
 """Seconds since this interpreter started, for bench scripts that time a whole run as a user's
 process lives it. The script reads ``time.perf_counter()`` before its other imports; the
 interpreter's own start before that is added from the kernel's record of the process start
-(glueperf.measure.job_age_s: psutil's create_time() was up to 1 s early)."""
+(glueperf.clock.job_age_s: psutil's create_time() was up to 1 s early)."""
 
 import time
 from functools import cache
@@ -9,7 +9,7 @@ from functools import cache
 
 @cache
 def _before(started: float) -> float:
-    from glueperf.measure import job_age_s
+    from glueperf.clock import job_age_s
 
     return job_age_s() - (time.perf_counter() - started)
 

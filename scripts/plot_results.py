@@ -1,17 +1,8 @@
-"""Rule plot_results: every figure in one process, the bar charts of the performance table
-(score, accuracy, time, memory, throughput) and the GLUE summary, each as a PNG and in the
-vector formats of the config (its outputs say which)."""
+"""Rule plot_results: every figure in one process (glueperf/infra/plot_job.py), forked from this
+run's results server when there is one."""
 
-from glueperf.aggregate import read_glue_summary, read_performance_table
-from glueperf.infra.script import run_script
-from glueperf.plotting import plot_all
-
-
-def main(snakemake):
-    table = read_performance_table(snakemake.input.table)
-    summary = read_glue_summary(snakemake.input.summary)
-    plot_all(table, summary, dict(snakemake.output.items()))
-
+from glueperf.infra.forkclient import run_post_job
+from glueperf.infra.plot_job import plot_job
 
 if __name__ == "__main__":
-    run_script(lambda: main(snakemake), snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    run_post_job(plot_job, snakemake, snakemake.log[0])  # noqa: F821 (injected by Snakemake)

@@ -1,12 +1,12 @@
 """Jobs for tests/test_forkserver.py, run through glueperf.infra.forkserver as the pipeline's are.
 
-    python tests/forked_jobs.py FUNCTION OUT LOG [light | IMPORTS]
+    python tests/forked_jobs.py FUNCTION OUT LOG [light | post | IMPORTS]
 
 Runs ``run_job(FUNCTION, job, LOG)`` as a rule's script does, ``job.out`` being OUT; with
-``light``, ``run_light_job`` instead; with the name of a function of this module, ``run_job``
-with it as ``server_imports``. The environment decides, as in a pipeline run, whether a fork
-server is used (GLUEPERF_SNAKEMAKE_PID, GLUEPERF_FORK_SERVER, GLUEPERF_GPU_JOBS_HERE); MODEL_DIR,
-when set, is the one model of the job's config.
+``light``, ``run_light_job`` instead; with ``post``, ``run_post_job``; with the name of a
+function of this module, ``run_job`` with it as ``server_imports``. The environment decides, as
+in a pipeline run, whether a fork server is used (GLUEPERF_SNAKEMAKE_PID, GLUEPERF_FORK_SERVER,
+GLUEPERF_GPU_JOBS_HERE); MODEL_DIR, when set, is the one model of the job's config.
 """
 
 import json
@@ -19,12 +19,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from glueperf import GlueperfError  # noqa: E402
-from glueperf.infra.forkserver import forked, run_job, run_light_job  # noqa: E402
+from glueperf.infra.forkclient import forked, run_post_job  # noqa: E402
+from glueperf.infra.forkserver import run_job, run_light_job  # noqa: E402
 
 # A module that the fork server does not import by itself; a BERT model's architecture.
 NOT_PRELOADED = "xml.dom.minidom"
 BERT = "transformers.models.bert.modeling_bert"
-from glueperf.measure import job_age_s  # noqa: E402
+from glueperf.clock import job_age_s  # noqa: E402
 
 
 def describe(job) -> None:
@@ -38,6 +39,7 @@ def describe(job) -> None:
         "age_s": job_age_s(),
         "has_module": NOT_PRELOADED in sys.modules,
         "has_bert": BERT in sys.modules,
+        "has_pyplot": "matplotlib.pyplot" in sys.modules,
     }
     Path(job.out).write_text(json.dumps(record))
     print("a line on standard output", flush=True)
@@ -79,5 +81,7 @@ if __name__ == "__main__":
         job.config = {"models": {"m": {"source": os.environ["MODEL_DIR"]}}}
     if how == "light":
         run_light_job(getattr(forked_jobs, function), job, log)
+    elif how == "post":
+        run_post_job(getattr(forked_jobs, function), job, log)
     else:
         run_job(getattr(forked_jobs, function), job, log, how and getattr(forked_jobs, how))

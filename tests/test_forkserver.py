@@ -17,16 +17,18 @@ import pytest
 from conftest import REPO, tiny_workflow
 
 sys.path.insert(0, str(REPO / "scripts"))
-from glueperf.infra.forkserver import (  # noqa: E402
-    CUDA_ERROR_NOT_INITIALIZED,
+from glueperf.clock import now_s, process_start_s  # noqa: E402
+from glueperf.infra.forkclient import (  # noqa: E402
     GPU_JOBS_HERE,
     SNAKEMAKE_PID,
     SWITCH,
-    gpu_driver_initialized,
-    mapped_driver,
     socket_directory,
 )
-from glueperf.measure import now_s, process_start_s  # noqa: E402
+from glueperf.infra.forkserver import (  # noqa: E402
+    CUDA_ERROR_NOT_INITIALIZED,
+    gpu_driver_initialized,
+    mapped_driver,
+)
 
 JOBS = REPO / "tests" / "forked_jobs.py"
 
@@ -159,7 +161,7 @@ def test_a_process_start_is_read_to_the_kernels_tick():
             sys.executable,
             "-c",
             f"import sys; sys.path.insert(0, {str(REPO / 'scripts')!r}); "
-            "from glueperf.measure import process_start_s; print(process_start_s())",
+            "from glueperf.clock import process_start_s; print(process_start_s())",
         ],
         capture_output=True,
         text=True,
@@ -220,6 +222,31 @@ def test_a_light_job_never_waits_for_the_server_and_starts_it_for_the_evaluation
     process, _, stderr, record, _ = run_job("describe", tmp_path, env, "later", "light")
     assert process.returncode == 0, stderr
     assert record["forked"] and record["parent"] == server
+
+
+def test_the_results_jobs_are_children_of_a_server_of_their_own(tmp_path, owner):
+    """aggregate_metrics and plot_results import pandas and matplotlib, which no evaluation
+    imports: the evaluations' server starts a second server for them as it starts itself, and
+    no evaluation's process holds those imports."""
+    process, _, stderr, evaluation, _ = run_job("describe", tmp_path, job_env(owner), "evaluation")
+    assert process.returncode == 0, stderr
+    assert evaluation["forked"] and not evaluation["has_pyplot"]
+    assert wait_until(lambda: any(path.name.endswith("-post.sock") for path in servers_of(owner)))
+    process, _, stderr, record, _ = run_job("describe", tmp_path, job_env(owner), "plots", "post")
+    assert process.returncode == 0, stderr
+    assert record["forked"] and record["has_pyplot"]
+    assert record["parent"] != evaluation["parent"]
+    assert "post" in psutil.Process(record["parent"]).cmdline()
+
+
+def test_without_a_results_server_a_results_job_runs_in_its_own_process(tmp_path, owner):
+    """No evaluation ran here (they ran on a cluster's nodes): nothing is started for the
+    table and the plots, which are made at once."""
+    process, _, stderr, record, _ = run_job("describe", tmp_path, job_env(owner), how="post")
+    assert process.returncode == 0, stderr
+    assert record["pid"] == process.pid and not record["forked"]
+    time.sleep(1)
+    assert not servers_of(owner)
 
 
 def test_without_evaluations_here_a_light_job_starts_no_server(tmp_path, owner):

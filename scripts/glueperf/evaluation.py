@@ -36,17 +36,12 @@ from pathlib import Path
 import numpy as np
 
 from glueperf import TRUNCATED_WARN_PCT, GlueperfError, results
+from glueperf.clock import job_age_s
 from glueperf.energy import EnergySettings, energy_fields, open_meter
 from glueperf.engine import Batching, Engine, EngineResult
 from glueperf.labels import LabelMapping, ModelOutputs, check_model_fits
 from glueperf.latency import LatencySettings, latency_fields, measure_latency
-from glueperf.measure import (
-    PeakMemory,
-    PhaseTimer,
-    gpu_peaks_mb,
-    job_age_s,
-    reset_gpu_peaks,
-)
+from glueperf.measure import PeakMemory, PhaseTimer, gpu_peaks_mb, reset_gpu_peaks
 from glueperf.metrics import task_scores
 from glueperf.models import LoadedOnCpu, load_model, token_limit
 from glueperf.tasks import DatasetSpec

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from contextlib import contextmanager
@@ -19,11 +18,7 @@ from pathlib import Path
 import psutil
 
 MIB = 1024 * 1024
-PROC_STAT = Path("/proc/self/stat")
 SAMPLE_INTERVAL_S = 0.01
-# When the job began, on now_s()'s clock, for a job that runs in another process than the one
-# started for it (a child of the fork server, glueperf/infra/forkserver.py): set by what runs it.
-JOB_STARTED = "GLUEPERF_JOB_STARTED"
 
 
 def cuda_synchronize(device) -> None:
@@ -49,29 +44,6 @@ class PhaseTimer:
         finally:
             cuda_synchronize(self.device)
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-
-
-def now_s() -> float:
-    """The clock that process start times are read in: seconds since boot on Linux."""
-    return time.clock_gettime(time.CLOCK_BOOTTIME) if PROC_STAT.exists() else time.time()
-
-
-def process_start_s(pid: int | None = None) -> float:
-    """When a process started, on ``now_s()``'s clock. On Linux the kernel's own record, to its
-    tick (10 ms); not psutil's ``create_time()``, which adds the boot time that the kernel
-    states in whole seconds, so that every process's age came out up to 1 s too long."""
-    if PROC_STAT.exists():
-        stat = Path(f"/proc/{pid or 'self'}/stat").read_text()
-        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime
-        return ticks / os.sysconf("SC_CLK_TCK")
-    return psutil.Process(pid).create_time()
-
-
-def job_age_s() -> float:
-    """Seconds since the job began: since its process started, or, for a job run in a child of
-    the fork server (glueperf/infra/forkserver.py), since the process Snakemake started for it."""
-    started = os.environ.get(JOB_STARTED)
-    return now_s() - (float(started) if started else process_start_s())
 
 
 def kernel_peak_rss_bytes() -> int | None:

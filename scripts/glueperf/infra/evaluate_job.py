@@ -34,7 +34,7 @@ def evaluate_job(snakemake):
     )
     from glueperf.fetch import provenance_fields
     from glueperf.infra.devices import claim_device, host_gpus
-    from glueperf.infra.forkserver import forked
+    from glueperf.infra.forkclient import forked
     from glueperf.infra.script import tell
     from glueperf.models import load_on_cpu
     from glueperf.outputs import write_row

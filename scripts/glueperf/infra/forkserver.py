@@ -45,16 +45,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
-import hashlib
-import json
 import os
 import pickle
 import select
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -62,13 +58,20 @@ import traceback
 from importlib import import_module
 from pathlib import Path
 
-from glueperf.infra.locks import directory_problem, lock_file
-from glueperf.measure import JOB_STARTED
+from glueperf.infra.forkclient import (
+    GPU_JOBS_HERE,
+    JOBS,
+    LENGTH,
+    POST,
+    STATUS,
+    forked_job,
+    server_address,
+    start_in_background,
+    start_server,
+    try_connect,
+)
+from glueperf.infra.locks import lock_file
 
-SNAKEMAKE_PID = "GLUEPERF_SNAKEMAKE_PID"
-SWITCH = "GLUEPERF_FORK_SERVER"
-# Set (to "1") by the run's start when evaluations run on this host: light jobs start the server.
-GPU_JOBS_HERE = "GLUEPERF_GPU_JOBS_HERE"
 # What the jobs import (glueperf/infra/*_job.py, inside their functions).
 PRELOAD = (
     "torch",
@@ -88,19 +91,25 @@ PRELOAD = (
     "glueperf.infra.hash_job",
     "snakemake.script",  # the job's ``snakemake`` object is unpickled with it
 )
-# Modules a server must have been able to import to serve the evaluations.
-NEEDED = ("torch", "transformers")
-# In the server, torch asks NVML whether CUDA is there, which opens no CUDA context.
-NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+# What the results' jobs import (glueperf/infra/aggregate_job.py and plot_job.py):
+# a second server, ``POST``, holds these for them, apart from the evaluations' server, so that no
+# evaluation's memory figure includes pandas and matplotlib.
+POST_PRELOAD = (
+    "pandas",
+    "matplotlib",
+    "matplotlib.pyplot",
+    "glueperf.aggregate",
+    "glueperf.plotting",
+    "glueperf.report_tables",
+    "glueperf.infra.script",
+    "glueperf.infra.aggregate_job",
+    "glueperf.infra.plot_job",
+    "snakemake.script",
+)
+# What each of a run's servers imports (glueperf/infra/forkclient.py: JOBS, POST).
+ROLES = {JOBS: PRELOAD, POST: POST_PRELOAD}
 IDLE_S = 3600.0
 START_TIMEOUT_S = 300.0
-STATUS = struct.Struct("!i")
-LENGTH = struct.Struct("!Q")
-
-
-def forked() -> bool:
-    """Whether this process is a job forked from the fork server (the metrics row says so)."""
-    return JOB_STARTED in os.environ
 
 
 def run_job(function, snakemake, log_path, server_imports=None) -> None:
@@ -121,88 +130,6 @@ def run_light_job(function, snakemake, log_path) -> None:
     if connection is None and address and os.environ.get(GPU_JOBS_HERE) == "1":
         start_in_background(address, run_models(snakemake))
     forked_job(connection, function, snakemake, log_path, None)
-
-
-def forked_job(connection, function, snakemake, log_path, server_imports) -> None:
-    """The job run in a child through ``connection`` to the server, exiting with its status;
-    in this process when there is no connection, or the server forked no child."""
-    from glueperf.infra.script import run_script
-    from glueperf.measure import process_start_s
-
-    if connection is None:
-        run_script(lambda: function(snakemake), log_path)
-        return
-    request = {
-        "function": qualified_name(function),
-        "server_imports": server_imports and qualified_name(server_imports),
-        "snakemake": snakemake,
-        "log": str(log_path),
-        "cwd": os.getcwd(),
-        "environ": {**os.environ, JOB_STARTED: repr(process_start_s())},
-    }
-    payload = pickle.dumps(request)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    socket.send_fds(connection, [LENGTH.pack(len(payload))], standard_streams())
-    connection.sendall(payload)
-    child = receive_status(connection)
-    if child is None:  # the server declined it (see serve): nothing ran yet
-        connection.close()
-        print(
-            "glueperf: the fork server forked no child (its log says why); this job runs in its "
-            "own process",
-            file=sys.stderr,
-        )
-        run_script(lambda: function(snakemake), log_path)
-        return
-    status = receive_status(connection)
-    if status is None:
-        print(
-            f"glueperf: the job's process {child} ended without an exit status (killed?); "
-            f"its log: {log_path}",
-            file=sys.stderr,
-        )
-        status = 1
-    sys.exit(status)
-
-
-def standard_streams() -> list[int]:
-    """This process's stdin, stdout and stderr, for the child to take; /dev/null for any that
-    is closed (a Snakemake started without standard input)."""
-    streams = []
-    for stream in (0, 1, 2):
-        try:
-            os.fstat(stream)
-        except OSError:
-            stream = os.open(os.devnull, os.O_RDWR)
-        streams.append(stream)
-    return streams
-
-
-def server_address() -> str | None:
-    """This run's server's socket for this Python and module path; None when jobs are not to
-    be forked (outside Snakemake, turned off, or not on Linux)."""
-    owner = os.environ.get(SNAKEMAKE_PID)
-    # Linux only: macOS forbids much of its system frameworks (Metal, for MPS) after a fork.
-    if not owner or os.environ.get(SWITCH, "1") == "0" or sys.platform != "linux":
-        return None
-    directory = socket_directory()
-    if directory is None:
-        return None
-    key = hashlib.sha256(json.dumps([sys.executable, search_path(), owner]).encode()).hexdigest()
-    return str(directory / f"{owner}-{key[:12]}.sock")
-
-
-def socket_directory() -> Path | None:
-    """Where this user's servers listen: a directory only they may enter, since whoever can
-    connect has the server run code as them (also checked on every connection). None if it is
-    not theirs alone."""
-    directory = Path("/tmp") / f"glueperf-forkserver-{os.getuid()}"
-    return None if directory_problem(directory, private=True) else directory
-
-
-def search_path() -> list[str]:
-    return [os.path.abspath(entry) for entry in sys.path]
 
 
 def run_models(snakemake) -> list[str]:
@@ -249,95 +176,28 @@ def connect(address: str, model_dirs: list[str]) -> socket.socket | None:
     return None
 
 
-def start_in_background(address: str, model_dirs: list[str]) -> None:
-    """Start the server at ``address`` without waiting for it, unless it is being started or
-    running already, or this Python lacks what it serves (a light job's own environment)."""
-    from importlib.util import find_spec
-
-    if not all(find_spec(name) for name in NEEDED):
-        return
-    starting = lock_file(f"{address}.start")
-    if starting is None:  # being started
-        return
-    try:
-        running = try_connect(address)
-        if running:
-            running.close()
-        else:
-            start_server(address, starting, model_dirs)
-    finally:
-        os.close(starting)  # the server holds its own copy until it accepts jobs
-
-
-def start_server(address: str, start_lock: int, model_dirs: list[str]) -> subprocess.Popen:
-    """The server process for ``address``, given the start lock's descriptor to keep until it
-    accepts jobs (or ends), and the model directories whose architectures it imports."""
-    # Above the standard streams (the lock is fd 0 in a job started without standard input),
-    # which the server's own take.
-    start_lock = fcntl.fcntl(start_lock, fcntl.F_DUPFD_CLOEXEC, 3)
-    try:
-        return spawn_server(address, start_lock, model_dirs)
-    finally:
-        os.close(start_lock)
-
-
-def spawn_server(address: str, start_lock: int, model_dirs: list[str]) -> subprocess.Popen:
-    with open(f"{address}.log", "w") as log:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
-                "from glueperf.infra.forkserver import serve; "
-                "serve(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5]))",
-                json.dumps(search_path()),
-                address,
-                os.environ[SNAKEMAKE_PID],
-                str(start_lock),
-                json.dumps(model_dirs),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd="/",
-            env={**os.environ, NVML_CHECK: "1"},
-            pass_fds=(start_lock,),
-            start_new_session=True,  # not in the job's process group: it outlives the job
-        )
-
-
-def try_connect(address: str) -> socket.socket | None:
-    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        connection.connect(address)
-    except OSError:  # none yet, or one left by a server that was killed
-        connection.close()
-        return None
-    return connection
-
-
-def receive_status(connection: socket.socket) -> int | None:
-    data = b""
-    while len(data) < STATUS.size:
-        chunk = connection.recv(STATUS.size - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return STATUS.unpack(data)[0]
-
-
 # --- the server ------------------------------------------------------------------------------
 
 
 def serve(
-    address: str, owner: int, start_lock: int | None = None, model_dirs: tuple[str, ...] = ()
+    address: str,
+    owner: int,
+    start_lock: int | None = None,
+    model_dirs: tuple[str, ...] = (),
+    role: str = JOBS,
 ) -> None:
-    """Import what the jobs need (and the architectures of the models in ``model_dirs``), then
-    fork a child for each connection until the owning Snakemake has ended (or nothing came for
-    IDLE_S); ``start_lock`` is let go once jobs are accepted. A server that finds the GPU driver
-    initialized in its process declines every job from then on (each runs in its own process): a
-    child could not use CUDA."""
-    for name in PRELOAD:
+    """Import what the jobs of ``role`` need (and the architectures of the models in
+    ``model_dirs``), then fork a child for each connection until the owning Snakemake has ended
+    (or nothing came for IDLE_S); ``start_lock`` is let go once jobs are accepted. A server that
+    finds the GPU driver initialized in its process declines every job from then on (each runs
+    in its own process): a child could not use CUDA. The evaluations' server first starts the
+    results' server (``POST``), whose imports are done before its own: no evaluation runs
+    meanwhile, so they time none of its work."""
+    if role == JOBS:
+        results_server = server_address(POST)
+        if results_server:
+            start_in_background(results_server, [], POST)
+    for name in ROLES[role]:
         try:
             import_module(name)
         except ImportError as error:
@@ -491,10 +351,6 @@ def gpu_driver_initialized(process: Path = Path("/proc/self"), driver=None) -> b
         return True
 
 
-def qualified_name(function) -> str:
-    return f"{function.__module__}:{function.__qualname__}"
-
-
 def resolve(name: str):
     """The function of a ``qualified_name``."""
     module, _, function = name.partition(":")
@@ -522,7 +378,7 @@ def started(pid: int) -> float | None:
     """When process ``pid`` started; None if there is none."""
     import psutil
 
-    from glueperf.measure import process_start_s
+    from glueperf.clock import process_start_s
 
     try:
         return process_start_s(pid)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import sys
 
-from glueperf.infra.forkserver import GPU_JOBS_HERE, SNAKEMAKE_PID
+from glueperf.infra.forkclient import GPU_JOBS_HERE, SNAKEMAKE_PID
 from glueperf.infra.locks import hold_run_lock
 from glueperf.infra.resultsdir import check_results_config, config_files, record_results_config
 from glueperf.infra.snakemake_internals import (

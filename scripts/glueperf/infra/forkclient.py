@@ -1,0 +1,233 @@
+"""The jobs' side of the fork servers (glueperf/infra/forkserver.py): whether a job runs forked,
+where a run's servers listen, asking one for a child, and starting one. Standard library and
+glueperf's frame alone: the process Snakemake starts for a job imports this and little more, also
+in the lean envs of the table's and the plots' jobs (``run_post_job``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import pickle
+import socket
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+from glueperf.clock import JOB_STARTED
+from glueperf.infra.locks import directory_problem, lock_file
+
+SNAKEMAKE_PID = "GLUEPERF_SNAKEMAKE_PID"
+SWITCH = "GLUEPERF_FORK_SERVER"
+# Set (to "1") by the run's start when evaluations run on this host: light jobs start the server.
+GPU_JOBS_HERE = "GLUEPERF_GPU_JOBS_HERE"
+# The servers of a run (what each imports: forkserver.ROLES): the evaluations' (and light
+# jobs'), and the results' (the table's and the plots'); the modules a Python must have for each.
+JOBS, POST = "jobs", "post"
+NEEDED = {JOBS: ("torch", "transformers"), POST: ("pandas", "matplotlib")}
+# In the server, torch asks NVML whether CUDA is there, which opens no CUDA context.
+NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+STATUS = struct.Struct("!i")
+LENGTH = struct.Struct("!Q")
+
+
+def forked() -> bool:
+    """Whether this process is a job forked from the fork server (the metrics row says so)."""
+    return JOB_STARTED in os.environ
+
+
+def run_post_job(function, snakemake, log_path) -> None:
+    """``run_job`` for the jobs that make the results of the evaluations (the table, the
+    plots): forked from this run's results server (``POST``) when it runs or is starting, else
+    run here. The evaluations' server starts it as it starts itself, so that its imports overlap
+    its own, before any evaluation runs."""
+    address = server_address(POST)
+    forked_job(address and connect_when_started(address), function, snakemake, log_path, None)
+
+
+def forked_job(connection, function, snakemake, log_path, server_imports) -> None:
+    """The job run in a child through ``connection`` to the server, exiting with its status;
+    in this process when there is no connection, or the server forked no child."""
+    from glueperf.clock import process_start_s
+    from glueperf.infra.script import run_script
+
+    if connection is None:
+        run_script(lambda: function(snakemake), log_path)
+        return
+    request = {
+        "function": qualified_name(function),
+        "server_imports": server_imports and qualified_name(server_imports),
+        "snakemake": snakemake,
+        "log": str(log_path),
+        "cwd": os.getcwd(),
+        "environ": {**os.environ, JOB_STARTED: repr(process_start_s())},
+    }
+    payload = pickle.dumps(request)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    socket.send_fds(connection, [LENGTH.pack(len(payload))], standard_streams())
+    connection.sendall(payload)
+    child = receive_status(connection)
+    if child is None:  # the server declined it (see serve): nothing ran yet
+        connection.close()
+        print(
+            "glueperf: the fork server forked no child (its log says why); this job runs in its "
+            "own process",
+            file=sys.stderr,
+        )
+        run_script(lambda: function(snakemake), log_path)
+        return
+    status = receive_status(connection)
+    if status is None:
+        print(
+            f"glueperf: the job's process {child} ended without an exit status (killed?); "
+            f"its log: {log_path}",
+            file=sys.stderr,
+        )
+        status = 1
+    sys.exit(status)
+
+
+def standard_streams() -> list[int]:
+    """This process's stdin, stdout and stderr, for the child to take; /dev/null for any that
+    is closed (a Snakemake started without standard input)."""
+    streams = []
+    for stream in (0, 1, 2):
+        try:
+            os.fstat(stream)
+        except OSError:
+            stream = os.open(os.devnull, os.O_RDWR)
+        streams.append(stream)
+    return streams
+
+
+def server_address(role: str = JOBS) -> str | None:
+    """This run's server's socket for this Python, module path and ``role`` (a key of ROLES);
+    None when jobs are not to be forked (outside Snakemake, turned off, or not on Linux)."""
+    owner = os.environ.get(SNAKEMAKE_PID)
+    # Linux only: macOS forbids much of its system frameworks (Metal, for MPS) after a fork.
+    if not owner or os.environ.get(SWITCH, "1") == "0" or sys.platform != "linux":
+        return None
+    directory = socket_directory()
+    if directory is None:
+        return None
+    key = hashlib.sha256(json.dumps([sys.executable, search_path(), owner]).encode()).hexdigest()
+    return str(directory / f"{owner}-{key[:12]}{'' if role == JOBS else f'-{role}'}.sock")
+
+
+def socket_directory() -> Path | None:
+    """Where this user's servers listen: a directory only they may enter, since whoever can
+    connect has the server run code as them (also checked on every connection). None if it is
+    not theirs alone."""
+    directory = Path("/tmp") / f"glueperf-forkserver-{os.getuid()}"
+    return None if directory_problem(directory, private=True) else directory
+
+
+def search_path() -> list[str]:
+    return [os.path.abspath(entry) for entry in sys.path]
+
+
+def connect_when_started(address: str) -> socket.socket | None:
+    """A connection to the server at ``address`` when it runs, or once it has started where it
+    is being started; None where neither (nothing is started here)."""
+    connection = try_connect(address)
+    if connection:
+        return connection
+    starting = lock_file(f"{address}.start")
+    if starting is not None:  # nobody is starting it
+        os.close(starting)
+        return None
+    os.close(lock_file(f"{address}.start", wait=True))  # the server lets go once it accepts
+    return try_connect(address)
+
+
+def start_in_background(address: str, model_dirs: list[str], role: str = JOBS) -> None:
+    """Start the server at ``address`` without waiting for it, unless it is being started or
+    running already, or this Python lacks what it serves (a light job's own environment)."""
+    from importlib.util import find_spec
+
+    if not all(find_spec(name) for name in NEEDED[role]):
+        return
+    starting = lock_file(f"{address}.start")
+    if starting is None:  # being started
+        return
+    try:
+        running = try_connect(address)
+        if running:
+            running.close()
+        else:
+            start_server(address, starting, model_dirs, role)
+    finally:
+        os.close(starting)  # the server holds its own copy until it accepts jobs
+
+
+def start_server(
+    address: str, start_lock: int, model_dirs: list[str], role: str = JOBS
+) -> subprocess.Popen:
+    """The server process for ``address``, given the start lock's descriptor to keep until it
+    accepts jobs (or ends), the model directories whose architectures it imports, and its
+    ``role`` (what it imports)."""
+    # Above the standard streams (the lock is fd 0 in a job started without standard input),
+    # which the server's own take.
+    start_lock = fcntl.fcntl(start_lock, fcntl.F_DUPFD_CLOEXEC, 3)
+    try:
+        return spawn_server(address, start_lock, model_dirs, role)
+    finally:
+        os.close(start_lock)
+
+
+def spawn_server(
+    address: str, start_lock: int, model_dirs: list[str], role: str = JOBS
+) -> subprocess.Popen:
+    with open(f"{address}.log", "w") as log:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+                "from glueperf.infra.forkserver import serve; "
+                "serve(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5]), "
+                "sys.argv[6])",
+                json.dumps(search_path()),
+                address,
+                os.environ[SNAKEMAKE_PID],
+                str(start_lock),
+                json.dumps(model_dirs),
+                role,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd="/",
+            # matplotlib's pyplot, imported by the results' server, draws to files alone.
+            env={**os.environ, NVML_CHECK: "1", **({"MPLBACKEND": "Agg"} if role == POST else {})},
+            pass_fds=(start_lock,),
+            start_new_session=True,  # not in the job's process group: it outlives the job
+        )
+
+
+def try_connect(address: str) -> socket.socket | None:
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        connection.connect(address)
+    except OSError:  # none yet, or one left by a server that was killed
+        connection.close()
+        return None
+    return connection
+
+
+def receive_status(connection: socket.socket) -> int | None:
+    data = b""
+    while len(data) < STATUS.size:
+        chunk = connection.recv(STATUS.size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return STATUS.unpack(data)[0]
+
+
+def qualified_name(function) -> str:
+    return f"{function.__module__}:{function.__qualname__}"
