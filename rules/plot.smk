@@ -1,7 +1,7 @@
-# One job draws every figure (one process start and one matplotlib import, not one per plot);
-# its outputs, a PNG per figure and its vector files, come from the registry in
-# glueperf/plotting.py (common.smk: plot_outputs). The formats are a param as well, so that
-# dropping one reruns the job, which removes that format's files.
+# One job draws every figure (one process start and one matplotlib import, not one per plot), with
+# a process per figure where --cores allows; its outputs, a PNG per figure and its vector files,
+# come from the registry in glueperf/plotting.py (common.smk: plot_outputs). The formats are a
+# param as well, so that dropping one reruns the job, which removes that format's files.
 rule plot_results:
     input:
         table=rules.aggregate_metrics.output.table,
@@ -12,6 +12,7 @@ rule plot_results:
         "results/logs/plot_results.log",
     conda:
         "../envs/plot.yaml"
+    threads: len(FIGURES)
     params:
         code=code_fingerprint("plot_results.py"),
         vector_formats=config["plots"]["vector_formats"],

@@ -865,3 +865,22 @@ def test_a_tradeoff_without_any_point_is_a_note_saying_why(tmp_path):
     figure = FIGURES["score_vs_throughput"].draw(table, None)
     assert not figure.axes
     assert "sst2-test (no labels)" in " ".join(t.get_text() for t in figure.texts)
+
+
+def test_figures_drawn_by_several_processes_are_the_same_files(own_tasks, tmp_path):
+    """With --cores to spare the rule draws a figure a process: the same bytes, every file."""
+    summary = glue_summary(own_tasks)
+    alone, forked = (plot_paths(tmp_path / name, ["svg"]) for name in ("alone", "forked"))
+    plot_all(own_tasks, summary, alone)
+    plot_all(own_tasks, summary, forked, workers=4)
+    for stem in ALL_PLOTS:
+        for one, other in zip(alone[stem], forked[stem], strict=True):
+            assert one.read_bytes() == other.read_bytes(), one.name
+
+
+def test_a_figure_that_fails_in_a_drawing_process_fails_the_job(table, summary, tmp_path):
+    paths = plot_paths(tmp_path / "plots")
+    paths["score"] = [tmp_path / "a folder.png"]
+    paths["score"][0].mkdir()  # where the figure's file should go
+    with pytest.raises(OSError):
+        plot_all(table, summary, paths, workers=3)

@@ -1045,21 +1045,39 @@ def note_figure(title: str, text: str):
 
 
 def plot_all(
-    table: pd.DataFrame, summary: pd.DataFrame, paths: Mapping[str, str | Sequence[str]]
+    table: pd.DataFrame,
+    summary: pd.DataFrame,
+    paths: Mapping[str, str | Sequence[str]],
+    workers: int = 1,
 ) -> None:
     """Every figure: ``paths`` maps each stem of ALL_PLOTS (no other) to its file, or to its
-    files (figure_files: the PNG and vector formats). Drawn one after the other; each file is
-    written whole or not at all (a failure stops the rest). A vector file of a figure that is
-    no longer asked for (the config dropped its format) is removed first: it would show an
-    older table than the PNG beside it."""
+    files (figure_files: the PNG and vector formats). Drawn one after the other, or by
+    ``workers`` processes forked from this one (the rule's threads: at most one a figure), with
+    the same bytes; each file is written whole or not at all (a failure stops the rest). A vector
+    file of a figure that is no longer asked for (the config dropped its format) is removed
+    first: it would show an older table than the PNG beside it."""
     if sorted(paths) != sorted(ALL_PLOTS):
         raise ValueError(f"plot_all draws {list(ALL_PLOTS)}, was given {list(paths)}")
     files = {stem: as_list(paths[stem]) for stem in ALL_PLOTS}
     remove_dropped_formats(files)
-    for stem, figure in FIGURES.items():
-        save(figure.draw(table, summary), files[stem])
-        for path in files[stem]:
-            log.info("drew %s", path)
+    jobs = [(stem, table, summary, files[stem]) for stem in ALL_PLOTS]
+    workers = min(workers, len(jobs))
+    if workers > 1 and hasattr(os, "fork"):
+        import multiprocessing
+
+        # Forked: the children have this process's imports, fonts and settings already.
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            pool.starmap(draw_figure, jobs, chunksize=1)
+    else:
+        for job in jobs:
+            draw_figure(*job)
+
+
+def draw_figure(stem: str, table: pd.DataFrame, summary: pd.DataFrame, files: list[str]) -> None:
+    """Figure ``stem`` of FIGURES written to each of ``files``."""
+    save(FIGURES[stem].draw(table, summary), files)
+    for path in files:
+        log.info("drew %s", path)
 
 
 def as_list(paths) -> list[str]:

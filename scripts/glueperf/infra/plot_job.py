@@ -5,12 +5,13 @@ which only asks the server for a child, imports neither."""
 
 
 def plot_job(snakemake):
-    """Every figure in one process: the bar charts of the performance table (score, accuracy,
-    time, memory, throughput, latency, energy), the trade-offs and the GLUE summary, each as a
-    PNG and in the vector formats of the config (the rule's outputs say which)."""
+    """Every figure, drawn by the job's threads (processes forked from this one): the bar
+    charts of the performance table (score, accuracy, time, memory, throughput, latency,
+    energy), the trade-offs and the GLUE summary, each as a PNG and in the vector formats of the
+    config (the rule's outputs say which)."""
     from glueperf.aggregate import read_glue_summary, read_performance_table
     from glueperf.plotting import plot_all
 
     table = read_performance_table(snakemake.input.table)
     summary = read_glue_summary(snakemake.input.summary)
-    plot_all(table, summary, dict(snakemake.output.items()))
+    plot_all(table, summary, dict(snakemake.output.items()), workers=snakemake.threads)
