@@ -348,7 +348,8 @@ VALIDATIONS = {"validate_dataset": 2, "evaluate_model": 3, **AFTER_EVALUATION}
         # the models' checksums are taken with the same code as the datasets'
         ("checksums.py", {**VALIDATIONS, "hash_model": 2}),
         # every job that may be forked runs in the fork server's frame, which times the job
-        ("measure.py", {**VALIDATIONS, "hash_model": 2}),
+        ("clock.py", {**VALIDATIONS, "hash_model": 2}),
+        ("infra/forkclient.py", {**VALIDATIONS, "hash_model": 2}),
         ("infra/forkserver.py", {**VALIDATIONS, "hash_model": 2}),
     ],
 )
