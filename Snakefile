@@ -73,5 +73,11 @@ onstart:
     )
 
 
+# Snakemake waits about a second for its scheduler's last timer before it exits: not at the end.
 onsuccess:
     print(where_results_are())
+    cancel_scheduler_timers()
+
+
+onerror:
+    cancel_scheduler_timers()

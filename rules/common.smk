@@ -6,7 +6,7 @@ from snakemake.utils import validate
 
 from glueperf import GlueperfError, results
 from glueperf.infra import plan, startup
-from glueperf.infra.snakemake_internals import runs_jobs_here
+from glueperf.infra.snakemake_internals import cancel_scheduler_timers, runs_jobs_here
 from glueperf.infra.configfile import schema_error
 from glueperf.plotting import FIGURES, figure_files
 from glueperf.preflight import check_before_any_job

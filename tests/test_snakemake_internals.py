@@ -15,7 +15,12 @@ import sys
 import time
 from pathlib import Path
 
-from glueperf.infra.snakemake_internals import DELETING, NOT_EXECUTING, SNAKEMAKE_LOCKS
+from glueperf.infra.snakemake_internals import (
+    DELETING,
+    NOT_EXECUTING,
+    SNAKEMAKE_LOCKS,
+    cancel_scheduler_timers,
+)
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -196,3 +201,28 @@ onstart:
     )
     assert run.returncode == 0, run.stderr
     assert "jobs here: True False" in run.stdout + run.stderr
+
+
+def test_the_schedulers_timer_is_found_and_cancelled_at_the_end_of_a_run():
+    """Snakemake 9.27.1's scheduler arms a Timer (not a daemon) after each pass, which kept
+    every run alive about a second after its last job: the one cancel_scheduler_timers
+    cancels, and no other."""
+    import threading
+
+    from snakemake.scheduling.job_scheduler import JobScheduler
+
+    scheduler = JobScheduler.__new__(JobScheduler)  # the timer needs its semaphore alone
+    scheduler._open_jobs = threading.Semaphore(0)
+    before = set(threading.enumerate())
+    JobScheduler._schedule_reevalutation(scheduler, 60)
+    (armed,) = set(threading.enumerate()) - before
+    other = threading.Timer(60, lambda: None)
+    other.start()
+    try:
+        assert isinstance(armed, threading.Timer) and not armed.daemon  # what the interpreter waits for at exit
+        assert cancel_scheduler_timers() == 1
+        armed.join(timeout=5)
+        assert not armed.is_alive() and other.is_alive()
+        assert not scheduler._open_jobs.acquire(blocking=False)  # cancelled, never fired
+    finally:
+        other.cancel()

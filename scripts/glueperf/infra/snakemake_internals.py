@@ -18,6 +18,12 @@ when an internal used here changes, naming what to review.
 - Whether a run executes a rule's jobs on this host (``runs_jobs_here``), read at onstart from
   the workflow's executor and DAG: the fork server is started early only for evaluations that
   will use it (glueperf/infra/forkserver.py), never on a cluster's login node.
+- The scheduler's last timer (``cancel_scheduler_timers``): after each pass Snakemake's job
+  scheduler arms a ``threading.Timer`` of its --max-jobs-per-timespan window (1 s by default),
+  not a daemon thread, so every run that ran a job outlived its last job by about a second
+  (1.2 s on the H100 host of BENCHMARKS.md), waiting for it. At onsuccess and onerror nothing
+  is scheduled any more: the timers are cancelled and the run ends at once. A shorter window
+  (``--max-jobs-per-timespan 100/100ms``) is no cure: with it Snakemake 9.27.1 never exited.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import json
 import os
 import socket
 import sys
+import threading
 from pathlib import Path
 
 # --- params hashed without pandas ------------------------------------------------------------
@@ -204,3 +211,22 @@ def is_running(pid: int, started: float) -> bool:
         return False
     except psutil.Error:  # exists but cannot be inspected: assume it is the owner
         return True
+
+
+# What the job scheduler's timer calls (JobScheduler._schedule_reevalutation, Snakemake 9.27.1).
+SCHEDULER_TIMER = "JobScheduler._schedule_reevalutation.<locals>.<lambda>"
+
+
+def cancel_scheduler_timers() -> int:
+    """Cancel the job scheduler's pending timers (see above); how many there were. Only for
+    the end of a run: while it runs, they wake the scheduler for jobs held back by its rate
+    limit."""
+    timers = [
+        thread
+        for thread in threading.enumerate()
+        if isinstance(thread, threading.Timer)
+        and getattr(thread.function, "__qualname__", "") == SCHEDULER_TIMER
+    ]
+    for timer in timers:
+        timer.cancel()
+    return len(timers)
