@@ -219,7 +219,8 @@ def test_the_schedulers_timer_is_found_and_cancelled_at_the_end_of_a_run():
     other = threading.Timer(60, lambda: None)
     other.start()
     try:
-        assert isinstance(armed, threading.Timer) and not armed.daemon  # what the interpreter waits for at exit
+        # not a daemon: what the interpreter waits for at exit
+        assert isinstance(armed, threading.Timer) and not armed.daemon
         assert cancel_scheduler_timers() == 1
         armed.join(timeout=5)
         assert not armed.is_alive() and other.is_alive()
