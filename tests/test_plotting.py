@@ -784,6 +784,16 @@ def test_a_measured_figure_names_the_threads_it_was_measured_with(table):
     assert footnote_lines(table, PLOTS["score"]) == []  # not measured on a machine
 
 
+def test_the_precisions_of_one_setup_are_named_together(table):
+    """Three dtypes on one GPU: the device once, not once a dtype."""
+    table["device"], table["device_name"], table["torch_threads"] = "cuda", "NVIDIA H100", 4
+    table["tokenizer_threads"] = 16
+    table["dtype"] = [("float32", "bfloat16", "float16")[i % 3] for i in range(len(table))]
+    assert footnote_lines(table, PLOTS["latency"])[0] == (
+        "Measured on NVIDIA H100 (cuda, float32/bfloat16/float16, 4 threads, tokenizer 16)"
+    )
+
+
 def test_the_pareto_front_is_the_points_no_other_beats_in_both():
     scores = [90, 89, 80, 95, 80]
     throughput = [100, 300, 200, 50, 200]

@@ -318,19 +318,27 @@ def column_values(table: pd.DataFrame, column: str) -> np.ndarray:
 
 def setups(table: pd.DataFrame) -> str:
     """What the measurements were made on, each setup once: 'Measured on NVIDIA H100 (cuda,
-    bfloat16, 4 threads)', the tokenizer's threads too where they differ from torch's."""
-    texts = []
+    bfloat16, 4 threads)', the tokenizer's threads too where they differ from torch's; the
+    dtypes of one device and threads together ('cuda, float32/bfloat16, 4 threads')."""
+    dtypes: dict[tuple, list[str]] = {}
     for _, row in table.iterrows():
-        details = [str(row[c]) for c in ("device", "dtype") if c in table.columns]
-        threads = row.get("torch_threads")
-        if threads is not None and not pd_missing(threads):
-            details.append(f"{int(threads)} thread{'s' if int(threads) != 1 else ''}")
+        threads = []
+        count = row.get("torch_threads")
+        if count is not None and not pd_missing(count):
+            threads.append(f"{int(count)} thread{'s' if int(count) != 1 else ''}")
             tokenizer = row.get("tokenizer_threads")
-            if tokenizer is not None and not pd_missing(tokenizer) and tokenizer != threads:
-                details[-1] += f", tokenizer {int(tokenizer)}"
-        name = str(row["device_name"])
+            if tokenizer is not None and not pd_missing(tokenizer) and tokenizer != count:
+                threads[-1] += f", tokenizer {int(tokenizer)}"
+        device = [str(row["device"])] if "device" in table.columns else []
+        setup = (str(row["device_name"]), tuple(device), tuple(threads))
+        listed_dtypes = dtypes.setdefault(setup, [])
+        if "dtype" in table.columns and str(row["dtype"]) not in listed_dtypes:
+            listed_dtypes.append(str(row["dtype"]))
+    texts = []
+    for (name, device, threads), kinds in dtypes.items():
+        details = [*device, *(["/".join(kinds)] if kinds else []), *threads]
         texts.append(f"{name} ({', '.join(details)})" if details else name)
-    return "Measured on " + "; ".join(dict.fromkeys(texts))
+    return "Measured on " + "; ".join(texts)
 
 
 def pd_missing(value) -> bool:
