@@ -329,14 +329,13 @@ def setups(table: pd.DataFrame) -> str:
             tokenizer = row.get("tokenizer_threads")
             if tokenizer is not None and not pd_missing(tokenizer) and tokenizer != count:
                 threads[-1] += f", tokenizer {int(tokenizer)}"
-        device = [str(row["device"])] if "device" in table.columns else []
-        setup = (str(row["device_name"]), tuple(device), tuple(threads))
-        listed_dtypes = dtypes.setdefault(setup, [])
-        if "dtype" in table.columns and str(row["dtype"]) not in listed_dtypes:
-            listed_dtypes.append(str(row["dtype"]))
+        device = str(row["device"]) if "device" in table.columns else ""
+        kinds = dtypes.setdefault((str(row["device_name"]), device, tuple(threads)), [])
+        if "dtype" in table.columns and str(row["dtype"]) not in kinds:
+            kinds.append(str(row["dtype"]))
     texts = []
     for (name, device, threads), kinds in dtypes.items():
-        details = [*device, *(["/".join(kinds)] if kinds else []), *threads]
+        details = [part for part in (device, "/".join(kinds), *threads) if part]
         texts.append(f"{name} ({', '.join(details)})" if details else name)
     return "Measured on " + "; ".join(texts)
 

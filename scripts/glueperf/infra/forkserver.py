@@ -22,6 +22,11 @@ is killed.
   of them also starts the server, in the background, so that its imports overlap the light jobs
   instead of delaying the first evaluation (with ``--cores 1`` the server imports on a second
   core meanwhile).
+- The table's and the plots' jobs (``run_post_job``, glueperf/infra/forkclient.py) have a server
+  of their own (``POST``) that imports pandas and matplotlib, which no evaluation imports (so no
+  evaluation's memory peak holds them). The evaluations' server starts it before its own imports,
+  while no evaluation runs; those jobs are forked from it when it runs or is starting, and
+  otherwise run in their own process.
 - The server also imports the module of each of the run's models' architectures (transformers
   imports it on a model's first load: two seconds for BERT's on a CPU), once for all their
   evaluations: those whose directory exists when it starts (``run_models``), and any other that
