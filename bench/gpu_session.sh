@@ -25,13 +25,14 @@
 # transformers.pipeline, and the offline pass's GPU energy, on SST-2 validation, in each dtype,
 # transformers and traced models, the twin then minilm-sst2; about 2 min) | precisions (issue
 # 21: the default experiment with minilm-sst2 in float32, bfloat16 and float16, latency and
-# energy on; about 1.5 min) | final (= pipeline,
+# energy on; about 1.5 min) | warmup (an evaluation's fixed cost per process and per model) | final (= pipeline,
 # slurm, endtoend, startup, pairs and loops).
 # REPEATS (default 3) sets the loop comparisons' repeats; NOOPS (default 3) the no-op reruns
 # after each pipeline run; PIPELINE_CORES_N=off leaves out pipeline's --cores $(nproc) run;
 # LATENCY_MODELS (default: the twin and minilm-sst2) the models that latency times; EXTRAS (default off) keeps the latency and energy phases in the
 # pipeline and glue parts' configs (off: the same work as the notebook and the ideal); BF16_VARIANTS (default: checked graphs compile) the variants that bf16
-# times; LATENCY_REQUESTS (default 500) the requests that latency times per case. OUT (default
+# times (BF16_BATCH_TOKENS and BF16_RAYON: token budgets and tokenizer threads it sweeps);
+# GLUE_LOOPS (default: engine notebook) the one-process loops that glue times; LATENCY_REQUESTS (default 500) the requests that latency times per case. OUT (default
 # /tmp/out) receives the tables and plots; SESSION_TMP (default /tmp) holds the session's
 # working files.
 set -u
@@ -232,10 +233,21 @@ if wants bf16; then
   # torch.compile are captured or compiled in the warm-up, which is not timed.
   before=()
   [ -f $C/engine_before.py ] && before=(before --engine-before $C/engine_before.py)
-  step twin on SST-2 train, engines and variants, $REPEATS repeats
-  $PY bench/compare_loops.py --model $TOKENIZER --twin --data $C/data/sst2/train.parquet \
-    --repeats "$REPEATS" --skip a b tokenizer --timeline \
-    --variants $BF16_VARIANTS ${before[@]+"${before[@]}"} --json "$OUT/twin_train_bf16.json"
+  # BF16_BATCH_TOKENS and BF16_RAYON (each a list, default: the engine's own settings) sweep
+  # the token budget and the tokenizer's threads (RAYON_NUM_THREADS, fixed per process).
+  for tokens in ${BF16_BATCH_TOKENS:-default}; do
+    for rayon in ${BF16_RAYON:-default}; do
+      suffix="" budget=() threads=()
+      [ "$tokens" != default ] && suffix="${suffix}_tokens$tokens" budget=(--batch-tokens "$tokens")
+      [ "$rayon" != default ] && suffix="${suffix}_rayon$rayon" threads=("RAYON_NUM_THREADS=$rayon")
+      step twin on SST-2 train, engines and variants, $REPEATS repeats, budget $tokens, rayon $rayon
+      env ${threads[@]+"${threads[@]}"} \
+        $PY bench/compare_loops.py --model $TOKENIZER --twin --data $C/data/sst2/train.parquet \
+        --repeats "$REPEATS" --skip a b tokenizer --timeline ${budget[@]+"${budget[@]}"} \
+        --variants $BF16_VARIANTS ${before[@]+"${before[@]}"} \
+        --json "$OUT/twin_train_bf16$suffix.json"
+    done
+  done
   targets
 fi
 
@@ -257,7 +269,7 @@ print('GPU driver after the imports: mapped', mapped_driver(), '- initialized', 
   NOOPS=1 pipeline_run 1 $T/gpu_glue.yaml glue_cores1
   cp results/model_performance.csv "$OUT/glue_cores1.csv" 2>/dev/null
   same_predictions $T/predictions_glue_N results/predictions
-  for loop in engine notebook; do
+  for loop in ${GLUE_LOOPS:-engine notebook}; do
     step "GLUE twins in one process, the $loop loop"
     start=$(now)
     $PY bench/glue_one_process.py $T/gpu_glue.yaml --loop $loop --compare results/predictions \
@@ -265,6 +277,14 @@ print('GPU driver after the imports: mapped', mapped_driver(), '- initialized', 
     echo "one process ($loop) wall seconds: $(python3 -c "print(round($(now) - $start, 2))")"
   done
   targets
+fi
+
+if wants warmup; then
+  # Issue 24: an evaluation's fixed cost on the GPU, split into what a fresh process pays once
+  # and what each model pays, in one process over the GLUE twins (bench/warmup_probe.py).
+  glue_config
+  step "fixed cost per process and per model, GLUE twins, one process"
+  $PY bench/warmup_probe.py $T/glue_twins/*/ --json "$OUT/warmup.json" 2>&1 | grep -v "Loading weights"
 fi
 
 if wants precisions; then

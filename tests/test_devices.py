@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from datetime import datetime
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from glueperf.infra.devices import (
     Gpu,
     candidates,
     claim_device,
+    foreseen_gpu,
     hold_job,
     host_gpus,
     lock_directory,
@@ -195,6 +197,28 @@ def test_the_first_free_gpu_is_taken_without_waiting(locks):
     assert claim.gpu == H100_1 and claim.fields()["device_wait_s"] == 0.0
 
 
+def test_the_gpu_is_foreseen_only_where_the_claim_has_one_to_choose():
+    """CUDA may start before the claim only on the GPU the claim cannot but take."""
+    assert foreseen_gpu("auto", [H100_1], {}) == foreseen_gpu("cuda", [H100_1], {}) == H100_1
+    assert foreseen_gpu("cuda:2", HOST, {}) == A100
+    assert foreseen_gpu("auto", HOST, {"CUDA_VISIBLE_DEVICES": "1"}) == H100_1
+    assert foreseen_gpu("auto", HOST, {}) is None  # the first free one of three
+    assert foreseen_gpu("cpu", [H100_1], {}) is None and foreseen_gpu("auto", [], {}) is None
+    assert foreseen_gpu("auto", None, {}) is None  # GPUs not told apart: CUDA sees them all
+    assert foreseen_gpu("cuda:3", HOST, {}) is None  # no such GPU: the claim's error, later
+
+
+def test_cuda_started_on_the_foreseen_gpu_may_claim_it_and_no_other(locks, monkeypatch):
+    started = types.SimpleNamespace(cuda=types.SimpleNamespace(is_initialized=lambda: True))
+    monkeypatch.setitem(sys.modules, "torch", started)
+    env = {"CUDA_VISIBLE_DEVICES": H100_1.uuid}
+    claim = claim_device("auto", gpus=lambda: HOST, env=env, report=Messages(), started_on=H100_1)
+    assert claim.gpu == H100_1 and env["CUDA_VISIBLE_DEVICES"] == H100_1.uuid
+    claim.release()
+    with pytest.raises(RuntimeError, match="before CUDA starts"):
+        claim_device("cuda:0", gpus=lambda: HOST, env={}, report=Messages(), started_on=H100_1)
+
+
 def test_a_cpu_claim_leaves_cuda_alone(locks):
     env = {}
     claim = claim_device("auto", gpus=lambda: [], env=env, report=Messages())
@@ -219,7 +243,7 @@ sys.path.insert(0, {str(REPO / "scripts")!r})
 from glueperf import evaluation, fetch
 from glueperf.infra import devices, evaluate_job
 
-def claim_device(requested, job, report, gpus):
+def claim_device(requested, job, report, gpus, started_on=None):
     torch = sys.modules.get("torch")
     print(json.dumps({{
         "torch": torch is not None,
@@ -269,7 +293,7 @@ sys.path.insert(0, {str(REPO / "scripts")!r})
 from glueperf import evaluation, fetch, models
 from glueperf.infra import devices, evaluate_job
 
-def claim_device(requested, job, report, gpus):
+def claim_device(requested, job, report, gpus, started_on=None):
     torch = sys.modules["torch"]
     model = loaded[0].model
     print(json.dumps({{
@@ -309,6 +333,78 @@ evaluate_job.evaluate_job(job)
         "loaded": ["BertForSequenceClassification", "cpu"],
         "load_s": True,
     }
+
+
+@pytest.mark.parametrize("n_gpus", [1, 2])
+def test_with_one_gpu_to_claim_cuda_starts_in_a_thread_as_the_job_begins(tmp_path, n_gpus):
+    """One GPU to choose from: CUDA's start (start_device) overlaps the job's preparation and its
+    wait, on that GPU alone, and the claim knows it; with two, it waits for the claim."""
+    probe = f"""
+import json, sys, threading, time, types
+sys.path.insert(0, {str(REPO / "scripts")!r})
+from glueperf import evaluation, fetch, models
+from glueperf.infra import devices, evaluate_job
+
+events, finished = [], []
+def start_device(device):
+    events.append(["start", device, os.environ.get("CUDA_VISIBLE_DEVICES"),
+                   threading.current_thread() is threading.main_thread()])
+    time.sleep(1.0)
+    finished.append(True)
+    return 1.0
+
+def claim_device(requested, job, report, gpus, started_on):
+    events.append(["claim", started_on and started_on.uuid])
+    raise SystemExit(0)
+
+import os
+pool = devices.parse_nvidia_smi({NVIDIA_SMI!r})[:{n_gpus}]
+devices.host_gpus = lambda: pool
+devices.claim_device = claim_device
+evaluation.start_device = start_device
+models.load_on_cpu = lambda *args: events.append(["load", bool(finished)])
+fetch.provenance_fields = lambda *inputs: dict.fromkeys(
+    ["model_commit", "model_weights_sha256", "dataset_commit", "dataset_sha256"], ""
+)
+evaluation.read_data = lambda path, *spec: types.SimpleNamespace(data=None)
+evaluation.check_task_fits_before_loading = lambda *args: None
+model = {{"model_dir": "m", "source": "m", "revision": None, "trust_remote_code": False}}
+job = types.SimpleNamespace(
+    params=types.SimpleNamespace(
+        settings={{"device": "auto", "dtype": "float32"}}, model=model, dataset={{}},
+        path="d.parquet",
+    ),
+    wildcards=types.SimpleNamespace(model="m", dtype="float32", dataset="d"),
+    input=types.SimpleNamespace(data="d.parquet", summary=None, model_provenance=None),
+)
+try:
+    evaluate_job.evaluate_job(job)
+finally:
+    print(json.dumps(events))
+"""
+    run = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    events = json.loads(run.stdout.splitlines()[-1])
+    if n_gpus == 1:  # begun at once, in a thread, on the GPU's UUID: the load ran meanwhile
+        assert sorted(events[:2]) == [["load", False], ["start", "cuda", H100_0.uuid, False]]
+        assert events[2:] == [["claim", H100_0.uuid]]
+    else:
+        assert events == [["load", False], ["claim", None]]
+
+
+def test_an_early_start_hands_its_seconds_or_its_error_to_the_evaluation(monkeypatch):
+    from glueperf import evaluation
+
+    monkeypatch.setattr(evaluation, "start_device", lambda device: 0.25)
+    assert evaluation.EarlyStart("cuda").seconds() == 0.25
+
+    def fails(device):
+        raise RuntimeError("CUDA error: no CUDA-capable device is detected")
+
+    monkeypatch.setattr(evaluation, "start_device", fails)
+    with pytest.raises(RuntimeError, match="no CUDA-capable device"):
+        evaluation.EarlyStart("cuda").seconds()
 
 
 def test_an_evaluation_loads_its_model_before_the_claim_only_where_it_runs_off_the_cpu():

@@ -15,8 +15,9 @@ What the reported figures measure (also in docs/results.md):
   chunk overlaps the forward passes, so ``tokenize_s`` + ``forward_s`` can exceed it.
 - The fixed cost of an evaluation is ``startup_s + device_start_s + model_load_s + warmup_s``:
   ``device_start_s`` is CUDA's start in this process (its context, on the claimed GPU; 0 on the
-  CPU), after the claim; ``model_load_s`` the model's loading from its files and its move to the
-  device (for a GPU, the loading on the CPU happens before the claim: ``LoadedOnCpu``).
+  CPU), after the claim, or before it where the GPU is known in advance (``EarlyStart``: it then
+  costs the held device no time); ``model_load_s`` the model's loading from its files and its move
+  to the device (for a GPU, the loading on the CPU happens before the claim: ``LoadedOnCpu``).
 - ``peak_rss_mb`` ("Memory Usage (MB)"): peak resident set size of the evaluation process over
   its whole life (imports, data, model, inference), in MiB, from the kernel's high-water mark and
   a 10 ms sampler; in a child of the fork server (``job_process`` ``forked``) the imports come
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -85,6 +87,32 @@ def start_device(device: str) -> float:
     torch.cuda.init()
     torch.cuda.synchronize(device)  # the context exists once the device has been waited for
     return time.perf_counter() - started
+
+
+class EarlyStart:
+    """``start_device`` begun in a thread, for an evaluation whose GPU is known before its claim
+    (glueperf/infra/devices.py: ``foreseen_gpu``): CUDA starts while the job reads its data and
+    loads its model on the CPU, and waits for the device, instead of on the held device's time.
+    ``seconds()``: how long the start took, once it has ended (its error, if it failed)."""
+
+    def __init__(self, device: str = "cuda"):
+        self.device = device
+        self._outcome: list = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._outcome.append(start_device(self.device))
+        except BaseException as error:  # re-raised where the evaluation would have started it
+            self._outcome.append(error)
+
+    def seconds(self) -> float:
+        self._thread.join()
+        outcome = self._outcome[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
 
 def warm_up(engine: Engine, pairs: bool) -> None:
@@ -211,16 +239,23 @@ def load(model: ModelHandle, dtype: str, device: str) -> Loaded:
     return Loaded(network, tokenizer, record, before.load_s if before is not None else 0.0)
 
 
-def evaluate(dataset: ReadData, model: ModelHandle, settings: Settings | None = None) -> Evaluation:
+def evaluate(
+    dataset: ReadData,
+    model: ModelHandle,
+    settings: Settings | None = None,
+    started: EarlyStart | None = None,
+) -> Evaluation:
     """Evaluate ``model`` on ``dataset`` (as ``read_data`` read it) and measure it: the offline
     pass (its time, memory and, on a GPU, energy), then single-request latency, with the same
-    model on the same device."""
+    model on the same device. ``started``: CUDA's start, begun before (on that device)."""
     settings = settings or Settings()
     data, spec = dataset.data, dataset.spec
     device = resolve_device(settings.device)
+    if started is not None and started.device != device:
+        raise ValueError(f"CUDA was started on {started.device}, the evaluation runs on {device}")
     timer = PhaseTimer(device)
     with PeakMemory() as memory:
-        device_start_s = start_device(device)
+        device_start_s = started.seconds() if started is not None else start_device(device)
         reset_gpu_peaks(device)
         with timer.phase("model_load_s"):
             loaded = load(model, settings.dtype, device)

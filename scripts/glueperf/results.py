@@ -242,7 +242,9 @@ class Timing(Group):
     read_s: float = column(SECONDS, "reading and checking the dataset file", NUMBER, 3)
     device_start_s: float = column(
         SECONDS,
-        "starting CUDA in the evaluation's process on the GPU it claimed (its context); 0 on a CPU",
+        "starting CUDA in the evaluation's process on the GPU it claimed (its context); 0 on a "
+        "CPU. With one GPU to claim, CUDA starts before the claim, during the job's "
+        "preparation",
         NUMBER,
         3,
     )

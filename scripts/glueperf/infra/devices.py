@@ -57,8 +57,9 @@ from glueperf.infra.locks import LockError, directory_problem, lock_file, read_n
 
 LOCK_DIR_VARIABLE = "GLUEPERF_LOCK_DIR"
 # How often a waiting job tries the locks again: the device passes from one evaluation to the
-# next within this time (a non-blocking flock is a cheap system call).
-POLL_S = 0.05
+# next within this time (a non-blocking flock is a cheap system call; 50 ms cost a GLUE run of
+# nine evaluations on one GPU about 0.2 s).
+POLL_S = 0.01
 LOG_EVERY_S = 30.0  # how often a waiting job repeats its message in its log
 CONSOLE_EVERY_S = 300.0  # ... and on the console, where every waiting job's lines add up
 NVIDIA_SMI_QUERY = ["--query-gpu=index,uuid,name,pci.bus_id", "--format=csv,noheader"]
@@ -387,6 +388,29 @@ def candidates(
     return [other], other.label
 
 
+def foreseen_gpu(
+    requested: str, gpus: list[Gpu] | None, env: MutableMapping[str, str] | None = None
+) -> Gpu | None:
+    """The GPU that a claim of ``requested`` can only end up holding (one GPU to choose from: a
+    host or allocation with one, or ``cuda:N``), else None. Its evaluation may start CUDA there
+    before the claim (``narrow_to``), while it waits: CUDA's start is the driver's work on the
+    host, not work on the device that another evaluation may be measuring."""
+    env = os.environ if env is None else env
+    try:
+        devices, _ = candidates(requested, visible_gpus(env, gpus), env)
+    except GlueperfError:  # the claim says so, in its place
+        return None
+    return devices[0].gpu if len(devices) == 1 else None
+
+
+def narrow_to(gpu: Gpu, env: MutableMapping[str, str] | None = None) -> None:
+    """Make ``gpu`` the only GPU that CUDA, once started, sees (torch's "cuda"), as a claim of
+    it does."""
+    env = os.environ if env is None else env
+    env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # torch numbers GPUs as nvidia-smi does
+    env["CUDA_VISIBLE_DEVICES"] = gpu.uuid
+
+
 def claim_device(
     requested: str = "auto",
     job: str = "",
@@ -395,11 +419,13 @@ def claim_device(
     env: MutableMapping[str, str] | None = None,
     directory: Path | None = None,
     poll_s: float = POLL_S,
+    started_on: Gpu | None = None,
 ) -> Claim:
     """Take the device for this process's evaluation, waiting until one is free; call it before
-    torch starts CUDA. ``gpus`` lists the host's GPUs (nvidia-smi; tests give a fake pool).
-    ``env`` (os.environ by default) is read for CUDA_VISIBLE_DEVICES and SLURM_JOB_ID, and
-    narrowed to the chosen GPU."""
+    torch starts CUDA, or once it has started on ``started_on`` (``foreseen_gpu``, made the
+    only one visible by ``narrow_to``). ``gpus`` lists the host's GPUs (nvidia-smi; tests give
+    a fake pool). ``env`` (os.environ by default) is read for CUDA_VISIBLE_DEVICES and
+    SLURM_JOB_ID, and narrowed to the chosen GPU."""
     env = os.environ if env is None else env
     job = job or f"{Path(sys.argv[0]).name} in {Path.cwd()}"
     pool = visible_gpus(env, gpus())
@@ -416,8 +442,9 @@ def claim_device(
     held = hold_first_free(devices, job, wanted, report, directory, poll_s=poll_s)
     gpu = held.device.gpu
     if gpu is not None:
-        _check_cuda_not_started()
-        env["CUDA_VISIBLE_DEVICES"] = gpu.uuid
+        if gpu != started_on:
+            _check_cuda_not_started()
+        narrow_to(gpu, env)
     waited = f", after waiting {held.wait_s:.1f} s" if held.wait_s else ""
     report(f"glueperf: {job} runs on {held.device.label}{waited}", bool(waited))
     # One visible GPU: torch's "cuda" is it. Anything else goes to torch as configured.

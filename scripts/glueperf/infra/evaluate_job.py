@@ -3,15 +3,16 @@ runs it through the fork server (glueperf/infra/forkserver.py). The metrics row 
 from the groups each part fills (glueperf/results.py): the evaluation's measurements, who and
 what was evaluated, the device claim, and the inputs' provenance.
 
-The device is claimed (glueperf/infra/devices.py) after what needs none, while CUDA is not started:
-the imports, reading the dataset, working out provenance and, for an evaluation on a GPU, loading
-the model on the CPU (it is moved to the GPU once held). The device is held for the measurement
-alone and let go before the results are written: with --cores N, a job waiting for the device has
-done its work by the time it is free, and the one before it writes its files and exits while the
-next one measures. An evaluation on the CPU loads its model after the claim: loading is work on
-the device another evaluation may be measuring. The heavy modules are imported inside the
-function: the job's own process, which only asks the fork server for a child, imports none of
-them.
+The device is claimed (glueperf/infra/devices.py) after what needs none: the imports, reading the
+dataset, working out provenance and, for an evaluation on a GPU, loading the model on the CPU (it is
+moved to the GPU once held). CUDA starts after the claim, which picks the GPU, except where there is
+one GPU to pick (``foreseen_gpu``): then it starts in a thread as the job begins, and its driver
+work (0.1-0.2 s on an H100 host) overlaps the job's preparation and wait. The device is held for the
+measurement alone and let go before the results are written: with --cores N, a job waiting for the
+device has done its work by the time it is free, and the one before it writes its files and exits
+while the next one measures. An evaluation on the CPU loads its model after the claim: loading is
+work on the device another evaluation may be measuring. The heavy modules are imported inside the
+function: the job's own process, which only asks the fork server for a child, imports none of them.
 """
 
 import os
@@ -25,6 +26,7 @@ def evaluate_job(snakemake):
 
     from glueperf import results
     from glueperf.evaluation import (
+        EarlyStart,
         ModelHandle,
         Settings,
         check_task_fits_before_loading,
@@ -33,7 +35,7 @@ def evaluate_job(snakemake):
         write_predictions,
     )
     from glueperf.fetch import provenance_fields
-    from glueperf.infra.devices import claim_device, host_gpus
+    from glueperf.infra.devices import claim_device, foreseen_gpu, host_gpus, narrow_to
     from glueperf.infra.forkclient import forked
     from glueperf.infra.script import tell
     from glueperf.models import load_on_cpu
@@ -42,6 +44,11 @@ def evaluate_job(snakemake):
 
     params, settings, wildcards = snakemake.params, snakemake.params.settings, snakemake.wildcards
     name = f"{wildcards.model}/{wildcards.dtype}/{wildcards.dataset}"
+    gpus = host_gpus()  # once: the claim asks again
+    started, foreseen = None, foreseen_gpu(settings["device"], gpus)
+    if foreseen is not None:  # CUDA starts meanwhile (see EarlyStart)
+        narrow_to(foreseen)
+        started = EarlyStart("cuda")
     read = read_data(snakemake.input.data, DatasetSpec(**params.dataset), wildcards.dataset)
     model = ModelHandle(params.model["model_dir"], wildcards.model)
     # A model that does not fit the dataset holds no device.
@@ -56,7 +63,6 @@ def evaluate_job(snakemake):
             read_json(snakemake.input.model_provenance),  # fetched, or hashed once by hash_model
         ),
     )
-    gpus = host_gpus()  # once: the claim asks again
     loaded_on_cpu = None
     if runs_off_the_cpu(settings["device"], gpus):
         loaded_on_cpu = load_on_cpu(
@@ -70,10 +76,11 @@ def evaluate_job(snakemake):
         job=f"evaluate_model {name} in {os.getcwd()}",
         report=tell,
         gpus=lambda: gpus,
+        started_on=foreseen,
     )
     use_threads(settings.get("threads"), snakemake.threads)
     # torch reads CUDA_VISIBLE_DEVICES, as narrowed by the claim, only when CUDA starts: after it.
-    measured = evaluate(read, model, Settings.of({**settings, "device": claim.device}))
+    measured = evaluate(read, model, Settings.of({**settings, "device": claim.device}), started)
     job = results.Job(job_process="forked" if forked() else "own", **claim.fields())
     # Measured: the next evaluation may take the device, without this one's cached GPU memory.
     if claim.gpu is not None:
