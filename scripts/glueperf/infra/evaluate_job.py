@@ -79,7 +79,8 @@ def evaluate_job(snakemake):
         started_on=foreseen,
     )
     use_threads(settings.get("threads"), snakemake.threads)
-    # torch reads CUDA_VISIBLE_DEVICES, as narrowed by the claim, only when CUDA starts: after it.
+    # torch reads CUDA_VISIBLE_DEVICES only when CUDA starts: after the claim, which narrows it,
+    # or before it, narrowed to the foreseen GPU.
     measured = evaluate(read, model, Settings.of({**settings, "device": claim.device}), started)
     job = results.Job(job_process="forked" if forked() else "own", **claim.fields())
     # Measured: the next evaluation may take the device, without this one's cached GPU memory.
