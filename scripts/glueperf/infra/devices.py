@@ -1,19 +1,19 @@
 """One device per measurement: exclusive per-device locks, and the pool of GPUs they choose from.
 
-Snakemake's ``gpu`` resource counts GPUs but never says which one a job may use, cannot see a
-job left running by a Snakemake that was killed, nor a second clone of the pipeline on the same
-host. So every evaluation takes a device through a lock that the kernel holds for it
-(glueperf/infra/locks.py: a file in ``lock_directory()``), from before CUDA starts until its
-measurements are done (it then writes its results with the device free for the next one), or
-until the process ends, however it ends (a killed job frees its device at once); a live process
-whose Snakemake is gone keeps it (an orphan keeps measuring alone, and the next run's job waits
-for it).
+Snakemake's ``gpu`` resource counts GPUs but never says which one a job may use, cannot see a job
+left running by a Snakemake that was killed, nor a second clone of the pipeline on the same host. So
+every evaluation takes a device through a lock that the kernel holds for it
+(glueperf/infra/locks.py: a file in ``lock_directory()``), from before it measures (before CUDA
+starts, except on a GPU known in advance: ``foreseen_gpu``) until its measurements are done (it then
+writes its results with the device free for the next one), or until the process ends, however it
+ends (a killed job frees its device at once); a live process whose Snakemake is gone keeps it (an
+orphan keeps measuring alone, and the next run's job waits for it).
 A job that finds its device taken waits, says so on the console and in its log, and records
 the seconds it waited.
 
 The devices:
-- Every NVIDIA GPU visible to the job, listed by ``nvidia-smi`` without starting CUDA (the
-  claim happens before CUDA starts) and numbered as nvidia-smi numbers them (PCI bus
+- Every NVIDIA GPU visible to the job, listed by ``nvidia-smi`` without starting CUDA (which
+  must start on the chosen GPU alone) and numbered as nvidia-smi numbers them (PCI bus
   order). A set ``CUDA_VISIBLE_DEVICES`` (a SLURM allocation, or the user) restricts the pool to
   those GPUs. The chosen GPU is then the only one the process sees: ``CUDA_VISIBLE_DEVICES`` is
   set to its UUID and ``CUDA_DEVICE_ORDER=PCI_BUS_ID``, so torch calls it ``cuda`` (index 0).
