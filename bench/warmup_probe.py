@@ -25,15 +25,8 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from glueperf.engine import Batching, Engine  # noqa: E402
 from glueperf.evaluation import start_device, warm_up  # noqa: E402
+from glueperf.measure import PhaseTimer  # noqa: E402
 from glueperf.models import load_on_cpu  # noqa: E402
-
-
-def timed(function):
-    began = time.perf_counter()
-    value = function()
-    if torch.cuda.is_initialized():
-        torch.cuda.synchronize()
-    return value, time.perf_counter() - began
 
 
 def main(argv=None) -> int:
@@ -45,24 +38,23 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     figures = {"imports_s": time.perf_counter() - STARTED}
     figures["cuda_start_s"] = start_device(args.device)
-    gpu = args.device.startswith("cuda")
-    _, figures["blas_handle_s"] = timed(torch.cuda.current_blas_handle if gpu else lambda: None)
+    process = PhaseTimer(args.device)
+    with process.phase("blas_handle_s"):
+        if args.device.startswith("cuda"):
+            torch.cuda.current_blas_handle()
+    figures.update(process.seconds)
     rows = []
     for directory in args.models:
-        loaded, load_s = timed(lambda d=directory: load_on_cpu(d, args.dtype))
-        (model, tokenizer, _), move_s = timed(lambda m=loaded: m.to(args.device))
+        timer = PhaseTimer(args.device)
+        with timer.phase("cpu_load_s"):
+            loaded = load_on_cpu(directory, args.dtype)
+        with timer.phase("move_s"):
+            model, tokenizer, _ = loaded.to(args.device)
         engine = Engine(model, tokenizer, args.device, Batching())
-        _, first_s = timed(lambda e=engine: warm_up(e, pairs=False))
-        _, second_s = timed(lambda e=engine: warm_up(e, pairs=False))
-        rows.append(
-            {
-                "model": Path(directory).name,
-                "cpu_load_s": load_s,
-                "move_s": move_s,
-                "warmup_first_s": first_s,
-                "warmup_second_s": second_s,
-            }
-        )
+        for name in ("warmup_first_s", "warmup_second_s"):
+            with timer.phase(name):
+                warm_up(engine, pairs=False)
+        rows.append({"model": Path(directory).name, **timer.seconds})
     figures["models"] = rows
     print(
         f"imports {figures['imports_s']:.3f} s, CUDA start {figures['cuda_start_s']:.3f} s, "

@@ -280,7 +280,7 @@ def test_save_draws_the_figure_as_matplotlib_s_own_savefig_does(own_tasks, tmp_p
     summary = glue_summary(own_tasks)
     ours, theirs = (FIGURES[stem].draw(own_tasks, summary) for _ in range(2))
     plotting.save(ours, [tmp_path / "ours.png", tmp_path / "ours.svg"])
-    settings, metadata = plotting.SAVE_SETTINGS["svg"]
+    settings, metadata, _ = plotting.SAVE_SETTINGS["svg"]
     theirs.savefig(tmp_path / "theirs.png", dpi=plotting.DPI)
     with plt.rc_context(settings):
         theirs.savefig(tmp_path / "theirs.svg", dpi=plotting.DPI, metadata=metadata)
