@@ -53,7 +53,6 @@ localrules:
     fetch_dataset,
     prefetch,
     validate_dataset,
-    hash_model,
     aggregate_metrics,
     plot_results,
 
