@@ -101,8 +101,8 @@ def test_a_run_of_another_config_stops_before_overwriting_them(example):
     assert "results/ holds the results of config/example.yaml" in output
     assert "this run's config is config.yaml" in output and "--directory DIR" in output
     assert (example / "results" / "model_performance.csv").read_bytes() == table
-    # Stopped at start-up: nothing fetched (the example's model and data are local: no resources/).
-    assert not (example / "resources").exists()
+    # Stopped at start-up: nothing fetched (resources/ holds only the example model's checksums).
+    assert sorted(p.name for p in (example / "resources").iterdir()) == ["checksums"]
 
 
 def test_a_report_needs_the_runs_configfile(example):

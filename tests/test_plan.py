@@ -141,7 +141,7 @@ def test_a_hub_model_is_loaded_from_its_fetched_copy_at_its_revision(config, tin
         "trust_remote_code": False,
     }
     assert plan.model_files(config, "hub") == ["resources/models/hub"]
-    assert plan.model_provenance(config, "hub") == "resources/provenance/models/hub.json"
+    assert plan.model_provenance(config, "hub") == ["resources/provenance/models/hub.json"]
     assert plan.model_provenance(config, "local") == []  # each evaluation hashes its files
     assert plan.model_fingerprint(config, "hub") is None
     local = plan.model_spec(config, "local")
