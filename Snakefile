@@ -53,6 +53,7 @@ localrules:
     fetch_dataset,
     prefetch,
     validate_dataset,
+    hash_model,
     aggregate_metrics,
     plot_results,
 

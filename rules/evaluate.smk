@@ -1,3 +1,20 @@
+rule hash_model:
+    input:
+        model=model_files,
+    output:
+        checksums="resources/checksums/{model}.json",
+    log:
+        "results/logs/hash_model/{model}.log",
+    conda:
+        "../envs/evaluate.yaml"
+    params:
+        model=model_spec,
+        model_fingerprint=model_fingerprint,
+        code=code_fingerprint("hash_model.py"),
+    script:
+        "../scripts/hash_model.py"
+
+
 rule evaluate_model:
     input:
         summary=rules.validate_dataset.output.summary,

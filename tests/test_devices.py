@@ -335,35 +335,6 @@ evaluate_job.evaluate_job(job)
     }
 
 
-def evaluation_job(settings: dict, model_provenance=None) -> str:
-    """The end of a probe's source: an evaluation job's ``snakemake`` object for model "m" on
-    dataset "d" with these ``settings``, the job run, and the probe's ``events`` printed."""
-    return f"""
-model = {{"model_dir": "m", "source": "m", "revision": None, "trust_remote_code": False}}
-job = types.SimpleNamespace(
-    params=types.SimpleNamespace(
-        settings={settings!r}, model=model, dataset={{}}, path="d.parquet"
-    ),
-    wildcards=types.SimpleNamespace(model="m", dtype="float32", dataset="d"),
-    input=types.SimpleNamespace(
-        data="d.parquet", summary=None, model_provenance={model_provenance!r}
-    ),
-)
-try:
-    evaluate_job.evaluate_job(job)
-finally:
-    print(json.dumps(events))
-"""
-
-
-def probe_events(probe: str, directory) -> list:
-    """The events a probe printed last, run in a fresh interpreter in ``directory``."""
-    run = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=directory, check=True
-    )
-    return json.loads(run.stdout.splitlines()[-1])
-
-
 @pytest.mark.parametrize("n_gpus", [1, 2])
 def test_with_one_gpu_to_claim_cuda_starts_in_a_thread_as_the_job_begins(tmp_path, n_gpus):
     """One GPU to choose from: CUDA's start (start_device) overlaps the job's preparation and its
@@ -397,65 +368,29 @@ fetch.provenance_fields = lambda *inputs: dict.fromkeys(
 )
 evaluation.read_data = lambda path, *spec: types.SimpleNamespace(data=None)
 evaluation.check_task_fits_before_loading = lambda *args: None
-""" + evaluation_job({"device": "auto", "dtype": "float32"})
-    events = probe_events(probe, tmp_path)
+model = {{"model_dir": "m", "source": "m", "revision": None, "trust_remote_code": False}}
+job = types.SimpleNamespace(
+    params=types.SimpleNamespace(
+        settings={{"device": "auto", "dtype": "float32"}}, model=model, dataset={{}},
+        path="d.parquet",
+    ),
+    wildcards=types.SimpleNamespace(model="m", dtype="float32", dataset="d"),
+    input=types.SimpleNamespace(data="d.parquet", summary=None, model_provenance=None),
+)
+try:
+    evaluate_job.evaluate_job(job)
+finally:
+    print(json.dumps(events))
+"""
+    run = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    events = json.loads(run.stdout.splitlines()[-1])
     if n_gpus == 1:  # begun at once, in a thread, on the GPU's UUID: the load ran meanwhile
         assert sorted(events[:2]) == [["load", False], ["start", "cuda", H100_0.uuid, False]]
         assert events[2:] == [["claim", H100_0.uuid]]
     else:
         assert events == [["load", False], ["claim", None]]
-
-
-@pytest.mark.parametrize(
-    ("device", "fetched", "expected"),
-    [
-        # off the CPU: in a thread from the job's start, done before the claim
-        ("cuda", False, [["hash", "m", False], ["claim"]]),
-        # on the CPU: once the device is held, as the model is loaded after the claim
-        ("cpu", False, [["claim"], ["hash", "m", True], ["record", {"sha256": "m"}]]),
-        # a Hub model: its fetch recorded its checksums, nothing is hashed
-        ("cpu", True, [["claim"], ["record", {"commit": "c1", "sha256": {}}]]),
-    ],
-    ids=["gpu", "cpu", "fetched"],
-)
-def test_an_evaluation_hashes_its_local_model_where_no_measurement_can_see_it(
-    tmp_path, device, fetched, expected
-):
-    """The model's sha256 (the row's provenance) is taken by the evaluation itself: beside its
-    preparation where the model runs off the CPU, never on a held GPU's time; on the CPU after
-    the claim, never beside another evaluation's measurement there."""
-    (tmp_path / "fetched.json").write_text(json.dumps({"commit": "c1", "sha256": {}}))
-    probe = f"""
-import json, sys, threading, types
-sys.path.insert(0, {str(REPO / "scripts")!r})
-from glueperf import checksums, evaluation, fetch, models
-from glueperf.infra import devices, evaluate_job
-
-events = []
-def local_checksums(model_dir):
-    events.append(["hash", model_dir, threading.current_thread() is threading.main_thread()])
-    return model_dir
-
-def claim_device(requested, job, report, gpus, started_on):
-    events.append(["claim"])
-    if requested != "cpu":
-        raise SystemExit(0)
-    return types.SimpleNamespace(device="cpu")
-
-def provenance_fields(summary, model_record):
-    events.append(["record", model_record])
-    raise SystemExit(0)
-
-devices.host_gpus = lambda: devices.parse_nvidia_smi({NVIDIA_SMI!r})  # two: no early start
-devices.claim_device = claim_device
-checksums.local_checksums = local_checksums
-fetch.provenance_fields = provenance_fields
-models.load_on_cpu = lambda *args: None
-evaluate_job.read_json = lambda path: json.load(open(path)) if path else {{}}
-evaluation.read_data = lambda path, *spec: types.SimpleNamespace(data=None)
-evaluation.check_task_fits_before_loading = lambda *args: None
-""" + evaluation_job({"device": device, "dtype": "float32"}, "fetched.json" if fetched else [])
-    assert probe_events(probe, tmp_path) == expected
 
 
 def test_an_early_start_hands_its_seconds_or_its_error_to_the_evaluation(monkeypatch):

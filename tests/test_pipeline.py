@@ -211,10 +211,11 @@ def test_run_settings_and_versions_are_recorded(run, model, dataset):
     raw = run.raw_metrics(model, dataset)[0]
     assert raw["model_source"] == str(run.config["models"][model]["source"])
     assert raw["model_revision"] == ""  # local directories are used as they are
-    # hashed by the evaluation itself, as the files are (no job of their own, no file)
+    # hashed once per model by hash_model, as the files are, for all its evaluations
     weights = Path(run.config["models"][model]["source"]) / "model.safetensors"
     assert raw["model_weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
-    assert not (run.workflow.root / "resources/checksums").exists()
+    checksums = json.loads((run.workflow.root / f"resources/checksums/{model}.json").read_text())
+    assert checksums["sha256"]["model.safetensors"] == raw["model_weights_sha256"]
 
 
 @pytest.mark.parametrize(("model", "dataset"), all_pairs())

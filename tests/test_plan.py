@@ -16,6 +16,7 @@ from glueperf.infra import plan
 
 SCRIPTS = {
     "validate_dataset": "validate_dataset.py",
+    "hash_model": "hash_model.py",
     "evaluate_model": "evaluate_model.py",
     "aggregate_metrics": "aggregate_metrics.py",
     "plot_results": "plot_results.py",
@@ -40,10 +41,10 @@ def fingerprints(scripts) -> dict[str, str]:
         ("aggregate.py", {"aggregate_metrics", "plot_results"}),
         # the provenance of the row, and where the fork server (every forked job's) finds a
         # fetched model's architecture
-        ("fetch.py", {"validate_dataset", "evaluate_model"}),
+        ("fetch.py", {"validate_dataset", "hash_model", "evaluate_model"}),
         ("engine.py", {"evaluate_model"}),
         ("validation.py", {"validate_dataset", "evaluate_model"}),
-        ("checksums.py", {"validate_dataset", "evaluate_model"}),
+        ("checksums.py", {"validate_dataset", "hash_model", "evaluate_model"}),
         # imported only inside a function of the fork server, by every job through run_script
         ("infra/script.py", set(SCRIPTS)),
     ],
@@ -141,8 +142,8 @@ def test_a_hub_model_is_loaded_from_its_fetched_copy_at_its_revision(config, tin
         "trust_remote_code": False,
     }
     assert plan.model_files(config, "hub") == ["resources/models/hub"]
-    assert plan.model_provenance(config, "hub") == ["resources/provenance/models/hub.json"]
-    assert plan.model_provenance(config, "local") == []  # each evaluation hashes its files
+    assert plan.model_provenance(config, "hub") == "resources/provenance/models/hub.json"
+    assert plan.model_provenance(config, "local") == "resources/checksums/local.json"
     assert plan.model_fingerprint(config, "hub") is None
     local = plan.model_spec(config, "local")
     assert local["revision"] is None and local["model_dir"] == str(tiny_model)

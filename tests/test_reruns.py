@@ -46,6 +46,12 @@ def evaluations(pairs):
     return [("evaluate_model", model, dataset) for model, dataset in pairs]
 
 
+def hashes(models):
+    """The local models whose files are hashed again (rule hash_model): when their files
+    change, or the code that hashes them; not for any evaluation setting."""
+    return [("hash_model", model, None) for model in models]
+
+
 def downstream():
     return sorted([("aggregate_metrics", None, None), *PLOT_JOBS])
 
@@ -179,6 +185,7 @@ def test_a_models_setting_equal_to_the_default_changes_nothing(pipeline):
     ids=["batching", "latency", "threads"],
 )
 def test_a_top_level_evaluation_setting_reruns_every_evaluation(pipeline, setting):
+    """Not the models' checksums, which none of them changes."""
     pipeline.change_config(lambda c: c["evaluation"].update(setting))
     jobs, _ = pipeline.jobs()
     pairs = [(m, d) for d, models in MODELS_ON.items() for m in models]
@@ -221,7 +228,7 @@ def test_changing_a_models_files_reruns_that_model(pipeline):
     model_config["id2label"] = {"0": "NO", "1": "YES"}  # still the datasets' labels, by name
     config_file.write_text(json.dumps(model_config))
     jobs, _ = pipeline.jobs()
-    assert jobs == sorted(evaluations([("m2", "alpha")]) + downstream())
+    assert jobs == sorted(hashes(["m2"]) + evaluations([("m2", "alpha")]) + downstream())
 
 
 BY_ID = {"LABEL_0": "no", "LABEL_1": "yes"}  # the tiny models' classes, as they are
@@ -241,7 +248,7 @@ BY_ID = {"LABEL_0": "no", "LABEL_1": "yes"}  # the tiny models' classes, as they
     ids=["model", "model-on-every-dataset", "model-on-one-dataset", "dataset"],
 )
 def test_a_label_map_reruns_exactly_the_evaluations_it_applies_to(pipeline, change, pairs):
-    """Not the dataset's validation, no other model's evaluation."""
+    """Not the dataset's validation, not the model's checksums, no other model's evaluation."""
     pipeline.change_config(change)
     jobs, _ = pipeline.jobs()
     assert jobs == sorted(evaluations(pairs) + downstream())
@@ -252,8 +259,8 @@ def test_adding_a_model_runs_only_its_jobs(pipeline, tiny_model):
         lambda c: c["models"].update(m3={"source": str(tiny_model), "datasets": ["beta"]})
     )
     jobs, counted = pipeline.jobs()
-    assert counted == {"evaluate_model": 1, **AFTER_EVALUATION}
-    assert jobs == sorted(evaluations([("m3", "beta")]) + downstream())
+    assert counted == {"hash_model": 1, "evaluate_model": 1, **AFTER_EVALUATION}
+    assert jobs == sorted(hashes(["m3"]) + evaluations([("m3", "beta")]) + downstream())
 
 
 def test_adding_a_dataset_runs_only_its_jobs(pipeline):
@@ -326,7 +333,7 @@ def test_editing_the_evaluation_code_reruns_every_evaluation(pipeline, module):
     jobs, counted = pipeline.jobs()
     # The fork server, which every forked job's script imports, imports models.py and fetch.py
     # (to find and import the run's architectures): the light jobs' code holds them too.
-    light = {"validate_dataset": 2} if module in ("models.py", "fetch.py") else {}
+    light = {"validate_dataset": 2, "hash_model": 2} if module in ("models.py", "fetch.py") else {}
     assert counted == {**light, "evaluate_model": 3, **AFTER_EVALUATION}
 
 
@@ -338,12 +345,12 @@ VALIDATIONS = {"validate_dataset": 2, "evaluate_model": 3, **AFTER_EVALUATION}
     [
         ("validation.py", VALIDATIONS),
         ("tasks.py", VALIDATIONS),
-        # the evaluations take their models' checksums with the datasets' code
-        ("checksums.py", VALIDATIONS),
+        # the models' checksums are taken with the same code as the datasets'
+        ("checksums.py", {**VALIDATIONS, "hash_model": 2}),
         # every job that may be forked runs in the fork server's frame, which times the job
-        ("clock.py", VALIDATIONS),
-        ("infra/forkclient.py", VALIDATIONS),
-        ("infra/forkserver.py", VALIDATIONS),
+        ("clock.py", {**VALIDATIONS, "hash_model": 2}),
+        ("infra/forkclient.py", {**VALIDATIONS, "hash_model": 2}),
+        ("infra/forkserver.py", {**VALIDATIONS, "hash_model": 2}),
     ],
 )
 def test_editing_the_validation_code_reruns_from_validation(pipeline, module, reruns):

@@ -169,5 +169,5 @@ def test_cheap_rules_run_on_the_submit_host_and_evaluations_on_the_cluster():
     block = re.search(r"^localrules:\n((?:    \w+,\n)+)", text, re.M)
     assert block, "the Snakefile has no localrules: block"
     local = set(re.findall(r"\w+", block.group(1)))
-    assert {"validate_dataset", "aggregate_metrics", "plot_results"} <= local
+    assert {"validate_dataset", "hash_model", "aggregate_metrics", "plot_results"} <= local
     assert "evaluate_model" not in local

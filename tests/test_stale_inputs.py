@@ -115,7 +115,11 @@ def test_an_older_weights_file_moved_over_a_models_reruns_its_evaluations(finish
         lambda p: shutil.copyfile(other / "model.safetensors", p),
     )
     try:
-        expected = sorted([("evaluate_model", "m", d) for d in ("small", "big")] + DOWNSTREAM)
+        expected = sorted(
+            [("hash_model", "m", None)]
+            + [("evaluate_model", "m", d) for d in ("small", "big")]
+            + DOWNSTREAM
+        )
         assert planned(finished["workflow"]) == expected
     finally:
         put_back()

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -258,8 +259,8 @@ def test_a_script_reads_nothing_from_stdin_and_logs_an_unexpected_traceback(tmp_
 
 def test_only_the_files_a_model_is_loaded_from_are_read_and_hashed(tmp_path, tiny_model):
     """A model directory's other files (notes, a link to a file of the host's) are never read:
-    an evaluation records the sha256 of exactly the files transformers loads the model from."""
-    from glueperf.checksums import local_checksums
+    rule hash_model records the sha256 of exactly the files transformers loads the model from."""
+    from glueperf.infra.hash_job import hash_job
 
     model = shutil.copytree(tiny_model, tmp_path / "model")
     secret = tmp_path / "secret"
@@ -268,7 +269,13 @@ def test_only_the_files_a_model_is_loaded_from_are_read_and_hashed(tmp_path, tin
     (model / "notes.md").write_text("how it was trained")
     (model / "runs").mkdir()
     (model / "runs" / "log.json").write_text("{}")
-    assert sorted(local_checksums(model)) == sorted(p.name for p in tiny_model.iterdir())
+    job = SimpleNamespace(
+        params=SimpleNamespace(model={"model_dir": str(model)}),
+        output=SimpleNamespace(checksums=tmp_path / "checksums.json"),
+    )
+    hash_job(job)
+    recorded = json.loads((tmp_path / "checksums.json").read_text())
+    assert sorted(recorded["sha256"]) == sorted(p.name for p in tiny_model.iterdir())
 
 
 def test_a_model_file_linked_from_outside_the_directory_is_refused(tmp_path, tiny_model):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -37,7 +38,6 @@ from pathlib import Path
 import numpy as np
 
 from glueperf import TRUNCATED_WARN_PCT, GlueperfError, results
-from glueperf.background import Background
 from glueperf.clock import job_age_s
 from glueperf.energy import EnergySettings, energy_fields, open_meter
 from glueperf.engine import Batching, Engine, EngineResult
@@ -89,7 +89,7 @@ def start_device(device: str) -> float:
     return time.perf_counter() - started
 
 
-class EarlyStart(Background):
+class EarlyStart:
     """``start_device`` begun in a thread, for an evaluation whose GPU is known before its claim
     (glueperf/infra/devices.py: ``foreseen_gpu``): CUDA starts while the job reads its data and
     loads its model on the CPU, and waits for the device, instead of on the held device's time.
@@ -97,10 +97,22 @@ class EarlyStart(Background):
 
     def __init__(self, device: str = "cuda"):
         self.device = device
-        super().__init__(start_device, device)
+        self._outcome: list = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._outcome.append(start_device(self.device))
+        except BaseException as error:  # re-raised where the evaluation would have started it
+            self._outcome.append(error)
 
     def seconds(self) -> float:
-        return self.result()
+        self._thread.join()
+        outcome = self._outcome[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
 
 def warm_up(engine: Engine, pairs: bool) -> None:

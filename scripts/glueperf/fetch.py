@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from glueperf import GlueperfError
-from glueperf.checksums import MODEL_FILE_PATTERNS, sha256_file, weights_sha256
+from glueperf.checksums import MODEL_FILE_PATTERNS, local_checksums, sha256_file, weights_sha256
 
 # Fetched of a Hub model: MODEL_FILE_PATTERNS (config, weights, tokenizer). Other frameworks'
 # weights (TensorFlow, Flax, ONNX, Rust) are left on the Hub.
@@ -185,13 +185,13 @@ def fetch_dataset_file(url: str, revision: str | None, target: Path) -> dict:
     return _provenance("dataset", url, revision, commit, {filename: checksum})
 
 
-def provenance_fields(validated_summary: dict, model_record: dict) -> dict:
-    """What a metrics row records of the exact inputs: commits and checksums. ``model_record``:
-    a Hub model's fetch provenance, or ``{"sha256": local_checksums(model_dir)}`` for a local
-    model (no commit)."""
+def provenance_fields(validated_summary: dict, model_dir, model_provenance: dict | None) -> dict:
+    """What a metrics row records of the exact inputs: commits and checksums."""
+    recorded = (model_provenance or {}).get("sha256")
+    checksums = recorded if recorded is not None else local_checksums(model_dir)
     return {
-        "model_commit": model_record.get("commit") or "",
-        "model_weights_sha256": weights_sha256(model_record["sha256"]),
+        "model_commit": (model_provenance or {}).get("commit") or "",
+        "model_weights_sha256": weights_sha256(checksums),
         "dataset_commit": validated_summary.get("commit") or "",
         "dataset_sha256": validated_summary.get("sha256") or "",
     }

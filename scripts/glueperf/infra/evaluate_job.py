@@ -3,22 +3,16 @@ runs it through the fork server (glueperf/infra/forkserver.py). The metrics row 
 from the groups each part fills (glueperf/results.py): the evaluation's measurements, who and
 what was evaluated, the device claim, and the inputs' provenance.
 
-The device is claimed (glueperf/infra/devices.py) after what needs none: the imports, reading
-the dataset, working out provenance and, for an evaluation on a GPU, loading the model on the CPU
-(it is moved to the GPU once held). CUDA starts after the claim, which picks the GPU, except
-where there is one GPU to pick (``foreseen_gpu``): then it starts in a thread as the job begins,
-and its driver work (0.1-0.2 s on an H100 host) overlaps the job's preparation and wait. The
-device is held for the measurement alone and let go before the results are written: with
---cores N, a job waiting for the device has done its work by the time it is free, and the one
-before it writes its files and exits while the next one measures. An evaluation on the CPU loads
-its model after the claim: loading is work on the device another evaluation may be measuring.
-The heavy modules are imported inside the function: the job's own process, which only asks the
-fork server for a child, imports none of them.
-
-A local model's files are hashed for the row's provenance (``model_weights_sha256``) by each of
-its evaluations. Off the CPU, in a thread from the job's start, beside the reading and loading
-(sha256 releases the GIL: 0.3 s for BERT-base's 440 MB on one core), done before the claim; on
-the CPU after the claim, as the model is loaded. A Hub model's checksums come with its fetch.
+The device is claimed (glueperf/infra/devices.py) after what needs none: the imports, reading the
+dataset, working out provenance and, for an evaluation on a GPU, loading the model on the CPU (it is
+moved to the GPU once held). CUDA starts after the claim, which picks the GPU, except where there is
+one GPU to pick (``foreseen_gpu``): then it starts in a thread as the job begins, and its driver
+work (0.1-0.2 s on an H100 host) overlaps the job's preparation and wait. The device is held for the
+measurement alone and let go before the results are written: with --cores N, a job waiting for the
+device has done its work by the time it is free, and the one before it writes its files and exits
+while the next one measures. An evaluation on the CPU loads its model after the claim: loading is
+work on the device another evaluation may be measuring. The heavy modules are imported inside the
+function: the job's own process, which only asks the fork server for a child, imports none of them.
 """
 
 import os
@@ -31,8 +25,6 @@ def evaluate_job(snakemake):
     import torch
 
     from glueperf import results
-    from glueperf.background import Background
-    from glueperf.checksums import local_checksums
     from glueperf.evaluation import (
         EarlyStart,
         ModelHandle,
@@ -57,40 +49,34 @@ def evaluate_job(snakemake):
     if foreseen is not None:  # CUDA starts meanwhile (see EarlyStart)
         narrow_to(foreseen)
         started = EarlyStart("cuda")
-    off_the_cpu = runs_off_the_cpu(settings["device"], gpus)
-    fetched = snakemake.input.model_provenance  # a Hub model's fetch record; none for a local one
-    hashing = None  # a local model's files, hashed meanwhile where they are not loaded after all
-    if not fetched and off_the_cpu:
-        hashing = Background(local_checksums, params.model["model_dir"])
     read = read_data(snakemake.input.data, DatasetSpec(**params.dataset), wildcards.dataset)
     model = ModelHandle(params.model["model_dir"], wildcards.model)
     # A model that does not fit the dataset holds no device.
     check_task_fits_before_loading(model, read)
+    provenance = results.Provenance(
+        model_source=params.model["source"],
+        model_revision=params.model["revision"] or "",
+        dataset_path=str(params.path),
+        **provenance_fields(
+            read_json(snakemake.input.summary),
+            params.model["model_dir"],
+            read_json(snakemake.input.model_provenance),  # fetched, or hashed once by hash_model
+        ),
+    )
     loaded_on_cpu = None
-    if off_the_cpu:
+    if runs_off_the_cpu(settings["device"], gpus):
         loaded_on_cpu = load_on_cpu(
             params.model["model_dir"], settings["dtype"], params.model["trust_remote_code"]
         )
     model = ModelHandle(
         params.model["model_dir"], wildcards.model, params.model["trust_remote_code"], loaded_on_cpu
     )
-    model_record = read_json(fetched) if fetched else None
-    if hashing is not None:  # before the claim: the device is never held for it
-        model_record = {"sha256": hashing.result()}
     claim = claim_device(
         settings["device"],
         job=f"evaluate_model {name} in {os.getcwd()}",
         report=tell,
         gpus=lambda: gpus,
         started_on=foreseen,
-    )
-    if model_record is None:  # on the CPU, hashed once held, as its model is loaded
-        model_record = {"sha256": local_checksums(params.model["model_dir"])}
-    provenance = results.Provenance(
-        model_source=params.model["source"],
-        model_revision=params.model["revision"] or "",
-        dataset_path=str(params.path),
-        **provenance_fields(read_json(snakemake.input.summary), model_record),
     )
     use_threads(settings.get("threads"), snakemake.threads)
     # torch reads CUDA_VISIBLE_DEVICES only when CUDA starts: after the claim, which narrows it,

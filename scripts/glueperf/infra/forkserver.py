@@ -16,12 +16,12 @@ is killed.
   Python and module path: started by the first job that needs it, it exits once that Snakemake
   has ended (or after ``IDLE_S`` without a job). Inside a SLURM job, the job's own Snakemake
   is the owner, so a server never serves two allocations.
-- Light jobs (``run_light_job``: the validations) are forked too when the server is ready, and
-  otherwise run in their own process at once: they never wait for its imports. In a run whose
-  evaluations run on this host (``GPU_JOBS_HERE``, set at the run's start), the first of them
-  also starts the server, in the background, so that its imports overlap the light jobs instead
-  of delaying the first evaluation (with ``--cores 1`` the server imports on a second core
-  meanwhile).
+- Light jobs (``run_light_job``: validation, a model's checksums) are forked too when the server
+  is ready, and otherwise run in their own process at once: they never wait for its imports. In
+  a run whose evaluations run on this host (``GPU_JOBS_HERE``, set at the run's start), the first
+  of them also starts the server, in the background, so that its imports overlap the light jobs
+  instead of delaying the first evaluation (with ``--cores 1`` the server imports on a second
+  core meanwhile).
 - The table's and the plots' jobs (``run_post_job``, glueperf/infra/forkclient.py) have a server
   of their own (``POST``) that imports pandas and matplotlib, which no evaluation imports (so no
   evaluation's memory peak holds them). The evaluations' server starts it before its own imports,
@@ -93,6 +93,7 @@ PRELOAD = (
     "glueperf.infra.script",
     "glueperf.infra.evaluate_job",
     "glueperf.infra.validate_job",
+    "glueperf.infra.hash_job",
     "snakemake.script",  # the job's ``snakemake`` object is unpickled with it
 )
 # What the results' jobs import (glueperf/infra/aggregate_job.py and plot_job.py):

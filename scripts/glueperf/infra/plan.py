@@ -221,13 +221,13 @@ def model_files(config: dict, model: str) -> list[str]:
     return [str(f) for f in local_model_files(model_dir(config, model))]
 
 
-def model_provenance(config: dict, model: str) -> list[str]:
+def model_provenance(config: dict, model: str) -> str:
     """The record of the model's files that its evaluations put in their rows: a Hub model's
-    fetch provenance (commit and sha256 of each file); none for a local model, whose files each
-    evaluation hashes as it prepares (glueperf/infra/evaluate_job.py)."""
+    fetch provenance (commit and sha256 of each file), or a local model's checksums, computed
+    once per model by rule hash_model."""
     if is_fetched(config, model):
-        return [f"resources/provenance/models/{model}.json"]
-    return []
+        return f"resources/provenance/models/{model}.json"
+    return f"resources/checksums/{model}.json"
 
 
 def model_fingerprint(config: dict, model: str) -> dict | None:
