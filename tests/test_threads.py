@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from glueperf.evaluation import tokenizer_threads
-from glueperf.infra.evaluate_job import use_threads
+from glueperf.infra.evaluate_job import gpu_tokenizer_threads, use_threads
 
 
 @pytest.mark.parametrize(
@@ -63,3 +63,17 @@ def test_a_pinned_count_holds_where_the_job_inherited_the_tokenizers_off_switch(
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     use_threads(2, 1)
     assert tokenizer_threads() == 2
+
+
+def test_on_a_gpu_the_tokenizer_leaves_a_core_to_the_thread_that_feeds_it(threads_kept):
+    use_threads(None, 4, "cuda:0")
+    cores = len(os.sched_getaffinity(0))
+    assert tokenizer_threads() == max(1, cores - 1) == gpu_tokenizer_threads(cores)
+    assert torch.get_num_threads() == 4
+    assert [gpu_tokenizer_threads(n) for n in (1, 2, 16)] == [1, 1, 15]
+
+
+def test_on_a_gpu_a_tokenizer_pool_the_environment_sizes_is_kept(threads_kept):
+    os.environ["RAYON_NUM_THREADS"] = "3"
+    use_threads(None, 4, "cuda")
+    assert tokenizer_threads() == 3

@@ -465,6 +465,11 @@ def tokenizer_threads(env: Mapping[str, str] | None = None) -> int:
         return 1
     if env.get("RAYON_NUM_THREADS", "").strip().isdigit() and int(env["RAYON_NUM_THREADS"]):
         return int(env["RAYON_NUM_THREADS"])
+    return cores_available()
+
+
+def cores_available() -> int:
+    """The cores this process may run on (rayon's default pool size)."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1

@@ -384,7 +384,8 @@ class Setup(Group):
     tokenizer_threads: int = column(
         "threads",
         "the Rust tokenizer's threads: RAYON_NUM_THREADS where set (`evaluation.threads` sets "
-        "it), else one per core the process may run on",
+        "it), else one per core the process may run on, but one fewer on a GPU (a core for the "
+        "thread that feeds it)",
         COUNT,
     )
     batch_tokens: int = column("tokens", "padded tokens per batch asked (`batch_tokens`)", COUNT)

@@ -78,7 +78,7 @@ def evaluate_job(snakemake):
         gpus=lambda: gpus,
         started_on=foreseen,
     )
-    use_threads(settings.get("threads"), snakemake.threads)
+    use_threads(settings.get("threads"), snakemake.threads, claim.device)
     # torch reads CUDA_VISIBLE_DEVICES only when CUDA starts: after the claim, which narrows it,
     # or before it, narrowed to the foreseen GPU.
     measured = evaluate(read, model, Settings.of({**settings, "device": claim.device}), started)
@@ -101,12 +101,15 @@ def evaluate_job(snakemake):
     tell("glueperf: results written", console=False)
 
 
-def use_threads(configured: int | None, job_threads: int) -> None:
+def use_threads(configured: int | None, job_threads: int, device: str = "cpu") -> None:
     """The CPU threads of the evaluation: ``evaluation.threads`` where the config pins them, for
     torch and the Rust tokenizer alike (whose pool is sized from RAYON_NUM_THREADS when it is
     first used, after this); else torch takes the job's threads (the rule's ``threads:``, which
-    Snakemake caps at --cores) and the tokenizer its default. The row records both."""
+    Snakemake caps at --cores) and the tokenizer its default: one thread per core, or on a GPU
+    one fewer (``gpu_tokenizer_threads``), unless RAYON_NUM_THREADS says. The row records both."""
     import torch
+
+    from glueperf.evaluation import cores_available
 
     if configured:
         os.environ["RAYON_NUM_THREADS"] = str(configured)
@@ -114,7 +117,17 @@ def use_threads(configured: int | None, job_threads: int) -> None:
         # tokenizers library sets it in every process forked by one that has used its pool;
         # this one has not: it is a fresh process or a child of a server that never tokenizes).
         os.environ["TOKENIZERS_PARALLELISM"] = "true" if configured > 1 else "false"
+    elif device.startswith("cuda") and not os.environ.get("RAYON_NUM_THREADS", "").strip():
+        os.environ["RAYON_NUM_THREADS"] = str(gpu_tokenizer_threads(cores_available()))
     torch.set_num_threads(configured or job_threads)
+
+
+def gpu_tokenizer_threads(cores: int) -> int:
+    """The tokenizer's threads by default on a GPU: every core but one. The engine tokenizes the
+    next chunk while the main thread feeds the GPU the current one; with a thread per core the
+    pool starved that thread. bfloat16 on SST-2 train, one H100 host of 16 cores (BENCHMARKS.md,
+    session 9): the GPU waited 0.196 s between passes with 16 threads, 0.113 s with 15."""
+    return max(1, cores - 1)
 
 
 def runs_off_the_cpu(requested: str, gpus) -> bool:
