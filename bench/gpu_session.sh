@@ -25,7 +25,8 @@
 # transformers.pipeline, and the offline pass's GPU energy, on SST-2 validation, in each dtype,
 # transformers and traced models, the twin then minilm-sst2; about 2 min) | precisions (issue
 # 21: the default experiment with minilm-sst2 in float32, bfloat16 and float16, latency and
-# energy on; about 1.5 min) | warmup (an evaluation's fixed cost per process and per model) | final (= pipeline,
+# energy on; about 1.5 min) | warmup (an evaluation's fixed cost per process and per model, with
+# CUDA's lazy and eager kernel loading: WARMUP_MODULE_LOADING) | final (= pipeline,
 # slurm, endtoend, startup, pairs and loops).
 # REPEATS (default 3) sets the loop comparisons' repeats; NOOPS (default 3) the no-op reruns
 # after each pipeline run; PIPELINE_CORES_N=off leaves out pipeline's --cores $(nproc) run;
@@ -283,8 +284,14 @@ if wants warmup; then
   # Issue 24: an evaluation's fixed cost on the GPU, split into what a fresh process pays once
   # and what each model pays, in one process over the GLUE twins (bench/warmup_probe.py).
   glue_config
-  step "fixed cost per process and per model, GLUE twins, one process"
-  $PY bench/warmup_probe.py $T/glue_twins/*/ --json "$OUT/warmup.json" 2>&1 | grep -v "Loading weights"
+  # WARMUP_MODULE_LOADING (default: LAZY EAGER): CUDA_MODULE_LOADING of each probe. EAGER loads
+  # every kernel as CUDA starts, which an evaluation's early start could hide while it waits
+  # for the GPU, if the first warm-up batch (0.18 s a process in session 9) is their loading.
+  for loading in ${WARMUP_MODULE_LOADING:-LAZY EAGER}; do
+    step "fixed cost per process and per model, GLUE twins, one process, $loading module loading"
+    CUDA_MODULE_LOADING=$loading $PY bench/warmup_probe.py $T/glue_twins/*/ \
+      --json "$OUT/warmup_$loading.json" 2>&1 | grep -v "Loading weights"
+  done
 fi
 
 if wants precisions; then

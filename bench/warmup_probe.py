@@ -8,7 +8,9 @@ another in a process that stays (bench/gpu_session.sh warmup; issue 24).
 For each model: its loading on the CPU, its move to the GPU, the first warm-up batch and a
 second one (what is left once the kernels are loaded). A model after the first finds CUDA,
 cuBLAS and the kernels of its architecture ready, as it would in a process that stays. Prints a
-table; --json writes the figures. --device cpu runs it on the CPU (a smoke test).
+table, with CUDA_MODULE_LOADING (LAZY, CUDA's default: a kernel is loaded on its first launch;
+EAGER: every kernel as CUDA starts) and the process's peak RSS; --json writes the figures.
+--device cpu runs it on the CPU (a smoke test).
 """
 
 import time
@@ -17,6 +19,7 @@ STARTED = time.perf_counter()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -25,7 +28,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from glueperf.engine import Batching, Engine  # noqa: E402
 from glueperf.evaluation import start_device, warm_up  # noqa: E402
-from glueperf.measure import PhaseTimer  # noqa: E402
+from glueperf.measure import MIB, PhaseTimer, kernel_peak_rss_bytes  # noqa: E402
 from glueperf.models import load_on_cpu  # noqa: E402
 
 
@@ -56,9 +59,13 @@ def main(argv=None) -> int:
                 warm_up(engine, pairs=False)
         rows.append({"model": Path(directory).name, **timer.seconds})
     figures["models"] = rows
+    figures["module_loading"] = os.environ.get("CUDA_MODULE_LOADING", "LAZY (default)")
+    peak = kernel_peak_rss_bytes()
+    figures["peak_rss_mb"] = None if peak is None else round(peak / MIB, 1)
     print(
-        f"imports {figures['imports_s']:.3f} s, CUDA start {figures['cuda_start_s']:.3f} s, "
-        f"cuBLAS handle {figures['blas_handle_s']:.3f} s"
+        f"CUDA_MODULE_LOADING {figures['module_loading']}: imports {figures['imports_s']:.3f} s, "
+        f"CUDA start {figures['cuda_start_s']:.3f} s, cuBLAS handle "
+        f"{figures['blas_handle_s']:.3f} s, peak RSS {figures['peak_rss_mb']} MiB"
     )
     print("| model | CPU load s | move s | warm-up 1st s | warm-up 2nd s |")
     print("|---|---:|---:|---:|---:|")
