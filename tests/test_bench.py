@@ -335,3 +335,22 @@ def test_speed_targets_reads_the_sessions_figures(tmp_path):
         "| GLUE: pipeline --cores 1 / one process, engine | 40.00 / 20.00 | 2.00 | ≤ 1.6 | NO |"
         in (table(rows(tmp_path)))
     )
+
+
+def test_warmup_probe_splits_the_fixed_cost_per_model_and_names_its_kernel_loading(
+    tmp_path, varied_model, tiny_model, monkeypatch, capsys
+):
+    """bench/warmup_probe.py on the CPU: a row per model, in the order given, with each phase
+    timed; the process's figures with the CUDA_MODULE_LOADING it ran under and its peak RSS."""
+    from warmup_probe import main
+
+    monkeypatch.setenv("CUDA_MODULE_LOADING", "EAGER")
+    out = tmp_path / "warmup.json"
+    assert main([str(varied_model), str(tiny_model), "--device", "cpu", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert [row["model"] for row in figures["models"]] == [varied_model.name, tiny_model.name]
+    phases = ("cpu_load_s", "move_s", "warmup_first_s", "warmup_second_s")
+    assert all(row[phase] >= 0 for row in figures["models"] for phase in phases)
+    assert figures["module_loading"] == "EAGER" and figures["cuda_start_s"] == 0.0
+    assert figures["peak_rss_mb"] > 0
+    assert "CUDA_MODULE_LOADING EAGER:" in capsys.readouterr().out
