@@ -334,6 +334,58 @@ def timeline(run, evented: EventedModel) -> dict:
     }
 
 
+def main_thread_split(run) -> dict:
+    """One ``run()`` of an engine (glueperf.engine's), and where its main thread's time went:
+    waiting for the tokenizer's thread (the next chunk not encoded yet), reading the encodings
+    (``converted``), the forward passes as the host sees them (padding, copies, launching the
+    kernels), and the rest (planning the batches); with the engine's tokenization seconds."""
+    from glueperf import engine as module
+
+    spent = {"waited_for_tokens_s": 0.0, "convert_s": 0.0, "forward_host_s": 0.0}
+
+    def timed(function, key):
+        def wrapper(*args, **kwargs):
+            began = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[key] += time.perf_counter() - began
+
+        return wrapper
+
+    prefetch, converted, forward = (
+        module._prefetch,
+        module.ChunkTokenizer.converted,
+        module.Engine._forward,
+    )
+
+    def counted(iterator, depth=2):
+        items, done = prefetch(iterator, depth), object()
+        while True:
+            began = time.perf_counter()
+            item = next(items, done)
+            spent["waited_for_tokens_s"] += time.perf_counter() - began
+            if item is done:
+                return
+            yield item
+
+    module._prefetch = counted
+    module.ChunkTokenizer.converted = timed(converted, "convert_s")
+    module.Engine._forward = timed(forward, "forward_host_s")
+    try:
+        began = time.perf_counter()
+        result = run()
+        spent["run_s"] = time.perf_counter() - began
+    finally:
+        module._prefetch = prefetch
+        module.ChunkTokenizer.converted = converted
+        module.Engine._forward = forward
+    spent["rest_s"] = spent["run_s"] - sum(
+        spent[key] for key in ("waited_for_tokens_s", "convert_s", "forward_host_s")
+    )
+    return {**spent, "tokenize_s": result.tokenize_s}
+
+
 def engine_tokenization(tokenizer, texts, pairs, batching: Batching):
     """The engine's tokenization alone: its chunks in its order, one after another."""
     tokenize = ChunkTokenizer(tokenizer, batching.max_length)
@@ -442,9 +494,9 @@ def benchmark(args, data_path: str) -> dict:
         for name, (used_model, used_tokenizer, engine_class) in engines.items():
             if name not in args.skip:
                 evented = EventedModel(used_model)
-                timelines[name] = timeline(
-                    engine_run(evented, used_tokenizer, engine_class), evented
-                )
+                run = engine_run(evented, used_tokenizer, engine_class)
+                timelines[name] = timeline(run, evented)
+                timelines[name].update(main_thread_split(run))
                 timelines[name]["syncs"] = host_syncs(runs[name])
         for name, used_model in floor_models.items():
             if name not in args.skip:
@@ -516,17 +568,27 @@ def table(report: dict) -> str:
     if report.get("timelines"):
         lines += [
             "",
-            "GPU timeline of one more run, seconds on the GPU's clock:",
+            "GPU timeline of one more run, seconds on the GPU's clock; then, in a run after it,"
+            " an engine's main thread: waiting for its tokenizer's thread, reading encodings,"
+            " forward passes as the host sees them, the rest; and its tokenization:",
             "| loop                         | total | in forward | before first | between "
-            "| after last | passes | host waits |",
+            "| after last | passes | host waits | run | waited | convert | forward host | rest "
+            "| tokenize |",
             f"|{'-' * 30}|------:|-----------:|-------------:|--------:|-----------:|-------:|"
-            "-----------:|",
+            "-----------:|----:|-------:|--------:|-------------:|-----:|---------:|",
         ]
+
+        def seconds(value, width):
+            return f"{'' if value is None else f'{value:.3f}':>{width}}"
+
         for name, t in report["timelines"].items():
             lines.append(
                 f"| {NAMES[name]:28} | {t['total_s']:5.3f} | {t['forward_s']:10.3f} "
                 f"| {t['before_s']:12.3f} | {t['between_s']:7.3f} | {t['after_s']:10.3f} "
-                f"| {t['passes']:6d} | {t.get('syncs', -1):10d} |"
+                f"| {t['passes']:6d} | {t.get('syncs', -1):10d} | {seconds(t.get('run_s'), 3)} "
+                f"| {seconds(t.get('waited_for_tokens_s'), 6)} "
+                f"| {seconds(t.get('convert_s'), 7)} | {seconds(t.get('forward_host_s'), 12)} "
+                f"| {seconds(t.get('rest_s'), 4)} | {seconds(t.get('tokenize_s'), 8)} |"
             )
     return "\n".join(lines)
 

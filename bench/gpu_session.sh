@@ -26,14 +26,17 @@
 # transformers and traced models, the twin then minilm-sst2; about 2 min) | precisions (issue
 # 21: the default experiment with minilm-sst2 in float32, bfloat16 and float16, latency and
 # energy on; about 1.5 min) | warmup (an evaluation's fixed cost per process and per model, with
-# CUDA's lazy and eager kernel loading: WARMUP_MODULE_LOADING) | final (= pipeline,
+# CUDA's kernel loading, WARMUP_MODULE_LOADING, and without and with the early start's stand-in,
+# WARMUP_STAND_IN) | final (= pipeline,
 # slurm, endtoend, startup, pairs and loops).
 # REPEATS (default 3) sets the loop comparisons' repeats; NOOPS (default 3) the no-op reruns
 # after each pipeline run; PIPELINE_CORES_N=off leaves out pipeline's --cores $(nproc) run;
 # LATENCY_MODELS (default: the twin and minilm-sst2) the models that latency times; EXTRAS (default off) keeps the latency and energy phases in the
 # pipeline and glue parts' configs (off: the same work as the notebook and the ideal); BF16_VARIANTS (default: checked graphs compile) the variants that bf16
 # times (BF16_BATCH_TOKENS and BF16_RAYON: token budgets and tokenizer threads it sweeps);
-# GLUE_LOOPS (default: engine notebook) the one-process loops that glue times; LATENCY_REQUESTS (default 500) the requests that latency times per case. OUT (default
+# GLUE_LOOPS (default: engine notebook) the one-process loops that glue times; GLUE_ENVS
+# (settings NAME=value, each a pipeline run of its own, in turn) and GLUE_ROUNDS what glue
+# compares (e.g. GLUEPERF_STAND_IN=0 against the default); LATENCY_REQUESTS (default 500) the requests that latency times per case. OUT (default
 # /tmp/out) receives the tables and plots; SESSION_TMP (default /tmp) holds the session's
 # working files.
 set -u
@@ -262,14 +265,29 @@ if wants glue; then
 from glueperf.infra.forkserver import PRELOAD, gpu_driver_initialized, mapped_driver
 for name in PRELOAD: importlib.import_module(name)
 print('GPU driver after the imports: mapped', mapped_driver(), '- initialized', gpu_driver_initialized())"
-  step "GLUE twins, pipeline --cores $(nproc) from an empty results/"
-  NOOPS=1 pipeline_run "$(nproc)" $T/gpu_glue.yaml glue_coresN
-  cp results/model_performance.csv "$OUT/glue_coresN.csv" 2>/dev/null
-  rm -rf $T/predictions_glue_N && cp -r results/predictions $T/predictions_glue_N
-  step "GLUE twins, pipeline --cores 1 from an empty results/"
-  NOOPS=1 pipeline_run 1 $T/gpu_glue.yaml glue_cores1
-  cp results/model_performance.csv "$OUT/glue_cores1.csv" 2>/dev/null
-  same_predictions $T/predictions_glue_N results/predictions
+  # GLUE_ENVS (default: none): settings (NAME=value) to compare, each run in turn with one of
+  # them exported, GLUE_ROUNDS (default 1) times for --cores $(nproc), once for --cores 1; the
+  # files of a run under a setting are named after it (glue_coresN_NAME=value...).
+  for ((round = 0; round < ${GLUE_ROUNDS:-1}; round++)); do
+    for setting in ${GLUE_ENVS:-" "}; do
+      (
+        [ -n "${setting// /}" ] && export "$setting" && tag="_$setting"
+        step "GLUE twins, pipeline --cores $(nproc) from an empty results/ ${tag:-}"
+        NOOPS=1 pipeline_run "$(nproc)" $T/gpu_glue.yaml "glue_coresN${tag:-}"
+        cp results/model_performance.csv "$OUT/glue_coresN${tag:-}.csv" 2>/dev/null
+        rm -rf $T/predictions_glue_N && cp -r results/predictions $T/predictions_glue_N
+      )
+    done
+  done
+  for setting in ${GLUE_ENVS:-" "}; do
+    (
+      [ -n "${setting// /}" ] && export "$setting" && tag="_$setting"
+      step "GLUE twins, pipeline --cores 1 from an empty results/ ${tag:-}"
+      NOOPS=1 pipeline_run 1 $T/gpu_glue.yaml "glue_cores1${tag:-}"
+      cp results/model_performance.csv "$OUT/glue_cores1${tag:-}.csv" 2>/dev/null
+      same_predictions $T/predictions_glue_N results/predictions
+    )
+  done
   for loop in ${GLUE_LOOPS:-engine notebook}; do
     step "GLUE twins in one process, the $loop loop"
     start=$(now)
@@ -284,13 +302,18 @@ if wants warmup; then
   # Issue 24: an evaluation's fixed cost on the GPU, split into what a fresh process pays once
   # and what each model pays, in one process over the GLUE twins (bench/warmup_probe.py).
   glue_config
-  # WARMUP_MODULE_LOADING (default: LAZY EAGER): CUDA_MODULE_LOADING of each probe. EAGER loads
-  # every kernel as CUDA starts, which an evaluation's early start could hide while it waits
-  # for the GPU, if the first warm-up batch (0.18 s a process in session 9) is their loading.
-  for loading in ${WARMUP_MODULE_LOADING:-LAZY EAGER}; do
-    step "fixed cost per process and per model, GLUE twins, one process, $loading module loading"
-    CUDA_MODULE_LOADING=$loading $PY bench/warmup_probe.py $T/glue_twins/*/ \
-      --json "$OUT/warmup_$loading.json" 2>&1 | grep -v "Loading weights"
+  # WARMUP_MODULE_LOADING (default: LAZY): CUDA_MODULE_LOADING of each probe (EAGER loads every
+  # kernel as CUDA starts: 6.5 s and 4 GB more RSS in session 10). WARMUP_STAND_IN (default:
+  # off on): each probe without, then with, a stand-in's warm-up first (as an early start does).
+  for loading in ${WARMUP_MODULE_LOADING:-LAZY}; do
+    for stand_in in ${WARMUP_STAND_IN:-off on}; do
+      step "fixed cost per process and per model, GLUE twins, one process, $loading module" \
+        "loading, stand-in $stand_in"
+      flag=() && [ "$stand_in" = on ] && flag=(--stand-in)
+      CUDA_MODULE_LOADING=$loading $PY bench/warmup_probe.py $T/glue_twins/*/ ${flag[@]+"${flag[@]}"} \
+        --data $C/data/sst2/validation.parquet --json "$OUT/warmup_${loading}_$stand_in.json" \
+        2>&1 | grep -v "Loading weights"
+    done
   done
 fi
 

@@ -467,6 +467,14 @@ class Engine:
         probabilities, predictions = torch.softmax(logits, dim=-1).max(dim=-1)
         return predictions, probabilities, matrix.size
 
+    def forward_ids(self, rows: list[list[int]]) -> np.ndarray:
+        """The predictions of one forward pass over texts tokenized already (token ids, a list
+        per text, right-padded to the longest, with a mask where one is shorter): no tokenizer
+        involved (a stand-in's warm-up)."""
+        with torch.inference_mode():
+            predictions, _, _ = self._forward(Tokens.from_rows(rows))
+            return predictions.cpu().numpy()
+
     def run(
         self, texts: list[str], pairs: list[str] | None = None, progress: bool = False
     ) -> EngineResult:

@@ -16,7 +16,8 @@ What the reported figures measure (also in docs/results.md):
 - The fixed cost of an evaluation is ``startup_s + device_start_s + model_load_s + warmup_s``:
   ``device_start_s`` is CUDA's start in this process (its context, on the claimed GPU; 0 on the
   CPU), after the claim, or before it where the GPU is known in advance (``EarlyStart``: it then
-  costs the held device no time); ``model_load_s`` the model's loading from its files and its move
+  costs the held device no time, and includes a stand-in's warm-up, ``warm_up_stand_in``);
+  ``model_load_s`` the model's loading from its files and its move
   to the device (for a GPU, the loading on the CPU happens before the claim: ``LoadedOnCpu``).
 - ``peak_rss_mb`` ("Memory Usage (MB)"): peak resident set size of the evaluation process over
   its whole life (imports, data, model, inference), in MiB, from the kernel's high-water mark and
@@ -31,13 +32,13 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from glueperf import TRUNCATED_WARN_PCT, GlueperfError, results
+from glueperf import TRUNCATED_WARN_PCT, GlueperfError, one_line, results
 from glueperf.clock import job_age_s
 from glueperf.energy import EnergySettings, energy_fields, open_meter
 from glueperf.engine import Batching, Engine, EngineResult
@@ -45,7 +46,7 @@ from glueperf.labels import LabelMapping, ModelOutputs, check_model_fits
 from glueperf.latency import LatencySettings, latency_fields, measure_latency
 from glueperf.measure import PeakMemory, PhaseTimer, gpu_peaks_mb, reset_gpu_peaks
 from glueperf.metrics import task_scores
-from glueperf.models import LoadedOnCpu, load_model, token_limit
+from glueperf.models import LoadedOnCpu, load_model, stand_in, token_limit
 from glueperf.tasks import DatasetSpec
 from glueperf.validation import NO_LABEL, Dataset, load_dataset
 
@@ -89,23 +90,43 @@ def start_device(device: str) -> float:
     return time.perf_counter() - started
 
 
+# Set to 0, an evaluation's early start leaves out the stand-in's warm-up (to compare).
+STAND_IN_VARIABLE = "GLUEPERF_STAND_IN"
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """The model whose one-layer stand-in an early start warms up (``warm_up_stand_in``)."""
+
+    model_dir: str
+    dtype: str = "float32"
+    trust_remote_code: bool = False
+
+
 class EarlyStart:
     """``start_device`` begun in a thread, for an evaluation whose GPU is known before its claim
     (glueperf/infra/devices.py: ``foreseen_gpu``): CUDA starts while the job reads its data and
     loads its model on the CPU, and waits for the device, instead of on the held device's time.
-    ``seconds()``: how long the start took, once it has ended (its error, if it failed)."""
+    With a ``stand_in``, the thread then warms up a one-layer stand-in of the model
+    (``warm_up_stand_in``), unless GLUEPERF_STAND_IN=0. ``seconds()``: how long the start and
+    the warm-up took, once they have ended (the start's error, if it failed)."""
 
-    def __init__(self, device: str = "cuda"):
+    def __init__(self, device: str = "cuda", stand_in: StandIn | None = None):
         self.device = device
+        self.stand_in = stand_in if os.environ.get(STAND_IN_VARIABLE, "1") != "0" else None
         self._outcome: list = []
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            self._outcome.append(start_device(self.device))
+            seconds = start_device(self.device)
         except BaseException as error:  # re-raised where the evaluation would have started it
             self._outcome.append(error)
+            return
+        if self.stand_in is not None:
+            seconds += warm_up_stand_in(self.stand_in, self.device)
+        self._outcome.append(seconds)
 
     def seconds(self) -> float:
         self._thread.join()
@@ -113,6 +134,40 @@ class EarlyStart:
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
+
+
+def warm_up_stand_in(model: StandIn, device: str) -> float:
+    """What a process pays once before its first forward pass on a GPU runs at speed (kernels
+    loaded on their first launch, cuBLAS's and the allocators' set-up: 0.15-0.4 s on an H100
+    host, where a later model in the same process pays 0.01-0.02 s; BENCHMARKS.md), paid on a
+    stand-in of the model (glueperf/models.py: ``stand_in``) through the engine's forward pass,
+    on a padded batch and an unpadded one, then let go with its GPU memory. An early start does it
+    before the claim: GPU work of microseconds beside the evaluation that holds the device, which
+    spares the held device the fixed cost. The seconds it took; a stand-in that cannot be built
+    or run is logged and left out (the model's own warm-up then pays)."""
+    import torch
+
+    started = time.perf_counter()
+    try:
+        network = stand_in(model.model_dir, model.dtype, device, model.trust_remote_code)
+        pad_id = network.config.pad_token_id
+        tokenizer = _IdsOnly(pad_id if isinstance(pad_id, int) else 0)
+        engine = Engine(network, tokenizer, device, Batching())
+        engine.forward_ids([[1, 2, 3, 4, 5], [1, 2, 3]])
+        engine.forward_ids([[1, 2, 3, 4]])
+        del engine, network
+        torch.cuda.empty_cache()
+    except Exception as error:  # a speed-up only: the evaluation goes on without it
+        log.info("no stand-in warm-up before the claim: %s", one_line(error))
+    return time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class _IdsOnly:
+    """A tokenizer for an engine that is only given token ids (``Engine.forward_ids``)."""
+
+    pad_token_id: int
+    model_input_names: tuple = ("input_ids", "attention_mask")
 
 
 def warm_up(engine: Engine, pairs: bool) -> None:
@@ -244,10 +299,14 @@ def evaluate(
     model: ModelHandle,
     settings: Settings | None = None,
     started: EarlyStart | None = None,
+    done_with_device: Callable[[], None] | None = None,
 ) -> Evaluation:
     """Evaluate ``model`` on ``dataset`` (as ``read_data`` read it) and measure it: the offline
     pass (its time, memory and, on a GPU, energy), then single-request latency, with the same
-    model on the same device. ``started``: CUDA's start, begun before (on that device)."""
+    model on the same device. ``started``: CUDA's start, begun before (on that device).
+    ``done_with_device`` is called once the device's last work is done, before the scoring and
+    the predictions table, which need only the host (an evaluation job lets go of its device
+    there)."""
     settings = settings or Settings()
     data, spec = dataset.data, dataset.spec
     device = resolve_device(settings.device)
@@ -268,6 +327,8 @@ def evaluate(
         result, energy = offline_pass(engine, data, timer, settings.energy)
         gpu_allocated_mb, gpu_reserved_mb = gpu_peaks_mb(device)
         latency = measure_latency(engine, data.texts, data.pairs, settings.latency)
+    if done_with_device is not None:
+        done_with_device()
     outputs = result.predictions if mapping is None else mapping.apply(result.predictions)
     n_classes = None if mapping is None else len(data.label_names or mapping.to_dataset)
     seconds, n_rows = timer.seconds, len(data.texts)

@@ -113,6 +113,25 @@ def load_on_cpu(model_dir: str, dtype: str, trust_remote_code: bool = False) -> 
     return LoadedOnCpu(model, tokenizer, loaded, time.perf_counter() - started)
 
 
+def stand_in(model_dir: str, dtype: str, device: str, trust_remote_code: bool = False):
+    """The model's architecture with one layer and fresh weights, built on ``device`` from the
+    directory's config alone (no weights read): the same kernels as the model on a forward pass,
+    for a warm-up before the model itself is there (glueperf/evaluation.py: ``EarlyStart``)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(model_dir, trust_remote_code=bool(trust_remote_code))
+    config.num_hidden_layers = 1  # DistilBERT's n_layers and the like answer to this name too
+    with torch.device(device):
+        model = AutoModelForSequenceClassification.from_config(
+            config,
+            dtype=getattr(torch, dtype),
+            attn_implementation="sdpa",
+            trust_remote_code=bool(trust_remote_code),
+        )
+    return model.eval()
+
+
 def modeling_module(model_dir) -> str | None:
     """The transformers module that defines a model directory's architecture (e.g.
     transformers.models.bert.modeling_bert), for the fork server to import once for every

@@ -244,7 +244,8 @@ class Timing(Group):
         SECONDS,
         "starting CUDA in the evaluation's process on the GPU it claimed (its context); 0 on a "
         "CPU. With one GPU to claim, CUDA starts before the claim, during the job's "
-        "preparation",
+        "preparation, and then also warms up a one-layer stand-in of the model (its kernels "
+        "loaded, the allocators set up)",
         NUMBER,
         3,
     )
@@ -255,7 +256,13 @@ class Timing(Group):
         NUMBER,
         3,
     )
-    warmup_s: float = column(SECONDS, "one tiny batch run before the timed pass", NUMBER, 3)
+    warmup_s: float = column(
+        SECONDS,
+        "one tiny batch run before the timed pass (after a stand-in's warm-up, what the model "
+        "itself still pays)",
+        NUMBER,
+        3,
+    )
     startup_s: float = column(
         SECONDS,
         "the job's start-up and imports, from the start of the process Snakemake started for "

@@ -6,13 +6,15 @@ what was evaluated, the device claim, and the inputs' provenance.
 The device is claimed (glueperf/infra/devices.py) after what needs none: the imports, reading the
 dataset, working out provenance and, for an evaluation on a GPU, loading the model on the CPU (it is
 moved to the GPU once held). CUDA starts after the claim, which picks the GPU, except where there is
-one GPU to pick (``foreseen_gpu``): then it starts in a thread as the job begins, and its driver
-work (0.1-0.2 s on an H100 host) overlaps the job's preparation and wait. The device is held for the
-measurement alone and let go before the results are written: with --cores N, a job waiting for the
-device has done its work by the time it is free, and the one before it writes its files and exits
-while the next one measures. An evaluation on the CPU loads its model after the claim: loading is
-work on the device another evaluation may be measuring. The heavy modules are imported inside the
-function: the job's own process, which only asks the fork server for a child, imports none of them.
+one GPU to pick (``foreseen_gpu``): then it starts in a thread as the job begins, with a
+warm-up of a one-layer stand-in of the model (``EarlyStart``), and that work (0.3-1 s on an
+H100 host) overlaps the job's preparation and wait. The device is held for the measurement
+alone and let go before the predictions are scored and the results written: with --cores N, a
+job waiting for the device has done its work by the time it is free, and the one before it
+scores, writes its files and exits while the next one measures. An evaluation on the CPU loads
+its model after the claim: loading is work on the device another evaluation may be measuring.
+The heavy modules are imported inside the function: the job's own process, which only asks the
+fork server for a child, imports none of them.
 """
 
 import os
@@ -29,6 +31,7 @@ def evaluate_job(snakemake):
         EarlyStart,
         ModelHandle,
         Settings,
+        StandIn,
         check_task_fits_before_loading,
         evaluate,
         read_data,
@@ -48,7 +51,10 @@ def evaluate_job(snakemake):
     started, foreseen = None, foreseen_gpu(settings["device"], gpus)
     if foreseen is not None:  # CUDA starts meanwhile (see EarlyStart)
         narrow_to(foreseen)
-        started = EarlyStart("cuda")
+        stand_in = StandIn(
+            params.model["model_dir"], settings["dtype"], params.model["trust_remote_code"]
+        )
+        started = EarlyStart("cuda", stand_in)
     read = read_data(snakemake.input.data, DatasetSpec(**params.dataset), wildcards.dataset)
     model = ModelHandle(params.model["model_dir"], wildcards.model)
     # A model that does not fit the dataset holds no device.
@@ -81,13 +87,21 @@ def evaluate_job(snakemake):
     use_threads(settings.get("threads"), snakemake.threads, claim.device)
     # torch reads CUDA_VISIBLE_DEVICES only when CUDA starts: after the claim, which narrows it,
     # or before it, narrowed to the foreseen GPU.
-    measured = evaluate(read, model, Settings.of({**settings, "device": claim.device}), started)
-    job = results.Job(job_process="forked" if forked() else "own", **claim.fields())
-    # Measured: the next evaluation may take the device, without this one's cached GPU memory.
-    if claim.gpu is not None:
-        torch.cuda.empty_cache()
-    claim.release()
-    tell(f"glueperf: measured; {claim.held_label()} released", console=False)
+    held = {}
+
+    def let_go() -> None:
+        """Measured: the next evaluation may take the device, without this one's cached GPU
+        memory, while this one scores its predictions and writes its files."""
+        held.update(claim.fields())  # the wait and the hold, recorded before the lock goes
+        if claim.gpu is not None:
+            torch.cuda.empty_cache()
+        claim.release()
+        tell(f"glueperf: measured; {claim.held_label()} released", console=False)
+
+    measured = evaluate(
+        read, model, Settings.of({**settings, "device": claim.device}), started, let_go
+    )
+    job = results.Job(job_process="forked" if forked() else "own", **held)
     subject = results.Subject(
         model=wildcards.model,
         dtype=settings["dtype"],
