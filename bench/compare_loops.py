@@ -386,6 +386,29 @@ def main_thread_split(run) -> dict:
     return {**spent, "tokenize_s": result.tokenize_s}
 
 
+def main_loop_alone(run, tokenizer, texts, pairs, batching: Batching) -> float:
+    """Seconds of one ``run()`` of an engine (glueperf.engine's) whose chunks were tokenized and
+    read beforehand: its main thread's own work and the GPU's, with no tokenizer beside them
+    (what the engine would take if its tokenization cost the main process nothing)."""
+    from glueperf import engine as module
+
+    tokenize = module.ChunkTokenizer(tokenizer, batching.max_length)
+    timing = {"tokenize_s": 0.0}
+    ready = [
+        tokenize.converted(positions, encoded, timing)
+        for positions, encoded in module.encoded_chunks(tokenize, texts, pairs, timing)
+    ]
+    encoded_chunks, converted = module.encoded_chunks, module.ChunkTokenizer.converted
+    module.encoded_chunks = lambda *args: iter([(None, chunk) for chunk in ready])
+    module.ChunkTokenizer.converted = lambda self, positions, chunk, timing: chunk
+    try:
+        began = time.perf_counter()
+        run()
+        return time.perf_counter() - began
+    finally:
+        module.encoded_chunks, module.ChunkTokenizer.converted = encoded_chunks, converted
+
+
 def engine_tokenization(tokenizer, texts, pairs, batching: Batching):
     """The engine's tokenization alone: its chunks in its order, one after another."""
     tokenize = ChunkTokenizer(tokenizer, batching.max_length)
@@ -497,6 +520,10 @@ def benchmark(args, data_path: str) -> dict:
                 run = engine_run(evented, used_tokenizer, engine_class)
                 timelines[name] = timeline(run, evented)
                 timelines[name].update(main_thread_split(run))
+                if engine_class is Engine:
+                    timelines[name]["main_loop_alone_s"] = main_loop_alone(
+                        run, used_tokenizer, texts, pairs, batching
+                    )
                 timelines[name]["syncs"] = host_syncs(runs[name])
         for name, used_model in floor_models.items():
             if name not in args.skip:
@@ -570,12 +597,14 @@ def table(report: dict) -> str:
             "",
             "GPU timeline of one more run, seconds on the GPU's clock; then, in a run after it,"
             " an engine's main thread: waiting for its tokenizer's thread, reading encodings,"
-            " forward passes as the host sees them, the rest; and its tokenization:",
+            " forward passes as the host sees them, the rest; its tokenization; and a run of its"
+            " main loop alone, its chunks tokenized and read beforehand:",
             "| loop                         | total | in forward | before first | between "
             "| after last | passes | host waits | run | waited | convert | forward host | rest "
-            "| tokenize |",
+            "| tokenize | main loop alone |",
             f"|{'-' * 30}|------:|-----------:|-------------:|--------:|-----------:|-------:|"
-            "-----------:|----:|-------:|--------:|-------------:|-----:|---------:|",
+            "-----------:|----:|-------:|--------:|-------------:|-----:|---------:|"
+            "----------------:|",
         ]
 
         def seconds(value, width):
@@ -588,7 +617,8 @@ def table(report: dict) -> str:
                 f"| {t['passes']:6d} | {t.get('syncs', -1):10d} | {seconds(t.get('run_s'), 3)} "
                 f"| {seconds(t.get('waited_for_tokens_s'), 6)} "
                 f"| {seconds(t.get('convert_s'), 7)} | {seconds(t.get('forward_host_s'), 12)} "
-                f"| {seconds(t.get('rest_s'), 4)} | {seconds(t.get('tokenize_s'), 8)} |"
+                f"| {seconds(t.get('rest_s'), 4)} | {seconds(t.get('tokenize_s'), 8)} "
+                f"| {seconds(t.get('main_loop_alone_s'), 16)} |"
             )
     return "\n".join(lines)
 

@@ -354,3 +354,71 @@ def test_warmup_probe_splits_the_fixed_cost_per_model_and_names_its_kernel_loadi
     assert figures["module_loading"] == "EAGER" and figures["cuda_start_s"] == 0.0
     assert figures["peak_rss_mb"] > 0
     assert "CUDA_MODULE_LOADING EAGER:" in capsys.readouterr().out
+
+
+def test_warmup_probe_warms_a_stand_in_first_and_times_passes_over_data(
+    tmp_path, varied_model, tiny_model, capsys
+):
+    """--stand-in: a stand-in of the first model is warmed up first, and timed; --data: each
+    model runs over the file's texts twice, both timed."""
+    from warmup_probe import main
+
+    data = write_dataset(tmp_path / "d.parquet", n=30)
+    out = tmp_path / "warmup.json"
+    models = [str(varied_model), str(tiny_model)]
+    assert (
+        main([*models, "--device", "cpu", "--stand-in", "--data", str(data), "--json", str(out)])
+        == 0
+    )
+    figures = json.loads(out.read_text())
+    assert figures["stand_in_s"] > 0
+    passes = ("inference_first_s", "inference_second_s")
+    assert all(row[phase] > 0 for row in figures["models"] for phase in passes)
+    printed = capsys.readouterr().out
+    assert "inference 1st s" in printed and "stand-in warm-up not asked" not in printed
+
+
+def test_the_main_threads_split_and_its_loop_alone_time_an_engine_as_it_predicts(varied_model):
+    """bench/compare_loops.py's main-thread figures (``--timeline``), on the CPU with the
+    engine's overlap on: the split adds up to the run, and the loop alone gets its chunks
+    tokenized beforehand (no tokenizer call while it runs), predicts the same and leaves the
+    engine as it was."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from compare_loops import main_loop_alone, main_thread_split
+    from glueperf import engine as module
+
+    tokenizer = AutoTokenizer.from_pretrained(varied_model)
+    model = AutoModelForSequenceClassification.from_pretrained(varied_model).eval()
+    engine = module.Engine(model, tokenizer, "cpu", module.Batching(), overlap=True)
+    texts = make_sentences(300)
+    expected = engine.run(texts).predictions
+
+    split = main_thread_split(lambda: engine.run(texts))
+    parts = ("waited_for_tokens_s", "convert_s", "forward_host_s", "rest_s")
+    assert sum(split[part] for part in parts) == pytest.approx(split["run_s"])
+    assert split["convert_s"] > 0 and split["forward_host_s"] > 0 and split["tokenize_s"] > 0
+
+    encode, calls, runs = module.ChunkTokenizer.encode, [], []
+
+    def counted(self, *args):
+        calls.append(len(args[0]))
+        return encode(self, *args)
+
+    def run():
+        before = len(calls)
+        runs.append(engine.run(texts).predictions)
+        return len(calls) - before
+
+    module.ChunkTokenizer.encode = counted
+    try:
+        seconds = main_loop_alone(
+            lambda: runs.append(run()), tokenizer, texts, None, module.Batching()
+        )
+    finally:
+        module.ChunkTokenizer.encode = encode
+    assert seconds > 0 and sum(calls) == len(texts)  # every text encoded once, beforehand
+    np.testing.assert_array_equal(runs[0], expected)
+    assert runs[1] == 0  # no tokenizer call during the run
+    assert module.encoded_chunks.__module__ == "glueperf.engine"
+    assert engine.run(texts[:5]).predictions.shape == (5,)
