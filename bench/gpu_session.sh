@@ -36,7 +36,8 @@
 # times (BF16_BATCH_TOKENS and BF16_RAYON: token budgets and tokenizer threads it sweeps);
 # GLUE_LOOPS (default: engine notebook) the one-process loops that glue times; GLUE_ENVS
 # (settings NAME=value, each a pipeline run of its own, in turn) and GLUE_ROUNDS what glue
-# compares (e.g. GLUEPERF_STAND_IN=0 against the default); LATENCY_REQUESTS (default 500) the requests that latency times per case. OUT (default
+# compares (e.g. GLUEPERF_STAND_IN=0 against the default); GLUE_CORES1=off leaves out its
+# --cores 1 runs; LATENCY_REQUESTS (default 500) the requests that latency times per case. OUT (default
 # /tmp/out) receives the tables and plots; SESSION_TMP (default /tmp) holds the session's
 # working files.
 set -u
@@ -280,6 +281,7 @@ print('GPU driver after the imports: mapped', mapped_driver(), '- initialized', 
     done
   done
   for setting in ${GLUE_ENVS:-" "}; do
+    [ "${GLUE_CORES1:-on}" = on ] || break
     (
       [ -n "${setting// /}" ] && export "$setting" && tag="_$setting"
       step "GLUE twins, pipeline --cores 1 from an empty results/ ${tag:-}"
