@@ -135,3 +135,15 @@ def test_the_device_is_let_go_once_measured_before_the_scoring(tmp_path, tiny_mo
     )
     assert events == ["latency", "go", "scores"]
     assert measured.quality.values()["n_labeled"] == 20
+
+
+def test_building_a_stand_in_leaves_torchs_default_dtype_alone(tmp_path, monkeypatch):
+    """torch's default dtype is the process's: the stand-in, built in a thread while the
+    evaluation loads its model under the model's dtype, must neither set nor restore it."""
+    directory = build_tiny_model(tmp_path / "model")
+    changes = []
+    set_default = torch.set_default_dtype
+    monkeypatch.setattr(torch, "set_default_dtype", lambda d: changes.append(d) or set_default(d))
+    copy = stand_in(str(directory), "bfloat16", "cpu")
+    assert changes == []
+    assert {p.dtype for p in copy.parameters()} == {torch.bfloat16}

@@ -122,14 +122,15 @@ def stand_in(model_dir: str, dtype: str, device: str, trust_remote_code: bool = 
 
     config = AutoConfig.from_pretrained(model_dir, trust_remote_code=bool(trust_remote_code))
     config.num_hidden_layers = 1  # DistilBERT's n_layers and the like answer to this name too
+    # No dtype for transformers: it would set torch's default dtype, which is the process's, not
+    # the thread's, while the evaluation's own thread may be loading the model under its dtype.
+    # The device, a context of this thread alone, and the cast below leave the other alone.
+    config.dtype = None
     with torch.device(device):
         model = AutoModelForSequenceClassification.from_config(
-            config,
-            dtype=getattr(torch, dtype),
-            attn_implementation="sdpa",
-            trust_remote_code=bool(trust_remote_code),
+            config, attn_implementation="sdpa", trust_remote_code=bool(trust_remote_code)
         )
-    return model.eval()
+    return model.to(getattr(torch, dtype)).eval()
 
 
 def modeling_module(model_dir) -> str | None:
