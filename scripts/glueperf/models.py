@@ -44,6 +44,9 @@ SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
 PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 SAFETENSORS, PICKLE = "safetensors", "pytorch-pickle"
 TRUST_KEY = "models.<name>.trust_remote_code"
+# The attention every model is built with (the engine answers its padding checks: engine.py), its
+# stand-in included, which must launch the model's kernels.
+ATTENTION = "sdpa"
 
 
 def load_model(model_dir: str, dtype: str, device: str, trust_remote_code: bool = False):
@@ -70,7 +73,7 @@ def _load_on_cpu(model_dir: str, dtype: str, trust_remote_code: bool):
         _check_no_own_code(directory, config)
     options = {
         "dtype": getattr(torch, dtype),
-        "attn_implementation": "sdpa",
+        "attn_implementation": ATTENTION,
         # Explicit, never None: None makes transformers ask on standard input.
         "trust_remote_code": bool(trust_remote_code),
         "weights_only": True,
@@ -128,7 +131,7 @@ def stand_in(model_dir: str, dtype: str, device: str, trust_remote_code: bool = 
     config.dtype = None
     with torch.device(device):
         model = AutoModelForSequenceClassification.from_config(
-            config, attn_implementation="sdpa", trust_remote_code=bool(trust_remote_code)
+            config, attn_implementation=ATTENTION, trust_remote_code=bool(trust_remote_code)
         )
     return model.to(getattr(torch, dtype)).eval()
 
