@@ -95,8 +95,15 @@ pipeline_run() {
   local cores=$1 config=${2:-$T/gpu_config.yaml} name=${3:-cores$1}
   shift 3 2>/dev/null || shift $#
   rm -rf results resources .snakemake
+  # The fork servers' logs (their imports' seconds, when each was ready) are removed as they end:
+  # copied meanwhile.
+  mkdir -p "$OUT/servers_$name"
+  (while sleep 0.5; do cp /tmp/glueperf-forkserver-"$(id -u)"/*.log "$OUT/servers_$name/" 2>/dev/null; done) &
+  local watcher=$!
   $PY bench/job_times.py --json "$OUT/jobs_$name.json" -- \
     $PY -m snakemake --cores "$cores" --configfile "$config" "$@" || echo "PIPELINE FAILED"
+  kill $watcher 2>/dev/null
+  grep -h "ready at" "$OUT/servers_$name/"*.log 2>/dev/null
   for f in results/benchmarks/*/*.tsv results/benchmarks/*/*/*.tsv; do
     echo "$f: $(tail -n 1 "$f" | cut -f 1,3)"  # seconds, max RSS
   done

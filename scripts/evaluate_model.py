@@ -2,8 +2,9 @@
 (glueperf/infra/evaluate_job.py), in a process forked from this run's fork server
 (glueperf/infra/forkserver.py)."""
 
-from glueperf.infra.evaluate_job import evaluate_job, server_imports
+from glueperf.infra.evaluate_job import evaluate_job, may_run_ahead, server_imports
 from glueperf.infra.forkserver import run_job
 
 if __name__ == "__main__":
-    run_job(evaluate_job, snakemake, snakemake.log[0], server_imports)  # noqa: F821 (injected)
+    job = snakemake  # noqa: F821 (injected by Snakemake)
+    run_job(evaluate_job, job, job.log[0], server_imports, ahead=may_run_ahead(job))

@@ -1,10 +1,12 @@
 """Jobs for tests/test_forkserver.py, run through glueperf.infra.forkserver as the pipeline's are.
 
-    python tests/forked_jobs.py FUNCTION OUT LOG [light | post | IMPORTS]
+    python tests/forked_jobs.py FUNCTION OUT LOG [light | post | ahead | IMPORTS]
 
 Runs ``run_job(FUNCTION, job, LOG)`` as a rule's script does, ``job.out`` being OUT; with
-``light``, ``run_light_job`` instead; with ``post``, ``run_post_job``; with the name of a
-function of this module, ``run_job`` with it as ``server_imports``. The environment decides, as
+``light``, ``run_light_job`` instead; with ``post``, ``run_post_job``; with ``ahead``, ``run_job``
+for a job that a child forked ahead may run, the server's children ahead starting what
+``start_for_tests`` starts; with the name of a function of this module, ``run_job`` with it as
+``server_imports``. The environment decides, as
 in a pipeline run, whether a fork server is used (GLUEPERF_SNAKEMAKE_PID, GLUEPERF_FORK_SERVER,
 GLUEPERF_GPU_JOBS_HERE); MODEL_DIR, when set, is the one model of the job's config.
 """
@@ -40,6 +42,7 @@ def describe(job) -> None:
         "has_module": NOT_PRELOADED in sys.modules,
         "has_bert": BERT in sys.modules,
         "has_pyplot": "matplotlib.pyplot" in sys.modules,
+        "started_ahead_at": STARTED_AHEAD_AT[0] if STARTED_AHEAD_AT else None,
     }
     Path(job.out).write_text(json.dumps(record))
     print("a line on standard output", flush=True)
@@ -57,6 +60,34 @@ def gpu_driver_loaded(job, cwd) -> list[str]:
     from glueperf.infra import forkserver
 
     forkserver.DRIVER_LIBRARIES = ("libc.so",)
+    return []
+
+
+# When a child forked ahead started (``start_for_tests``), in that child.
+STARTED_AHEAD_AT: list = []
+
+
+class StartedForTests:
+    """What ``start_for_tests`` started: it takes any job but one whose PROBE says "decline"."""
+
+    def accepts(self, request) -> bool:
+        return request["environ"].get("PROBE") != "decline"
+
+
+def start_for_tests(model_dirs):
+    """What the children forked ahead start in these tests (forkserver.AHEAD): the time, or
+    nothing where NOTHING_AHEAD is set."""
+    if os.environ.get("NOTHING_AHEAD"):
+        return None
+    STARTED_AHEAD_AT.append(time.time())
+    return StartedForTests()
+
+
+def ahead_for_tests(job, cwd) -> list[str]:
+    """server_imports that make the server's children ahead start ``start_for_tests``."""
+    from glueperf.infra import forkserver
+
+    forkserver.AHEAD[forkserver.JOBS] = "forked_jobs:start_for_tests"
     return []
 
 
@@ -83,5 +114,7 @@ if __name__ == "__main__":
         run_light_job(getattr(forked_jobs, function), job, log)
     elif how == "post":
         run_post_job(getattr(forked_jobs, function), job, log)
+    elif how == "ahead":
+        run_job(getattr(forked_jobs, function), job, log, forked_jobs.ahead_for_tests, ahead=True)
     else:
         run_job(getattr(forked_jobs, function), job, log, how and getattr(forked_jobs, how))

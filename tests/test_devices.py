@@ -41,7 +41,7 @@ from glueperf.infra.devices import (
     visible_gpus,
     waited_s,
 )
-from glueperf.infra.evaluate_job import runs_off_the_cpu
+from glueperf.infra.evaluate_job import StartedAhead, runs_off_the_cpu
 
 CLAIMER = REPO / "tests" / "device_claimer.py"
 
@@ -335,10 +335,12 @@ evaluate_job.evaluate_job(job)
     }
 
 
-@pytest.mark.parametrize("n_gpus", [1, 2])
-def test_with_one_gpu_to_claim_cuda_starts_in_a_thread_as_the_job_begins(tmp_path, n_gpus):
+@pytest.mark.parametrize("n_gpus, ahead", [(1, False), (2, False), (1, True), (2, True)])
+def test_with_one_gpu_to_claim_cuda_starts_in_a_thread_as_the_job_begins(tmp_path, n_gpus, ahead):
     """One GPU to choose from: CUDA's start (start_device) overlaps the job's preparation and its
-    wait, on that GPU alone, and the claim knows it; with two, it waits for the claim."""
+    wait, on that GPU alone, and the claim knows it; with two, it waits for the claim. In a
+    child forked ahead (``start_ahead``, before the job), CUDA has started there already: the
+    job does not start it again. With two GPUs nothing is started ahead."""
     probe = f"""
 import json, sys, threading, time, types
 sys.path.insert(0, {str(REPO / "scripts")!r})
@@ -377,6 +379,11 @@ job = types.SimpleNamespace(
     wildcards=types.SimpleNamespace(model="m", dtype="float32", dataset="d"),
     input=types.SimpleNamespace(data="d.parquet", summary=None, model_provenance=None),
 )
+if {ahead!r}:
+    found = evaluate_job.start_ahead([])
+    events.append(["ahead", found is not None and found.gpu.uuid])
+    if found:
+        found.started.seconds()
 try:
     evaluate_job.evaluate_job(job)
 finally:
@@ -386,11 +393,46 @@ finally:
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=True
     )
     events = json.loads(run.stdout.splitlines()[-1])
-    if n_gpus == 1:  # begun at once, in a thread, on the GPU's UUID: the load ran meanwhile
+    if ahead and n_gpus == 1:  # started before the job, not again; the load found it done
+        start = ["start", "cuda", H100_0.uuid, False]
+        assert events == [start, ["ahead", H100_0.uuid], ["load", True], ["claim", H100_0.uuid]]
+    elif ahead:
+        assert events == [["ahead", False], ["load", False], ["claim", None]]
+    elif n_gpus == 1:  # begun at once, in a thread, on the GPU's UUID: the load ran meanwhile
         assert sorted(events[:2]) == [["load", False], ["start", "cuda", H100_0.uuid, False]]
         assert events[2:] == [["claim", H100_0.uuid]]
     else:
         assert events == [["load", False], ["claim", None]]
+
+
+def test_an_evaluation_set_to_run_on_the_cpu_asks_for_no_child_ahead():
+    """A run that evaluates on the CPU alone then forks none, and starts no CUDA."""
+    from glueperf.infra.evaluate_job import may_run_ahead
+
+    def job(device):
+        return types.SimpleNamespace(params=types.SimpleNamespace(settings={"device": device}))
+
+    assert not may_run_ahead(job("cpu"))
+    assert may_run_ahead(job("auto")) and may_run_ahead(job("cuda:1"))
+
+
+def ahead_request(device="auto", **environ) -> dict:
+    """What the fork server hands a child forked ahead: an evaluation's request."""
+    job = types.SimpleNamespace(params=types.SimpleNamespace(settings={"device": device}))
+    return {"snakemake": job, "environ": {"PATH": "/usr/bin", **environ}}
+
+
+def test_a_child_ahead_takes_only_an_evaluation_that_would_claim_its_gpu_in_its_environment():
+    started = StartedAhead([H100_0], H100_0, {"PATH": "/usr/bin", "OMP_NUM_THREADS": "1"}, None)
+    # What Snakemake sets for each job, and the job's start, may differ.
+    assert started.accepts(ahead_request(OMP_NUM_THREADS="16", GLUEPERF_JOB_STARTED="12.5"))
+    assert started.accepts(ahead_request("cuda:0"))
+    assert not started.accepts(ahead_request("cpu"))
+    assert not started.accepts(ahead_request("cuda:1"))  # not on this host
+    assert not started.accepts(ahead_request(CUDA_MODULE_LOADING="EAGER"))  # CUDA would differ
+    assert not started.accepts(ahead_request(CUDA_VISIBLE_DEVICES=H100_1.uuid))
+    not_an_evaluation = {"snakemake": types.SimpleNamespace(), "environ": {"PATH": "/usr/bin"}}
+    assert not started.accepts(not_an_evaluation)
 
 
 def test_an_early_start_hands_its_seconds_or_its_error_to_the_evaluation(monkeypatch):

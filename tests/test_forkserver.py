@@ -2,6 +2,7 @@
 children of one server that has done their imports, each with the job's own streams, directory,
 environment, exit status and life."""
 
+import contextlib
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ from glueperf.infra.forkclient import (  # noqa: E402
     socket_directory,
 )
 from glueperf.infra.forkserver import (  # noqa: E402
+    AHEAD_SWITCH,
     CUDA_ERROR_NOT_INITIALIZED,
     gpu_driver_initialized,
     mapped_driver,
@@ -323,3 +325,113 @@ def test_a_driver_mapped_but_not_initialized_lets_the_server_fork(tmp_path):
     assert not gpu_driver_initialized(tmp_path, StandInDriver(initialized=False))
     assert gpu_driver_initialized(tmp_path, StandInDriver(initialized=True))
     assert gpu_driver_initialized(tmp_path)  # a driver that cannot be asked counts as started
+
+
+def server_children(server: int) -> list[psutil.Process]:
+    """The server's forked children that run (not the results' server it started)."""
+    found = []
+    for child in psutil.Process(server).children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if not ended(child.pid) and child.cmdline()[-1] != "post":
+                found.append(child)
+    return found
+
+
+def run_after_child_ahead(tmp_path, env, server, name, how="ahead"):
+    """A job run once the server has a child forked ahead that has started (at most 5 s); the
+    job's record says when it was launched (``launched_at``)."""
+    wait_until(lambda: server_children(server), timeout=5)
+    time.sleep(0.3)  # it says it started at once (start_for_tests)
+    launched_at = time.time()
+    process, stdout, stderr, record, log = run_job("describe", tmp_path, env, name, how)
+    return process, stdout, stderr, {**(record or {}), "launched_at": launched_at}, log
+
+
+def test_a_child_forked_ahead_runs_the_next_job_that_asks_for_it(tmp_path, owner):
+    """The evaluations' server forks a child before the next job comes, which starts what
+    takes time (CUDA, on a GPU host) in the jobs' environment: the next evaluation is handed to
+    it, with its own streams, directory and environment; other jobs get new children."""
+    process, _, stderr, first, _ = run_job("describe", tmp_path, job_env(owner), "first", "ahead")
+    assert process.returncode == 0, stderr
+    assert first["forked"] and first["started_ahead_at"] is None  # none was there yet
+    server = first["parent"]
+    process, stdout, stderr, second, log = run_after_child_ahead(
+        tmp_path, job_env(owner), server, "second"
+    )
+    assert process.returncode == 0, stderr
+    assert second["forked"] and second["parent"] == server
+    assert second["started_ahead_at"] < second["launched_at"]  # before the job's process
+    assert second["probe"] == "from the job's environment" and second["cwd"] == str(tmp_path)
+    assert "a line on standard output" in stdout and "a line on standard error" in log.read_text()
+    process, _, stderr, light, _ = run_after_child_ahead(
+        tmp_path, job_env(owner), server, "light", how="light"
+    )
+    assert light["forked"] and light["started_ahead_at"] is None  # not one that asks for it
+    process, _, stderr, third, _ = run_job("describe", tmp_path, job_env(owner), "third", "ahead")
+    assert third["started_ahead_at"] is not None  # the one kept for it, the light job's aside
+    assert third["started_ahead_at"] != second["started_ahead_at"]  # a new child ahead
+
+
+def test_a_child_ahead_declines_a_job_it_does_not_fit_and_waits_for_the_next(tmp_path, owner):
+    """A job whose environment or device the child ahead's start does not fit (here: a PROBE
+    that says so) is given a new child; the child ahead stays for a later job."""
+    process, _, stderr, first, _ = run_job("describe", tmp_path, job_env(owner), "first", "ahead")
+    assert process.returncode == 0, stderr
+    server = first["parent"]
+    process, _, stderr, declined, _ = run_after_child_ahead(
+        tmp_path, job_env(owner, PROBE="decline"), server, "declined"
+    )
+    assert process.returncode == 0, stderr
+    assert declined["forked"] and declined["started_ahead_at"] is None
+    assert declined["probe"] == "decline"
+    process, _, stderr, taken, _ = run_job("describe", tmp_path, job_env(owner), "taken", "ahead")
+    assert taken["started_ahead_at"] is not None
+
+
+@pytest.mark.parametrize("how", ["nothing to start", "turned off"])
+def test_without_anything_to_start_ahead_every_job_gets_a_new_child(tmp_path, owner, how):
+    """A host with nothing to start ahead (no single GPU to claim) or GLUEPERF_FORK_AHEAD=0:
+    the jobs are forked as they come, and no child is left waiting."""
+    extra = {"NOTHING_AHEAD": "1"} if how == "nothing to start" else {AHEAD_SWITCH: "0"}
+    env = job_env(owner, **extra)
+    process, _, stderr, first, _ = run_job("describe", tmp_path, env, "first", "ahead")
+    assert process.returncode == 0, stderr
+    server = first["parent"]
+    process, _, stderr, second, _ = run_after_child_ahead(tmp_path, env, server, "second")
+    assert process.returncode == 0, stderr
+    assert second["forked"] and second["started_ahead_at"] is None
+    assert wait_until(lambda: not server_children(server), timeout=10)
+
+
+def test_a_child_ahead_ends_with_its_server(tmp_path, owner):
+    process, _, stderr, first, _ = run_job("describe", tmp_path, job_env(owner), "first", "ahead")
+    assert process.returncode == 0, stderr
+    server = first["parent"]
+    assert wait_until(lambda: server_children(server), timeout=5)
+    child = server_children(server)[0].pid
+    owner.kill()
+    owner.wait()
+    assert wait_until(lambda: ended(server) and ended(child), timeout=30)
+
+
+def test_killing_the_job_kills_the_child_ahead_that_runs_it(tmp_path, owner):
+    process, _, stderr, first, _ = run_job("describe", tmp_path, job_env(owner), "first", "ahead")
+    assert process.returncode == 0, stderr
+    assert wait_until(lambda: server_children(first["parent"]), timeout=5)
+    time.sleep(0.3)
+    process, paths = start_job("linger", tmp_path, job_env(owner), "lingering", "ahead")
+    assert wait_until(lambda: paths["out"].exists())
+    child = json.loads(paths["out"].read_text())["pid"]
+    assert child != process.pid and psutil.Process(child).ppid() == first["parent"]
+    process.kill()
+    process.wait()
+    assert wait_until(lambda: ended(child), timeout=30)
+
+
+def test_no_child_is_forked_ahead_until_a_job_asks_for_one(tmp_path, owner):
+    """Light jobs and evaluations set to run on the CPU ask for none: a run made of them alone
+    has no child ahead (no CUDA started for it)."""
+    process, _, stderr, first, _ = run_job("describe", tmp_path, job_env(owner), "first")
+    assert process.returncode == 0, stderr
+    time.sleep(1)
+    assert not server_children(first["parent"])

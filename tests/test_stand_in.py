@@ -102,6 +102,27 @@ def test_an_early_start_warms_up_the_stand_in_after_cuda_and_adds_its_seconds(mo
     assert calls == ["start"]
 
 
+def test_an_early_start_after_one_begun_ahead_neither_restarts_cuda_nor_repeats_its_stand_in(
+    monkeypatch,
+):
+    """In a child forked ahead of its job, CUDA started and a stand-in of the run's first
+    model was warmed up before the job came: the job's early start waits for that one, and
+    warms up its own stand-in only for another model or dtype; its seconds add up."""
+    calls = []
+    monkeypatch.setattr(evaluation, "start_device", lambda device: calls.append("start") or 0.25)
+    monkeypatch.setattr(
+        evaluation, "warm_up_stand_in", lambda model, device: calls.append(model.dtype) or 0.5
+    )
+    ahead = EarlyStart("cuda", StandIn("models/m"))
+    assert EarlyStart("cuda", StandIn("models/m"), after=ahead).seconds() == 0.75
+    assert calls == ["start", "float32"]
+    calls.clear()
+    assert EarlyStart("cuda", StandIn("models/m", "bfloat16"), after=ahead).seconds() == 1.25
+    assert calls == ["bfloat16"]
+    with pytest.raises(ValueError, match="started on cuda"):
+        EarlyStart("cuda:1", StandIn("models/m"), after=ahead)
+
+
 def test_a_failed_cuda_start_runs_no_stand_in(monkeypatch):
     def fails(device):
         raise RuntimeError("CUDA error: no CUDA-capable device is detected")

@@ -108,25 +108,42 @@ class EarlyStart:
     (glueperf/infra/devices.py: ``foreseen_gpu``): CUDA starts while the job reads its data and
     loads its model on the CPU, and waits for the device, instead of on the held device's time.
     With a ``stand_in``, the thread then warms up a one-layer stand-in of the model
-    (``warm_up_stand_in``), unless GLUEPERF_STAND_IN=0. ``seconds()``: how long the start and
-    the warm-up took, once they have ended (the start's error, if it failed)."""
+    (``warm_up_stand_in``), unless GLUEPERF_STAND_IN=0. ``after``: an early start begun before
+    this job, in this process, on the same device (a child forked ahead,
+    glueperf/infra/forkserver.py): this one waits for it instead of starting CUDA, and warms up
+    its own stand-in only where that one's was of another model or dtype. ``seconds()``: how long
+    the start and the warm-ups took, both starts' when there are two, once they have ended (the
+    start's error, if it failed)."""
 
-    def __init__(self, device: str = "cuda", stand_in: StandIn | None = None):
+    def __init__(
+        self, device: str = "cuda", stand_in: StandIn | None = None, after: EarlyStart | None = None
+    ):
+        if after is not None and after.device != device:
+            raise ValueError(f"CUDA was started on {after.device}, not on {device}")
         self.device = device
         self.stand_in = stand_in if os.environ.get(STAND_IN_VARIABLE, "1") != "0" else None
+        self.after = after
         self._outcome: list = []
+        self._device_started = threading.Event()  # started or failed, before any warm-up
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            seconds = start_device(self.device)
+            seconds = self.after.seconds() if self.after else start_device(self.device)
         except BaseException as error:  # re-raised where the evaluation would have started it
             self._outcome.append(error)
             return
-        if self.stand_in is not None:
+        finally:
+            self._device_started.set()
+        if self.stand_in is not None and self.stand_in != (self.after and self.after.stand_in):
             seconds += warm_up_stand_in(self.stand_in, self.device)
         self._outcome.append(seconds)
+
+    def device_started(self) -> bool:
+        """Wait for CUDA's start (not the warm-up): whether it started."""
+        self._device_started.wait()
+        return not (self._outcome and isinstance(self._outcome[0], BaseException))
 
     def seconds(self) -> float:
         self._thread.join()

@@ -245,7 +245,8 @@ class Timing(Group):
         "starting CUDA in the evaluation's process on the GPU it claimed (its context); 0 on a "
         "CPU. With one GPU to claim, CUDA starts before the claim, during the job's "
         "preparation, and then also warms up a one-layer stand-in of the model (its kernels "
-        "loaded, the allocators set up)",
+        "loaded, the allocators set up); in a process forked ahead (`job_process` `ahead`) "
+        "most of it happened before the job came, while the job before it ran",
         NUMBER,
         3,
     )
@@ -429,7 +430,10 @@ class Job(Group):
     when it held it."""
 
     job_process: str = column(
-        "", "`forked` from the run's fork server, or `own` (imported for itself)", TEXT
+        "",
+        "`forked` from the run's fork server; `ahead`: forked before the job came, CUDA "
+        "started on the one GPU to claim (docs/internals.md); or `own` (imported for itself)",
+        TEXT,
     )
     gpu_index: int = column("", "the GPU as nvidia-smi numbers it; empty on a CPU", COUNT)
     gpu_uuid: str = column("", "the GPU's UUID; empty on a CPU", TEXT)

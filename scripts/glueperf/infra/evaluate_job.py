@@ -19,6 +19,7 @@ fork server for a child, imports none of them.
 
 import os
 
+from glueperf.clock import JOB_STARTED
 from glueperf.outputs import read_json
 
 
@@ -47,14 +48,17 @@ def evaluate_job(snakemake):
 
     params, settings, wildcards = snakemake.params, snakemake.params.settings, snakemake.wildcards
     name = f"{wildcards.model}/{wildcards.dtype}/{wildcards.dataset}"
-    gpus = host_gpus()  # once: the claim asks again
+    ahead = STARTED_AHEAD[0] if STARTED_AHEAD else None  # this process was forked ahead
+    gpus = ahead.gpus if ahead else host_gpus()  # once: the claim asks again
     started, foreseen = None, foreseen_gpu(settings["device"], gpus)
-    if foreseen is not None:  # CUDA starts meanwhile (see EarlyStart)
+    if foreseen is not None:  # CUDA starts meanwhile (see EarlyStart), or has started
         narrow_to(foreseen)
         stand_in = StandIn(
-            params.model["model_dir"], settings["dtype"], params.model["trust_remote_code"]
+            os.path.abspath(params.model["model_dir"]),
+            settings["dtype"],
+            params.model["trust_remote_code"],
         )
-        started = EarlyStart("cuda", stand_in)
+        started = EarlyStart("cuda", stand_in, after=ahead and ahead.started)
     read = read_data(snakemake.input.data, DatasetSpec(**params.dataset), wildcards.dataset)
     model = ModelHandle(params.model["model_dir"], wildcards.model)
     # A model that does not fit the dataset holds no device.
@@ -101,7 +105,8 @@ def evaluate_job(snakemake):
     measured = evaluate(
         read, model, Settings.of({**settings, "device": claim.device}), started, let_go
     )
-    job = results.Job(job_process="forked" if forked() else "own", **held)
+    process = "ahead" if ahead else ("forked" if forked() else "own")
+    job = results.Job(job_process=process, **held)
     subject = results.Subject(
         model=wildcards.model,
         dtype=settings["dtype"],
@@ -113,6 +118,12 @@ def evaluate_job(snakemake):
     write_predictions(measured.predictions, snakemake.output.predictions)
     write_row(row, snakemake.output.metrics)
     tell("glueperf: results written", console=False)
+
+
+def may_run_ahead(snakemake) -> bool:
+    """Whether a child forked ahead of this evaluation, CUDA started, may run it: one not set to
+    run on the CPU (its ``accepts`` decides the rest)."""
+    return snakemake.params.settings["device"] != "cpu"
 
 
 def use_threads(configured: int | None, job_threads: int, device: str = "cpu") -> None:
@@ -161,3 +172,77 @@ def server_imports(snakemake, cwd: str) -> list[str]:
 
     module = modeling_module(os.path.join(cwd, snakemake.params.model["model_dir"]))
     return [module] if module else []
+
+
+# What a child forked ahead of its evaluation started (``start_ahead``), in that child alone.
+STARTED_AHEAD: list = []
+# What Snakemake sets for each job (its threads for the linear algebra libraries, its temporary
+# directory), our job's start, and what ``narrow_to`` sets: where a job's environment may differ
+# from the one a child forked ahead started CUDA in (the GPU is compared instead).
+PER_JOB_VARIABLES = frozenset(
+    {
+        "OMP_NUM_THREADS",
+        "GOTO_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+        "TMPDIR",
+        "TMP",
+        "CUDA_VISIBLE_DEVICES",
+        "CUDA_DEVICE_ORDER",
+    }
+)
+
+
+class StartedAhead:
+    """CUDA started on ``gpu``, and a stand-in warmed up (``started``), in a child of the fork
+    server forked before its evaluation came (glueperf/infra/forkserver.py: AHEAD), in the jobs'
+    ``environ``; ``gpus``: the host's, as nvidia-smi listed them then."""
+
+    def __init__(self, gpus, gpu, environ: dict, started):
+        self.gpus, self.gpu, self.environ, self.started = gpus, gpu, environ, started
+
+    def accepts(self, request: dict) -> bool:
+        """Whether the job of ``request`` may run here: an evaluation whose claim can only end
+        on this GPU, in the same environment but for what differs from job to job."""
+        from glueperf.infra.devices import foreseen_gpu
+
+        environ = {k: v for k, v in request["environ"].items() if k != JOB_STARTED}
+        try:
+            device = request["snakemake"].params.settings["device"]
+        except (AttributeError, KeyError, TypeError):  # not an evaluation
+            return False
+        return same_environment(environ, self.environ) and (
+            foreseen_gpu(device, self.gpus, dict(environ)) == self.gpu
+        )
+
+
+def same_environment(one: dict, other: dict) -> bool:
+    """Equal but for PER_JOB_VARIABLES."""
+
+    def kept(environ):
+        return {k: v for k, v in environ.items() if k not in PER_JOB_VARIABLES}
+
+    return kept(one) == kept(other)
+
+
+def start_ahead(model_dirs) -> StartedAhead | None:
+    """In a child forked ahead of the next evaluation (glueperf/infra/forkserver.py): on a host
+    with one GPU to claim, start CUDA on it and, in a thread, warm up a stand-in of the run's
+    first model in float32 (``EarlyStart``), while the job before runs; None on any other host.
+    Returns once CUDA has started, before the job's environment replaces this one."""
+    from glueperf.evaluation import EarlyStart, StandIn
+    from glueperf.infra.devices import foreseen_gpu, host_gpus, narrow_to
+
+    environ = dict(os.environ)
+    gpus = host_gpus()
+    gpu = foreseen_gpu("auto", gpus)
+    if gpu is None:
+        return None
+    narrow_to(gpu)
+    started = EarlyStart("cuda", StandIn(model_dirs[0]) if model_dirs else None)
+    if not started.device_started():  # the evaluation starts CUDA itself, and says why not
+        return None
+    STARTED_AHEAD.append(StartedAhead(gpus, gpu, environ, started))
+    return STARTED_AHEAD[0]

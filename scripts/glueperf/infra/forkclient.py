@@ -48,9 +48,10 @@ def run_post_job(function, snakemake, log_path) -> None:
     forked_job(address and connect_when_started(address), function, snakemake, log_path, None)
 
 
-def forked_job(connection, function, snakemake, log_path, server_imports) -> None:
+def forked_job(connection, function, snakemake, log_path, server_imports, ahead=False) -> None:
     """The job run in a child through ``connection`` to the server, exiting with its status;
-    in this process when there is no connection, or the server forked no child."""
+    in this process when there is no connection, or the server forked no child. ``ahead``:
+    whether a child forked ahead of the job may run it (glueperf/infra/forkserver.py)."""
     from glueperf.clock import process_start_s
     from glueperf.infra.script import run_script
 
@@ -60,6 +61,7 @@ def forked_job(connection, function, snakemake, log_path, server_imports) -> Non
     request = {
         "function": qualified_name(function),
         "server_imports": server_imports and qualified_name(server_imports),
+        "ahead": ahead,
         "snakemake": snakemake,
         "log": str(log_path),
         "cwd": os.getcwd(),

@@ -35,6 +35,13 @@ is killed.
   child cannot use. torch's CUDA check uses NVML in it (``PYTORCH_NVML_BASED_CUDA_CHECK``), and
   should the GPU driver be initialized all the same (``gpu_driver_initialized``), the server
   stops serving and the jobs run in their own processes.
+- A child forked ahead: with one GPU to claim, the evaluations' server keeps a child forked
+  before the next evaluation comes (``fork_ahead``), which has started CUDA on that GPU and
+  warmed up a stand-in of one of the run's models (``AHEAD``: glueperf/infra/evaluate_job.py,
+  ``start_ahead``). An evaluation whose environment and device it fits is handed to it instead
+  of a new child: its CUDA start is done (``job_process`` ``ahead``). One at a time, forked
+  again once taken, never waited for (a job that comes while it starts gets a new child);
+  ``GLUEPERF_FORK_AHEAD=0`` turns it off.
 - ``startup_s`` still runs from the start of the job's own process (``JOB_STARTED``).
 - The memory peak (``peak_rss_mb``) is the child's, over its life: the imports' memory (torch's
   and transformers', as an evaluation that imports them itself has) comes with the fork; pages of
@@ -63,6 +70,7 @@ import traceback
 from importlib import import_module
 from pathlib import Path
 
+from glueperf.clock import JOB_STARTED
 from glueperf.infra.forkclient import (
     GPU_JOBS_HERE,
     JOBS,
@@ -113,17 +121,26 @@ POST_PRELOAD = (
 )
 # What each of a run's servers imports (glueperf/infra/forkclient.py: JOBS, POST).
 ROLES = {JOBS: PRELOAD, POST: POST_PRELOAD}
+# What a child forked ahead of a role's next job starts before the job comes: a function of the
+# run's model directories that returns None where there is nothing to start, else what it
+# started, whose ``accepts(request)`` says whether a job may use it.
+AHEAD = {JOBS: "glueperf.infra.evaluate_job:start_ahead"}
+# Set to "0" in the jobs' environment, the server forks no child ahead.
+AHEAD_SWITCH = "GLUEPERF_FORK_AHEAD"
+# What a child forked ahead tells the server: started, nothing to start here, job taken, declined.
+READY, NOTHING, TAKEN, DECLINED = b"R", b"X", b"Y", b"N"
 IDLE_S = 3600.0
 START_TIMEOUT_S = 300.0
 
 
-def run_job(function, snakemake, log_path, server_imports=None) -> None:
+def run_job(function, snakemake, log_path, server_imports=None, ahead=False) -> None:
     """Run ``function(snakemake)`` as ``run_script`` does, in a child of this run's fork server
     (started here if need be), and exit with its status; in this process where there is none.
-    ``server_imports(snakemake, cwd)``: modules for the server to import first (see above)."""
+    ``server_imports(snakemake, cwd)``: modules for the server to import first; ``ahead``:
+    whether the child forked ahead may run it (see above)."""
     address = server_address()
     connection = address and connect(address, run_models(snakemake))
-    forked_job(connection, function, snakemake, log_path, server_imports)
+    forked_job(connection, function, snakemake, log_path, server_imports, ahead)
 
 
 def run_light_job(function, snakemake, log_path) -> None:
@@ -203,10 +220,12 @@ def serve(
         if results_server:
             start_in_background(results_server, [], POST)
     for name in ROLES[role]:
+        began = time.perf_counter()
         try:
             import_module(name)
         except ImportError as error:
             print(f"fork server: {name} not preloaded: {error}", flush=True)
+        print(f"fork server: {name} {time.perf_counter() - began:.3f} s", flush=True)
     import_architectures(model_dirs)
     declining = refuses_to_fork()
     owner_started = started(owner)
@@ -221,8 +240,9 @@ def serve(
     os.replace(staging, address)
     if start_lock is not None:
         os.close(start_lock)
-    print(f"fork server {os.getpid()} ready at {address}", flush=True)
+    print(f"fork server {os.getpid()} ready at {address}, {age_s():.2f} s old", flush=True)
     last_job = time.monotonic()
+    ahead = ChildAhead(role, model_dirs)
     try:
         while time.monotonic() - last_job < IDLE_S:
             if started(owner) != owner_started:  # ended (or its number taken by another)
@@ -239,24 +259,136 @@ def serve(
             if job is None or declining:
                 close_job(connection, job)
                 continue
-            sys.stdout.flush()
-            child = os.fork()
-            if child == 0:
-                listener.close()
-                run_child(connection, *job)  # never returns
+            if not ahead.hand_over(connection, *job):
+                sys.stdout.flush()
+                child = os.fork()
+                if child == 0:
+                    listener.close()
+                    ahead.forget()
+                    run_child(connection, *job)  # never returns
             close_job(connection, job)
+            ahead.fork(job[0], listener)
     finally:
+        ahead.forget()  # its child ahead ends with it
         remove_files(address)
 
 
-def receive_job(connection: socket.socket) -> tuple[dict, list[int]] | None:
-    """The job's request and its standard streams, as ``forked_job`` sends them; None for a
-    connection that sends none within a minute (its process then runs the job itself), or
-    none at all (a process that only asked whether the server runs)."""
+class ChildAhead:
+    """The server's side of its child forked ahead of the next job, at most one at a time
+    (``wait_for_job`` is the child's side), for a server of ``role`` (what it starts: AHEAD)."""
+
+    def __init__(self, role: str, model_dirs=()):
+        self.role, self.model_dirs = role, list(model_dirs)
+        self.channel: socket.socket | None = None
+        self.ready = False
+        self.asked = False  # whether a job has asked for a child ahead yet
+        self.stopped = False  # one had nothing to start, or failed: no other is forked
+
+    @property
+    def start(self) -> str | None:
+        return None if self.stopped else AHEAD.get(self.role)
+
+    def fork(self, request: dict, listener: socket.socket) -> None:
+        """A child ahead, in the environment of the jobs (the last job's ``request``'s), once a
+        job has asked for one (a run that evaluates on the CPU alone starts no CUDA), unless
+        there is one, or the jobs turn it off."""
+        environ = request["environ"]
+        self.asked = self.asked or bool(request.get("ahead"))
+        if not self.asked or self.start is None or self.channel is not None:
+            return
+        if environ.get(AHEAD_SWITCH) == "0":
+            return
+        ours, theirs = socket.socketpair()
+        sys.stdout.flush()
+        if os.fork() == 0:
+            listener.close()
+            ours.close()
+            jobs_environ = {key: value for key, value in environ.items() if key != JOB_STARTED}
+            wait_for_job(theirs, self.start, jobs_environ, self.model_dirs)  # never returns
+        theirs.close()
+        self.channel, self.ready = ours, False
+
+    def hand_over(self, connection: socket.socket, request: dict, streams: list[int]) -> bool:
+        """Whether the child ahead took the job (it runs it from then on). Only a job that
+        asks for one (``forked_job``'s ``ahead``), and only once the child has started: a job
+        never waits for it."""
+        if self.channel is None or not request.get("ahead") or not self.has_started():
+            return False
+        payload = pickle.dumps(request)
+        try:
+            socket.send_fds(
+                self.channel, [LENGTH.pack(len(payload))], [connection.fileno(), *streams]
+            )
+            self.channel.sendall(payload)
+            answer = self.channel.recv(1)
+        except OSError:
+            answer = b""
+        if answer == DECLINED:  # it waits for the next job
+            return False
+        self.forget()
+        if answer != TAKEN:  # it ended: no more children ahead
+            self.stopped = True
+        return answer == TAKEN
+
+    def has_started(self) -> bool:
+        """Whether the child has started what it starts; one that had nothing to start, or
+        failed to, ends, and no other is forked."""
+        if not self.ready:
+            readable, _, _ = select.select([self.channel], [], [], 0)
+            if readable:
+                self.ready = self.channel.recv(1) == READY
+                if not self.ready:
+                    self.forget()
+                    self.stopped = True
+        return self.ready
+
+    def forget(self) -> None:
+        """This process's end of the channel (the child ahead ends once no process has it)."""
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+
+
+def wait_for_job(channel: socket.socket, start: str, environ: dict, model_dirs: list) -> None:
+    """In a child forked ahead: start what ``start`` starts, in the jobs' environment, say so,
+    then run the first job that what it started accepts, as any child runs its job (never
+    returns); exit when the server ends (its end of ``channel`` closes)."""
+    try:
+        os.environ.clear()
+        os.environ.update(environ)
+        started = resolve(start)(model_dirs)
+        channel.sendall(NOTHING if started is None else READY)
+        while started is not None:
+            job = receive_job(channel, descriptors=4, timeout=None)
+            if job is None:
+                break
+            request, (connection, *streams) = job
+            connection = socket.socket(fileno=connection)
+            if started.accepts(request):
+                channel.sendall(TAKEN)
+                channel.close()
+                run_child(connection, request, streams)  # never returns
+            channel.sendall(DECLINED)
+            close_job(connection, (request, streams))
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def receive_job(
+    connection: socket.socket, descriptors: int = 3, timeout: float | None = 60
+) -> tuple[dict, list[int]] | None:
+    """The job's request and its standard streams, as ``forked_job`` sends them (a child ahead
+    is sent the job's connection before them: ``descriptors``); None for a connection that sends
+    none within ``timeout`` seconds (its process then runs the job itself), or none at all (a
+    process that only asked whether the server runs)."""
     streams = []
     try:
-        connection.settimeout(60)
-        header, streams, _, _ = socket.recv_fds(connection, LENGTH.size, 3)
+        connection.settimeout(timeout)
+        header, streams, _, _ = socket.recv_fds(connection, LENGTH.size, descriptors)
         if not header:
             return None
         request = pickle.loads(receive_exactly(connection, LENGTH.unpack(header)[0]))
@@ -304,8 +436,9 @@ def import_architectures(model_dirs) -> None:
 
 def import_once(module: str) -> None:
     if module not in sys.modules:
+        began = time.perf_counter()
         import_module(module)
-        print(f"fork server: imported {module}", flush=True)
+        print(f"fork server: imported {module} {time.perf_counter() - began:.3f} s", flush=True)
 
 
 def refuses_to_fork() -> bool:
@@ -354,6 +487,13 @@ def gpu_driver_initialized(process: Path = Path("/proc/self"), driver=None) -> b
         return driver.cuDeviceGetCount(ctypes.byref(count)) != CUDA_ERROR_NOT_INITIALIZED
     except (OSError, AttributeError):
         return True
+
+
+def age_s() -> float:
+    """Seconds since this process started (the log tells how long the server took to start)."""
+    from glueperf.clock import now_s, process_start_s
+
+    return now_s() - process_start_s()
 
 
 def resolve(name: str):
