@@ -181,6 +181,7 @@ STARTED_AHEAD: list = []
 # from the one a child forked ahead started CUDA in (the GPU is compared instead).
 PER_JOB_VARIABLES = frozenset(
     {
+        JOB_STARTED,
         "OMP_NUM_THREADS",
         "GOTO_NUM_THREADS",
         "OPENBLAS_NUM_THREADS",
@@ -208,7 +209,7 @@ class StartedAhead:
         on this GPU, in the same environment but for what differs from job to job."""
         from glueperf.infra.devices import foreseen_gpu
 
-        environ = {k: v for k, v in request["environ"].items() if k != JOB_STARTED}
+        environ = request["environ"]
         try:
             device = request["snakemake"].params.settings["device"]
         except (AttributeError, KeyError, TypeError):  # not an evaluation

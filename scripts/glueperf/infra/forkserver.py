@@ -36,7 +36,7 @@ is killed.
   should the GPU driver be initialized all the same (``gpu_driver_initialized``), the server
   stops serving and the jobs run in their own processes.
 - A child forked ahead: with one GPU to claim, the evaluations' server keeps a child forked
-  before the next evaluation comes (``fork_ahead``), which has started CUDA on that GPU and
+  before the next evaluation comes (``ChildAhead``), which has started CUDA on that GPU and
   warmed up a stand-in of one of the run's models (``AHEAD``: glueperf/infra/evaluate_job.py,
   ``start_ahead``). An evaluation whose environment and device it fits is handed to it instead
   of a new child: its CUDA start is done (``job_process`` ``ahead``). One at a time, forked
@@ -296,7 +296,7 @@ class ChildAhead:
         self.asked = self.asked or bool(request.get("ahead"))
         if not self.asked or self.start is None or self.channel is not None:
             return
-        if environ.get(AHEAD_SWITCH) == "0":
+        if environ.get(AHEAD_SWITCH) == "0":  # turned off for this job: none for now
             return
         ours, theirs = socket.socketpair()
         sys.stdout.flush()
