@@ -25,7 +25,9 @@
 # transformers.pipeline, and the offline pass's GPU energy, on SST-2 validation, in each dtype,
 # transformers and traced models, the twin then minilm-sst2; about 2 min) | precisions (issue
 # 21: the default experiment with minilm-sst2 in float32, bfloat16 and float16, latency and
-# energy on; about 1.5 min) | warmup (an evaluation's fixed cost per process and per model, with
+# energy on; about 1.5 min) | floor (bench/snakemake_floor.py on the GLUE twins' config: Snakemake's
+# own seconds for its job graph with --cores 1 and $(nproc); about 40 s) | imports (bench/import_probe.sh in the user environment: the
+# ideal's imports against the fork server's; IMPORT_ROUNDS, default 2; about 1 min) | warmup (an evaluation's fixed cost per process and per model, with
 # CUDA's kernel loading, WARMUP_MODULE_LOADING, and without and with the early start's stand-in,
 # WARMUP_STAND_IN) | final (= pipeline,
 # slurm, endtoend, startup, pairs and loops).
@@ -103,6 +105,7 @@ pipeline_run() {
   $PY bench/job_times.py --json "$OUT/jobs_$name.json" -- \
     $PY -m snakemake --cores "$cores" --configfile "$config" "$@" || echo "PIPELINE FAILED"
   kill $watcher 2>/dev/null
+  cp -r results/logs "$OUT/logs_$name" 2>/dev/null  # the jobs' own timestamps
   grep -h "ready at" "$OUT/servers_$name/"*.log 2>/dev/null
   for f in results/benchmarks/*/*.tsv results/benchmarks/*/*/*.tsv; do
     echo "$f: $(tail -n 1 "$f" | cut -f 1,3)"  # seconds, max RSS
@@ -263,6 +266,11 @@ if wants bf16; then
   targets
 fi
 
+if wants imports; then
+  step "imports: the ideal's and the fork server's, with and without the NVML-based CUDA check"
+  PY=$PY COMPILE=0 OUT=$OUT ROUNDS=${IMPORT_ROUNDS:-2} bash bench/import_probe.sh
+fi
+
 if wants glue; then
   # Issue 24: the GLUE twins (8 models, 9 datasets) through the pipeline from empty, against
   # the same experiment in one process (imports once, each model loaded once): the engine (the
@@ -280,6 +288,7 @@ print('GPU driver after the imports: mapped', mapped_driver(), '- initialized', 
     for setting in ${GLUE_ENVS:-" "}; do
       (
         [ -n "${setting// /}" ] && export "$setting" && tag="_$setting"
+        [ "${GLUE_ROUNDS:-1}" -gt 1 ] && tag="${tag:-}_r$round"  # each round's files kept
         step "GLUE twins, pipeline --cores $(nproc) from an empty results/ ${tag:-}"
         NOOPS=1 pipeline_run "$(nproc)" $T/gpu_glue.yaml "glue_coresN${tag:-}"
         cp results/model_performance.csv "$OUT/glue_coresN${tag:-}.csv" 2>/dev/null
@@ -305,6 +314,16 @@ print('GPU driver after the imports: mapped', mapped_driver(), '- initialized', 
     echo "one process ($loop) wall seconds: $(python3 -c "print(round($(now) - $start, 2))")"
   done
   targets
+fi
+
+if wants floor; then
+  # Issue 24: what Snakemake itself takes for the GLUE twins' job graph, every job doing nothing
+  # (bench/snakemake_floor.py), beside the one-process ideal where glue measured it.
+  glue_config
+  step "Snakemake's floor: the GLUE twins' job graph, each job a script of no work"
+  ideal=$($PY -c "import json; print(json.load(open('$OUT/glue_engine.json'))['total_s'])" 2>/dev/null)
+  $PY bench/snakemake_floor.py $T/gpu_glue.yaml --cores 1 "$(nproc)" --repeats 3 \
+    ${ideal:+--ideal $ideal} --json "$OUT/floor.json"
 fi
 
 if wants warmup; then

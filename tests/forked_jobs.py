@@ -8,7 +8,9 @@ for a job that a child forked ahead may run, the server's children ahead startin
 ``start_for_tests`` starts; with the name of a function of this module, ``run_job`` with it as
 ``server_imports``. The environment decides, as
 in a pipeline run, whether a fork server is used (GLUEPERF_SNAKEMAKE_PID, GLUEPERF_FORK_SERVER,
-GLUEPERF_GPU_JOBS_HERE); MODEL_DIR, when set, is the one model of the job's config.
+GLUEPERF_GPU_JOBS_HERE); MODEL_DIR, when set, is the one model of the job's config;
+EVALUATION_DEVICE, when set, the config's evaluation.device (a server that such a job starts
+forks a child ahead once ready, starting ``start_for_tests``).
 """
 
 import json
@@ -21,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from glueperf import GlueperfError  # noqa: E402
+from glueperf.infra import forkclient  # noqa: E402
 from glueperf.infra.forkclient import forked, run_post_job  # noqa: E402
 from glueperf.infra.forkserver import run_job, run_light_job  # noqa: E402
 
@@ -43,6 +46,7 @@ def describe(job) -> None:
         "has_bert": BERT in sys.modules,
         "has_pyplot": "matplotlib.pyplot" in sys.modules,
         "started_ahead_at": STARTED_AHEAD_AT[0] if STARTED_AHEAD_AT else None,
+        "ahead_environ_nvml": STARTED_AHEAD_NVML[0] if STARTED_AHEAD_NVML else None,
     }
     Path(job.out).write_text(json.dumps(record))
     print("a line on standard output", flush=True)
@@ -63,23 +67,34 @@ def gpu_driver_loaded(job, cwd) -> list[str]:
     return []
 
 
-# When a child forked ahead started (``start_for_tests``), in that child.
+# When a child forked ahead started (``start_for_tests``), in that child, and its environment's
+# value of the server's NVML switch then (forkclient.NVML_CHECK).
 STARTED_AHEAD_AT: list = []
+STARTED_AHEAD_NVML: list = []
 
 
 class StartedForTests:
-    """What ``start_for_tests`` started: it takes any job but one whose PROBE says "decline"."""
+    """What ``start_for_tests`` started: as an evaluation's child ahead, it takes a job of its
+    own environment (but for what differs from job to job)."""
+
+    def __init__(self):
+        self.environ = dict(os.environ)
 
     def accepts(self, request) -> bool:
-        return request["environ"].get("PROBE") != "decline"
+        from glueperf.infra.evaluate_job import same_environment
+
+        return same_environment(request["environ"], self.environ)
 
 
 def start_for_tests(model_dirs):
     """What the children forked ahead start in these tests (forkserver.AHEAD): the time, or
     nothing where NOTHING_AHEAD is set."""
+    from glueperf.infra.forkclient import NVML_CHECK
+
     if os.environ.get("NOTHING_AHEAD"):
         return None
     STARTED_AHEAD_AT.append(time.time())
+    STARTED_AHEAD_NVML.append(os.environ.get(NVML_CHECK, "unset"))
     return StartedForTests()
 
 
@@ -110,6 +125,10 @@ if __name__ == "__main__":
     job = types.SimpleNamespace(out=out)
     if os.environ.get("MODEL_DIR"):
         job.config = {"models": {"m": {"source": os.environ["MODEL_DIR"]}}}
+    if os.environ.get("EVALUATION_DEVICE"):  # a run's config, whose server forks a child ahead
+        job.config = getattr(job, "config", {"models": {"m": {}}})
+        job.config["evaluation"] = {"device": os.environ["EVALUATION_DEVICE"]}
+        forkclient.AHEAD[forkclient.JOBS] = "forked_jobs:start_for_tests"
     if how == "light":
         run_light_job(getattr(forked_jobs, function), job, log)
     elif how == "post":

@@ -254,6 +254,37 @@ def test_glue_one_process_runs_a_config_and_equals_the_pipelines_predictions(
     assert figures["compare"][2]["max_abs_diff"] < 1e-4
 
 
+def test_snakemake_floor_times_the_pipelines_job_graph_doing_nothing(glue_like_run, tmp_path):
+    """bench/snakemake_floor.py runs, with each --cores, as many jobs of each rule as the
+    pipeline plans for the config (its dry run's job stats), each doing nothing but writing its
+    outputs, and prints their wall seconds beside the ideal's."""
+    config, _ = glue_like_run
+    out = tmp_path / "floor.json"
+    command = [sys.executable, str(REPO / "bench" / "snakemake_floor.py"), str(config)]
+    command += ["--cores", "1", "2", "--repeats", "1", "--ideal", "10", "--json", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads(out.read_text())
+    dry = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(config)]
+        + ["-s", str(REPO / "Snakefile"), "-d", str(tmp_path / "dry")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    stats = dry.stdout.split("Job stats:")[1].split("total")[0]
+    planned = {
+        rule: int(count)
+        for rule, count in (line.split() for line in stats.splitlines()[3:] if line.strip())
+    }
+    assert planned.pop("all") == 1
+    assert figures["rules"] == planned and figures["jobs"] == sum(planned.values())
+    for cores in ("1", "2"):
+        (wall,) = figures["runs"][cores]
+        assert 0 < wall < 300
+        assert f"| {cores} | {wall:.2f} | {wall:.2f} | {wall + 10:.2f} |" in result.stdout
+
+
 def test_glue_one_process_names_predictions_that_differ(glue_like_run, tmp_path):
     from glue_one_process import compare
 

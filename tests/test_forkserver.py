@@ -332,7 +332,7 @@ def server_children(server: int) -> list[psutil.Process]:
     found = []
     for child in psutil.Process(server).children():
         with contextlib.suppress(psutil.NoSuchProcess):
-            if not ended(child.pid) and child.cmdline()[-1] != "post":
+            if not ended(child.pid) and role_of(child) != "post":
                 found.append(child)
     return found
 
@@ -372,20 +372,23 @@ def test_a_child_forked_ahead_runs_the_next_job_that_asks_for_it(tmp_path, owner
     assert third["started_ahead_at"] != second["started_ahead_at"]  # a new child ahead
 
 
-def test_a_child_ahead_declines_a_job_it_does_not_fit_and_waits_for_the_next(tmp_path, owner):
-    """A job whose environment or device the child ahead's start does not fit (here: a PROBE
-    that says so) is given a new child; the child ahead stays for a later job."""
+def test_a_child_ahead_that_does_not_fit_a_job_is_replaced_by_one_in_its_environment(
+    tmp_path, owner
+):
+    """A job whose environment or device the child ahead's start does not fit (here: another
+    PROBE) is given a new child, and the child ahead gives way to one started in that job's
+    environment, which the next job of that environment finds."""
     process, _, stderr, first, _ = run_job("describe", tmp_path, job_env(owner), "first", "ahead")
     assert process.returncode == 0, stderr
     server = first["parent"]
-    process, _, stderr, declined, _ = run_after_child_ahead(
-        tmp_path, job_env(owner, PROBE="decline"), server, "declined"
-    )
+    other = job_env(owner, PROBE="another environment")
+    process, _, stderr, declined, _ = run_after_child_ahead(tmp_path, other, server, "declined")
     assert process.returncode == 0, stderr
     assert declined["forked"] and declined["started_ahead_at"] is None
-    assert declined["probe"] == "decline"
-    process, _, stderr, taken, _ = run_job("describe", tmp_path, job_env(owner), "taken", "ahead")
-    assert taken["started_ahead_at"] is not None
+    assert declined["probe"] == "another environment"
+    process, _, stderr, taken, _ = run_after_child_ahead(tmp_path, other, server, "taken")
+    assert process.returncode == 0, stderr
+    assert taken["started_ahead_at"] is not None and taken["probe"] == "another environment"
 
 
 @pytest.mark.parametrize("how", ["nothing to start", "turned off"])
@@ -426,6 +429,63 @@ def test_killing_the_job_kills_the_child_ahead_that_runs_it(tmp_path, owner):
     process.kill()
     process.wait()
     assert wait_until(lambda: ended(child), timeout=30)
+
+
+def listening(owner) -> bool:
+    """Whether the evaluations' server of ``owner``'s run accepts jobs (its socket is there)."""
+    return any(not path.name.endswith("-post.sock") for path in servers_of(owner))
+
+
+def role_of(process: psutil.Process) -> str | None:
+    """The role of a fork server's process (forkclient.spawn_server's arguments), else None."""
+    command = process.cmdline()
+    return command[-2] if any("forkserver import serve" in part for part in command) else None
+
+
+def server_of(owner) -> int | None:
+    """The pid of the evaluations' server of ``owner``'s run (started by it, or a job of it)."""
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, IndexError):
+            if role_of(process) == "jobs" and str(owner.pid) in process.cmdline():
+                return process.pid
+    return None
+
+
+def test_a_run_that_evaluates_on_a_gpu_has_a_child_ahead_as_soon_as_its_server_is_ready(
+    tmp_path, owner, tiny_model
+):
+    """The light job that starts the server tells it that the run's evaluations may run off the
+    CPU (its config's evaluation.device): the server forks a child ahead once ready, before any
+    evaluation came, in the jobs' environment: without the NVML switch the server's own has, nor
+    what its imports set (BERT's module sets TORCHINDUCTOR_CACHE_DIR), or the child would take
+    no evaluation. So the first evaluation finds its start done too."""
+    extra = {GPU_JOBS_HERE: "1", "EVALUATION_DEVICE": "auto", "MODEL_DIR": str(tiny_model)}
+    env = job_env(owner, **extra)
+    env.pop("TORCHINDUCTOR_CACHE_DIR", None)  # set in this process by its imports, not a job's
+    process, _, stderr, light, _ = run_job("describe", tmp_path, env, "light", "light")
+    assert process.returncode == 0, stderr
+    assert not light["forked"]  # the server it started was not ready yet
+    assert wait_until(lambda: server_of(owner), timeout=120)
+    server = server_of(owner)
+    assert wait_until(lambda: server_children(server), timeout=60)  # no evaluation came yet
+    time.sleep(0.3)  # it says it started at once (start_for_tests)
+    launched_at = time.time()
+    process, _, stderr, first, _ = run_job("describe", tmp_path, env, "first", "ahead")
+    assert process.returncode == 0, stderr
+    assert first["parent"] == server and first["started_ahead_at"] < launched_at
+    assert first["ahead_environ_nvml"] == "unset"  # as the jobs have it
+    assert first["probe"] == "from the job's environment"
+
+
+def test_a_run_that_evaluates_on_the_cpu_alone_has_no_child_ahead_at_its_start(tmp_path, owner):
+    env = job_env(owner, **{GPU_JOBS_HERE: "1", "EVALUATION_DEVICE": "cpu"})
+    process, _, stderr, light, _ = run_job("describe", tmp_path, env, "light", "light")
+    assert process.returncode == 0, stderr
+    assert wait_until(lambda: listening(owner), timeout=120)
+    process, _, stderr, later, _ = run_job("describe", tmp_path, env, "later", "light")
+    assert later["forked"] and later["parent"] == server_of(owner)
+    time.sleep(1)
+    assert not server_children(later["parent"])
 
 
 def test_no_child_is_forked_ahead_until_a_job_asks_for_one(tmp_path, owner):

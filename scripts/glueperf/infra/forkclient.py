@@ -30,6 +30,13 @@ JOBS, POST = "jobs", "post"
 NEEDED = {JOBS: ("torch", "transformers"), POST: ("pandas", "matplotlib")}
 # In the server, torch asks NVML whether CUDA is there, which opens no CUDA context.
 NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+# What a child forked ahead of a role's next job starts before the job comes (forkserver.py:
+# ChildAhead): a function of the run's model directories that returns None where there is
+# nothing to start, else what it started, whose ``accepts(request)`` says whether a job may use
+# it. Named to the server as it starts, by the job that starts it.
+AHEAD = {JOBS: "glueperf.infra.evaluate_job:start_ahead"}
+# Set to "0" in the jobs' environment, the server forks no child ahead.
+AHEAD_SWITCH = "GLUEPERF_FORK_AHEAD"
 STATUS = struct.Struct("!i")
 LENGTH = struct.Struct("!Q")
 
@@ -146,7 +153,9 @@ def connect_when_started(address: str) -> socket.socket | None:
     return try_connect(address)
 
 
-def start_in_background(address: str, model_dirs: list[str], role: str = JOBS) -> None:
+def start_in_background(
+    address: str, model_dirs: list[str], role: str = JOBS, ahead: bool = False
+) -> None:
     """Start the server at ``address`` without waiting for it, unless it is being started or
     running already, or this Python lacks what it serves (a light job's own environment)."""
     from importlib.util import find_spec
@@ -161,29 +170,43 @@ def start_in_background(address: str, model_dirs: list[str], role: str = JOBS) -
         if running:
             running.close()
         else:
-            start_server(address, starting, model_dirs, role)
+            start_server(address, starting, model_dirs, role, ahead)
     finally:
         os.close(starting)  # the server holds its own copy until it accepts jobs
 
 
 def start_server(
-    address: str, start_lock: int, model_dirs: list[str], role: str = JOBS
+    address: str, start_lock: int, model_dirs: list[str], role: str = JOBS, ahead: bool = False
 ) -> subprocess.Popen:
     """The server process for ``address``, given the start lock's descriptor to keep until it
-    accepts jobs (or ends), the model directories whose architectures it imports, and its
-    ``role`` (what it imports)."""
+    accepts jobs (or ends), the model directories whose architectures it imports, its ``role``
+    (what it imports), and whether it forks a child ahead as soon as it is ready (``ahead``:
+    the run's evaluations may run off the CPU)."""
     # Above the standard streams (the lock is fd 0 in a job started without standard input),
     # which the server's own take.
     start_lock = fcntl.fcntl(start_lock, fcntl.F_DUPFD_CLOEXEC, 3)
     try:
-        return spawn_server(address, start_lock, model_dirs, role)
+        return spawn_server(address, start_lock, model_dirs, role, ahead)
     finally:
         os.close(start_lock)
 
 
+def server_settings(role: str) -> dict[str, str]:
+    """What the server's environment sets over the jobs': torch's CUDA check through NVML, and
+    for the results' server matplotlib drawing to files alone."""
+    return {NVML_CHECK: "1", **({"MPLBACKEND": "Agg"} if role == POST else {})}
+
+
 def spawn_server(
-    address: str, start_lock: int, model_dirs: list[str], role: str = JOBS
+    address: str, start_lock: int, model_dirs: list[str], role: str = JOBS, ahead: bool = False
 ) -> subprocess.Popen:
+    settings = server_settings(role)
+    # What the server needs to fork a child ahead in the jobs' environment before any job came:
+    # what starts it, and this job's values of what the server's environment sets.
+    start = {
+        "ahead": AHEAD.get(role) if ahead else None,
+        "jobs_values": {name: os.environ.get(name) for name in settings},
+    }
     with open(f"{address}.log", "w") as log:
         return subprocess.Popen(
             [
@@ -192,20 +215,20 @@ def spawn_server(
                 "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
                 "from glueperf.infra.forkserver import serve; "
                 "serve(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5]), "
-                "sys.argv[6])",
+                "sys.argv[6], json.loads(sys.argv[7]))",
                 json.dumps(search_path()),
                 address,
                 os.environ[SNAKEMAKE_PID],
                 str(start_lock),
                 json.dumps(model_dirs),
                 role,
+                json.dumps(start),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd="/",
-            # matplotlib's pyplot, imported by the results' server, draws to files alone.
-            env={**os.environ, NVML_CHECK: "1", **({"MPLBACKEND": "Agg"} if role == POST else {})},
+            env={**os.environ, **settings},
             pass_fds=(start_lock,),
             start_new_session=True,  # not in the job's process group: it outlives the job
         )

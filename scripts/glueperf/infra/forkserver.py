@@ -40,7 +40,9 @@ is killed.
   warmed up a stand-in of one of the run's models (``AHEAD``: glueperf/infra/evaluate_job.py,
   ``start_ahead``). An evaluation whose environment and device it fits is handed to it instead
   of a new child: its CUDA start is done (``job_process`` ``ahead``). One at a time, forked
-  again once taken, never waited for (a job that comes while it starts gets a new child);
+  again once taken or declined (then in that job's environment), never waited for (a job that
+  comes while it starts gets a new child); the first as soon as the server is ready where the
+  run's config may evaluate off the CPU (``ahead_at_start``), else after the first evaluation;
   ``GLUEPERF_FORK_AHEAD=0`` turns it off.
 - ``startup_s`` still runs from the start of the job's own process (``JOB_STARTED``).
 - The memory peak (``peak_rss_mb``) is the child's, over its life: the imports' memory (torch's
@@ -72,6 +74,8 @@ from pathlib import Path
 
 from glueperf.clock import JOB_STARTED
 from glueperf.infra.forkclient import (
+    AHEAD,
+    AHEAD_SWITCH,
     GPU_JOBS_HERE,
     JOBS,
     LENGTH,
@@ -121,15 +125,12 @@ POST_PRELOAD = (
 )
 # What each of a run's servers imports (glueperf/infra/forkclient.py: JOBS, POST).
 ROLES = {JOBS: PRELOAD, POST: POST_PRELOAD}
-# What a child forked ahead of a role's next job starts before the job comes: a function of the
-# run's model directories that returns None where there is nothing to start, else what it
-# started, whose ``accepts(request)`` says whether a job may use it.
-AHEAD = {JOBS: "glueperf.infra.evaluate_job:start_ahead"}
-# Set to "0" in the jobs' environment, the server forks no child ahead.
-AHEAD_SWITCH = "GLUEPERF_FORK_AHEAD"
 # What a child forked ahead tells the server: started, nothing to start here, job taken, declined.
 READY, NOTHING, TAKEN, DECLINED = b"R", b"X", b"Y", b"N"
 IDLE_S = 3600.0
+# How long a server that has just become ready looks for jobs already waiting to connect (they
+# connect within milliseconds of the start lock's release) before it forks a child ahead.
+WAITING_JOBS_S = 0.05
 START_TIMEOUT_S = 300.0
 
 
@@ -139,7 +140,7 @@ def run_job(function, snakemake, log_path, server_imports=None, ahead=False) -> 
     ``server_imports(snakemake, cwd)``: modules for the server to import first; ``ahead``:
     whether the child forked ahead may run it (see above)."""
     address = server_address()
-    connection = address and connect(address, run_models(snakemake))
+    connection = address and connect(address, run_models(snakemake), ahead_at_start(snakemake))
     forked_job(connection, function, snakemake, log_path, server_imports, ahead)
 
 
@@ -150,7 +151,7 @@ def run_light_job(function, snakemake, log_path) -> None:
     address = server_address()
     connection = address and try_connect(address)
     if connection is None and address and os.environ.get(GPU_JOBS_HERE) == "1":
-        start_in_background(address, run_models(snakemake))
+        start_in_background(address, run_models(snakemake), JOBS, ahead_at_start(snakemake))
     forked_job(connection, function, snakemake, log_path, None)
 
 
@@ -167,9 +168,25 @@ def run_models(snakemake) -> list[str]:
     return [directory for directory in found if os.path.isdir(directory)]
 
 
-def connect(address: str, model_dirs: list[str]) -> socket.socket | None:
-    """A connection to the server at ``address``, which is started if it is not running; None if
-    it cannot be started (its log says why)."""
+def ahead_at_start(snakemake) -> bool:
+    """Whether the run's server forks a child ahead as soon as it is ready: where any of the
+    config's evaluations may run off the CPU (its ``evaluation.device``, the model's own or the
+    run's, is not ``cpu``), so that the first evaluation finds CUDA started too. A run that
+    evaluates on the CPU alone starts no CUDA; one whose config does not say, none before an
+    evaluation asks."""
+    config = getattr(snakemake, "config", None) or {}
+    default = (config.get("evaluation") or {}).get("device")
+    for entry in (config.get("models") or {}).values():
+        own = (entry.get("evaluation") or {}).get("device") if isinstance(entry, dict) else None
+        if (own or default) not in (None, "cpu"):
+            return True
+    return False
+
+
+def connect(address: str, model_dirs: list[str], ahead: bool = False) -> socket.socket | None:
+    """A connection to the server at ``address``, which is started if it is not running (with
+    ``ahead``: forking a child ahead once ready); None if it cannot be started (its log says
+    why)."""
     connection = try_connect(address)
     if connection:
         return connection
@@ -180,7 +197,7 @@ def connect(address: str, model_dirs: list[str]) -> socket.socket | None:
         connection = try_connect(address)
         if connection:
             return connection
-        server = start_server(address, starting, model_dirs)
+        server = start_server(address, starting, model_dirs, JOBS, ahead)
         deadline = time.monotonic() + START_TIMEOUT_S
         while server.poll() is None and time.monotonic() < deadline:
             connection = try_connect(address)
@@ -207,6 +224,7 @@ def serve(
     start_lock: int | None = None,
     model_dirs: tuple[str, ...] = (),
     role: str = JOBS,
+    start: dict | None = None,
 ) -> None:
     """Import what the jobs of ``role`` need (and the architectures of the models in
     ``model_dirs``), then fork a child for each connection until the owning Snakemake has ended
@@ -214,7 +232,13 @@ def serve(
     finds the GPU driver initialized in its process declines every job from then on (each runs
     in its own process): a child could not use CUDA. The evaluations' server first starts the
     results' server (``POST``), whose imports are done before its own: no evaluation runs
-    meanwhile, so they time none of its work."""
+    meanwhile, so they time none of its work. ``start`` (``spawn_server``'s): what a child
+    forked ahead as soon as the server is ready starts, if any, and the values that the jobs
+    have of what the server's environment sets."""
+    start = start or {}
+    # The environment as the job that started the server gave it, before the imports set theirs
+    # (torch sets TORCHINDUCTOR_CACHE_DIR, say), for a child ahead forked before any job came.
+    environ_at_start = dict(os.environ)
     if role == JOBS:
         results_server = server_address(POST)
         if results_server:
@@ -242,7 +266,10 @@ def serve(
         os.close(start_lock)
     print(f"fork server {os.getpid()} ready at {address}, {age_s():.2f} s old", flush=True)
     last_job = time.monotonic()
-    ahead = ChildAhead(role, model_dirs)
+    ahead = ChildAhead(role, model_dirs, start.get("ahead"))
+    if start.get("ahead") and not declining:
+        jobs_environ = jobs_environment(environ_at_start, start.get("jobs_values", {}))
+        ahead.fork_at_start(jobs_environ, listener)
     try:
         while time.monotonic() - last_job < IDLE_S:
             if started(owner) != owner_started:  # ended (or its number taken by another)
@@ -273,12 +300,27 @@ def serve(
         remove_files(address)
 
 
+def jobs_environment(server_environ: dict, jobs_values: dict) -> dict:
+    """The jobs' environment: the server's as it started (``server_environ``) but for what it
+    sets over theirs (forkclient.server_settings), which the job that started the server had as
+    ``jobs_values`` (None: unset)."""
+    environ = dict(server_environ)
+    for name, value in jobs_values.items():
+        if value is None:
+            environ.pop(name, None)
+        else:
+            environ[name] = value
+    return environ
+
+
 class ChildAhead:
     """The server's side of its child forked ahead of the next job, at most one at a time
-    (``wait_for_job`` is the child's side), for a server of ``role`` (what it starts: AHEAD)."""
+    (``wait_for_job`` is the child's side), for a server of ``role``; what it starts: ``start``,
+    named by the job that started the server, else AHEAD's."""
 
-    def __init__(self, role: str, model_dirs=()):
+    def __init__(self, role: str, model_dirs=(), start: str | None = None):
         self.role, self.model_dirs = role, list(model_dirs)
+        self.named = start
         self.channel: socket.socket | None = None
         self.ready = False
         self.asked = False  # whether a job has asked for a child ahead yet
@@ -286,14 +328,25 @@ class ChildAhead:
 
     @property
     def start(self) -> str | None:
-        return None if self.stopped else AHEAD.get(self.role)
+        return None if self.stopped else self.named or AHEAD.get(self.role)
+
+    def fork_at_start(self, environ: dict, listener: socket.socket) -> None:
+        """A child ahead as soon as the server is ready, in the jobs' ``environ``, for a run
+        whose evaluations may run off the CPU; unless jobs are already waiting (--cores N): they
+        get new children first, and a child ahead follows the first evaluation, as it would."""
+        self.asked = True
+        waiting, _, _ = select.select([listener], [], [], WAITING_JOBS_S)
+        if not waiting:
+            self.fork_in(environ, listener)
 
     def fork(self, request: dict, listener: socket.socket) -> None:
         """A child ahead, in the environment of the jobs (the last job's ``request``'s), once a
         job has asked for one (a run that evaluates on the CPU alone starts no CUDA), unless
         there is one, or the jobs turn it off."""
-        environ = request["environ"]
         self.asked = self.asked or bool(request.get("ahead"))
+        self.fork_in(request["environ"], listener)
+
+    def fork_in(self, environ: dict, listener: socket.socket) -> None:
         if not self.asked or self.start is None or self.channel is not None:
             return
         if environ.get(AHEAD_SWITCH) == "0":  # turned off for this job: none for now
@@ -311,7 +364,8 @@ class ChildAhead:
     def hand_over(self, connection: socket.socket, request: dict, streams: list[int]) -> bool:
         """Whether the child ahead took the job (it runs it from then on). Only a job that
         asks for one (``forked_job``'s ``ahead``), and only once the child has started: a job
-        never waits for it."""
+        never waits for it. A child that declines the job (another environment or GPU) ends:
+        the next one is forked in the environment of this job, the jobs' from then on."""
         if self.channel is None or not request.get("ahead") or not self.has_started():
             return False
         payload = pickle.dumps(request)
@@ -323,9 +377,9 @@ class ChildAhead:
             answer = self.channel.recv(1)
         except OSError:
             answer = b""
-        if answer == DECLINED:  # it waits for the next job
+        self.forget()  # taken, or replaced by one in this job's environment (``fork``)
+        if answer == DECLINED:
             return False
-        self.forget()
         if answer != TAKEN:  # it ended: no more children ahead
             self.stopped = True
         return answer == TAKEN

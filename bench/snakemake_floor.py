@@ -1,0 +1,179 @@
+"""Snakemake's own share of a run: the pipeline's job graph for a config, every job doing nothing.
+
+    python bench/snakemake_floor.py CONFIG [--cores 1 16] [--repeats 3] [--json FILE]
+
+Writes, in a temporary directory, a Snakefile with the jobs that glueperf's pipeline runs for
+CONFIG from empty: hash_model per local model, validate_dataset per dataset, evaluate_model per
+model and dataset (4 threads, as on a GPU, after its dataset's validation and its model's
+hashing), aggregate_metrics after all, plot_results after it (10 threads, a thread a figure).
+Each job is a Python `script:` with a `log:` that writes its outputs and does no other work, as
+glueperf's scripts are, so its cost is what Snakemake and a job's Python start cost: what a
+pipeline of one job per model and dataset pays on top of its work. As glueperf's Snakefile, it
+does not wait for Snakemake's last scheduler timer at the end. Prints the wall seconds of
+a run from empty with each --cores, the median of --repeats, beside the one-process ideal's
+figure when given one (--ideal, seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+SNAKEFILE = """\
+import sys
+
+sys.path.insert(0, {scripts!r})
+from glueperf.infra.snakemake_internals import cancel_scheduler_timers
+
+MODELS = {models!r}
+LOCAL = {local!r}
+DATASETS = sorted({{d for datasets in MODELS.values() for d in datasets}})
+PAIRS = [(m, d) for m, datasets in MODELS.items() for d in datasets]
+
+
+rule all:
+    input:
+        "results/plots/done.txt",
+
+
+rule hash_model:
+    output:
+        "resources/checksums/{{model}}.json",
+    log:
+        "results/logs/hash_model/{{model}}.log",
+    script:
+        "job.py"
+
+
+rule validate_dataset:
+    output:
+        "results/validated/{{dataset}}.json",
+    log:
+        "results/logs/validate_dataset/{{dataset}}.log",
+    script:
+        "job.py"
+
+
+def model_provenance(wildcards):
+    return [f"resources/checksums/{{wildcards.model}}.json"] if wildcards.model in LOCAL else []
+
+
+rule evaluate_model:
+    input:
+        summary="results/validated/{{dataset}}.json",
+        model=model_provenance,
+    output:
+        "results/metrics/{{model}}/{{dataset}}.csv",
+    log:
+        "results/logs/evaluate_model/{{model}}/{{dataset}}.log",
+    threads: 4
+    script:
+        "job.py"
+
+
+rule aggregate_metrics:
+    input:
+        [f"results/metrics/{{m}}/{{d}}.csv" for m, d in PAIRS],
+    output:
+        "results/model_performance.csv",
+    log:
+        "results/logs/aggregate_metrics.log",
+    script:
+        "job.py"
+
+
+rule plot_results:
+    input:
+        "results/model_performance.csv",
+    output:
+        "results/plots/done.txt",
+    log:
+        "results/logs/plot_results.log",
+    threads: 10
+    script:
+        "job.py"
+
+
+# As glueperf's Snakefile: no wait for the scheduler's last timer at the end.
+onsuccess:
+    cancel_scheduler_timers()
+"""
+
+JOB = """\
+for path in [*snakemake.output, *snakemake.log]:  # noqa: F821 (injected by Snakemake)
+    with open(path, "w") as stream:
+        stream.write("")
+"""
+
+
+def job_graph(config: dict) -> tuple[dict[str, list[str]], list[str]]:
+    """Each model's datasets, and the models with a local source (those glueperf hashes)."""
+    models = {name: list(entry["datasets"]) for name, entry in config["models"].items()}
+    local = [name for name, entry in config["models"].items() if Path(entry["source"]).is_dir()]
+    return models, local
+
+
+def run_once(directory: Path, cores: int) -> float:
+    for produced in ("results", "resources", ".snakemake"):
+        shutil.rmtree(directory / produced, ignore_errors=True)
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", str(cores), "-q"],
+        cwd=directory,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("--cores", type=int, nargs="+", default=[1])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--ideal", type=float, help="the one-process ideal's seconds")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    models, local = job_graph(yaml.safe_load(Path(args.config).read_text()))
+    rules = {
+        "hash_model": len(local),
+        "validate_dataset": len({d for datasets in models.values() for d in datasets}),
+        "evaluate_model": sum(map(len, models.values())),
+        "aggregate_metrics": 1,
+        "plot_results": 1,
+    }
+    jobs = sum(rules.values())
+    figures = {"jobs": jobs, "rules": rules, "runs": {}}
+    with tempfile.TemporaryDirectory() as temporary:
+        directory = Path(temporary)
+        (directory / "Snakefile").write_text(
+            SNAKEFILE.format(models=models, local=local, scripts=str(SCRIPTS))
+        )
+        (directory / "job.py").write_text(JOB)
+        print(f"{jobs} jobs of no work in the job graph of {args.config}")
+        print("| --cores | wall s, from empty | median s | + ideal s |")
+        print("|---:|---|---:|---:|")
+        for cores in args.cores:
+            walls = [run_once(directory, cores) for _ in range(args.repeats)]
+            median = statistics.median(walls)
+            figures["runs"][str(cores)] = walls
+            ideal = f"{median + args.ideal:.2f}" if args.ideal else ""
+            print(f"| {cores} | {', '.join(f'{w:.2f}' for w in walls)} | {median:.2f} | {ideal} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()
