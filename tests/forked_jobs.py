@@ -87,7 +87,7 @@ class StartedForTests:
 
 
 def start_for_tests(model_dirs):
-    """What the children forked ahead start in these tests (forkserver.AHEAD): the time, or
+    """What the children forked ahead start in these tests (forkclient.AHEAD): the time, or
     nothing where NOTHING_AHEAD is set."""
     from glueperf.infra.forkclient import NVML_CHECK
 
@@ -100,9 +100,7 @@ def start_for_tests(model_dirs):
 
 def ahead_for_tests(job, cwd) -> list[str]:
     """server_imports that make the server's children ahead start ``start_for_tests``."""
-    from glueperf.infra import forkserver
-
-    forkserver.AHEAD[forkserver.JOBS] = "forked_jobs:start_for_tests"
+    forkclient.AHEAD[forkclient.JOBS] = "forked_jobs:start_for_tests"
     return []
 
 

@@ -198,7 +198,7 @@ PER_JOB_VARIABLES = frozenset(
 
 class StartedAhead:
     """CUDA started on ``gpu``, and a stand-in warmed up (``started``), in a child of the fork
-    server forked before its evaluation came (glueperf/infra/forkserver.py: AHEAD), in the jobs'
+    server forked before its evaluation came (glueperf/infra/forkclient.py: AHEAD), in the jobs'
     ``environ``; ``gpus``: the host's, as nvidia-smi listed them then."""
 
     def __init__(self, gpus, gpu, environ: dict, started):

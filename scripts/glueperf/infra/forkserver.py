@@ -37,13 +37,13 @@ is killed.
   stops serving and the jobs run in their own processes.
 - A child forked ahead: with one GPU to claim, the evaluations' server keeps a child forked
   before the next evaluation comes (``ChildAhead``), which has started CUDA on that GPU and
-  warmed up a stand-in of one of the run's models (``AHEAD``: glueperf/infra/evaluate_job.py,
-  ``start_ahead``). An evaluation whose environment and device it fits is handed to it instead
-  of a new child: its CUDA start is done (``job_process`` ``ahead``). One at a time, forked
-  again once taken or declined (then in that job's environment), never waited for (a job that
-  comes while it starts gets a new child); the first as soon as the server is ready where the
-  run's config may evaluate off the CPU (``ahead_at_start``), else after the first evaluation;
-  ``GLUEPERF_FORK_AHEAD=0`` turns it off.
+  warmed up a stand-in of one of the run's models (forkclient's ``AHEAD``:
+  glueperf/infra/evaluate_job.py, ``start_ahead``). An evaluation whose environment and device
+  it fits is handed to it instead of a new child: its CUDA start is done (``job_process``
+  ``ahead``). One at a time, forked again once taken or declined (then in that job's
+  environment), never waited for (a job that comes while it starts gets a new child); the first
+  as soon as the server is ready where the run's config may evaluate off the CPU
+  (``ahead_at_start``), else after the first evaluation; ``GLUEPERF_FORK_AHEAD=0`` turns it off.
 - ``startup_s`` still runs from the start of the job's own process (``JOB_STARTED``).
 - The memory peak (``peak_rss_mb``) is the child's, over its life: the imports' memory (torch's
   and transformers', as an evaluation that imports them itself has) comes with the fork; pages of
@@ -237,7 +237,8 @@ def serve(
     have of what the server's environment sets."""
     start = start or {}
     # The environment as the job that started the server gave it, before the imports set theirs
-    # (torch sets TORCHINDUCTOR_CACHE_DIR, say), for a child ahead forked before any job came.
+    # (BERT's module has torch set TORCHINDUCTOR_CACHE_DIR), for a child ahead forked before any
+    # job came.
     environ_at_start = dict(os.environ)
     if role == JOBS:
         results_server = server_address(POST)
