@@ -25,12 +25,13 @@
 # transformers.pipeline, and the offline pass's GPU energy, on SST-2 validation, in each dtype,
 # transformers and traced models, the twin then minilm-sst2; about 2 min) | precisions (issue
 # 21: the default experiment with minilm-sst2 in float32, bfloat16 and float16, latency and
-# energy on; about 1.5 min) | floor (bench/snakemake_floor.py on the GLUE twins' config: Snakemake's
-# own seconds for its job graph with --cores 1 and $(nproc); about 40 s) | imports (bench/import_probe.sh in the user environment: the
-# ideal's imports against the fork server's; IMPORT_ROUNDS, default 2; about 1 min) | warmup (an evaluation's fixed cost per process and per model, with
-# CUDA's kernel loading, WARMUP_MODULE_LOADING, and without and with the early start's stand-in,
-# WARMUP_STAND_IN) | final (= pipeline,
-# slurm, endtoend, startup, pairs and loops).
+# energy on; about 1.5 min) | floor (bench/snakemake_floor.py on the GLUE twins' config:
+# Snakemake's own seconds for its job graph with --cores 1 and $(nproc); about 40 s) | imports
+# (bench/import_probe.sh in the user environment: the ideal's imports against the fork server's;
+# IMPORT_ROUNDS, default 2; about 1 min) | warmup (an evaluation's fixed cost per process and per
+# model, with CUDA's kernel loading, WARMUP_MODULE_LOADING, and without and with the early
+# start's stand-in, WARMUP_STAND_IN) | final (= pipeline, slurm, endtoend, startup, pairs and
+# loops).
 # REPEATS (default 3) sets the loop comparisons' repeats; NOOPS (default 3) the no-op reruns
 # after each pipeline run; PIPELINE_CORES_N=off leaves out pipeline's --cores $(nproc) run;
 # LATENCY_MODELS (default: the twin and minilm-sst2) the models that latency times; EXTRAS (default off) keeps the latency and energy phases in the

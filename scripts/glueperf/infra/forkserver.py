@@ -173,7 +173,8 @@ def ahead_at_start(snakemake) -> bool:
     config's evaluations may run off the CPU (its ``evaluation.device``, the model's own or the
     run's, is not ``cpu``), so that the first evaluation finds CUDA started too. A run that
     evaluates on the CPU alone starts no CUDA; one whose config does not say, none before an
-    evaluation asks."""
+    evaluation asks. A model's own device over the run's, as plan.evaluation_settings has it
+    (not imported here: plan's imports would weigh on every light job's start)."""
     config = getattr(snakemake, "config", None) or {}
     default = (config.get("evaluation") or {}).get("device")
     for entry in (config.get("models") or {}).values():
