@@ -16,7 +16,10 @@ often each run made the host wait for the device (torch.cuda.set_sync_debug_mode
   checked   (c) and (d) with transformers' own padding check (a device read per padded batch),
             as the engine ran before it answered that check itself
   graphs    (d) with each batch padded to a bucket of shapes and replayed from a CUDA graph
-            captured per bucket (CUDA only; bucket padding changes bfloat16 rounding: see flips)
+            captured per bucket (CUDA only; bucket padding changes bfloat16 rounding: see flips);
+            captured in the warm-up, which is not timed
+  captured  the same, but every timed run captures its own graphs, a bucket's from its second
+            batch on (its first runs eagerly, unpadded): what an evaluation would pay
   compile   (d) with the model compiled by torch.compile(dynamic=True); compiled in the warm-up
   before    (c) and (d) by another engine module, --engine-before FILE (e.g. the engine.py of an
             earlier commit), for a before/after on one machine
@@ -61,9 +64,9 @@ from glueperf.validation import load_dataset  # noqa: E402
 from reference import notebook_loop, pipeline_loop  # noqa: E402
 from torchscript import trace  # noqa: E402
 
-VARIANTS = ("checked", "graphs", "compile", "before")
+VARIANTS = ("checked", "graphs", "captured", "compile", "before")
 LOOPS = ("a", "b", "c", "c_traced", "c_checked", "c_before", "d", "d_traced")
-LOOPS += ("d_checked", "d_graphs", "d_compile", "d_before")
+LOOPS += ("d_checked", "d_graphs", "d_captured", "d_compile", "d_before")
 # Each traced engine and the engine on the transformers model it was traced from.
 TRACED = {"c_traced": "c", "d_traced": "d"}
 FLOORS = ("tokenizer", "tokenizer_engine", "forward", "forward_traced", "forward_bf16")
@@ -78,6 +81,7 @@ NAMES = {
     "d": "(d) engine bfloat16",
     "d_checked": "(d) transformers' check",
     "d_graphs": "(d) CUDA graphs",
+    "d_captured": "(d) graphs captured in run",
     "d_compile": "(d) torch.compile",
     "d_before": "(d) engine before",
     "tokenizer": "floor: tokenizer alone",
@@ -219,15 +223,25 @@ class Graphed:
     of padding attends to its first token so that no row is all masked) and that bucket's graph,
     captured on first use in a memory pool shared by all, is replayed. Every bucket passes a
     mask, built without reading the device (``padding_answered``). ``capture=False``
-    runs each bucket eagerly instead: the bucket padding alone, which the CPU can check."""
+    runs each bucket eagerly instead: the bucket padding alone, which the CPU can check. With
+    ``from_use`` n, a bucket's first n - 1 batches run eagerly as they come (variant
+    ``captured``: a bucket of one batch is not worth a capture); ``forget`` drops the graphs."""
 
-    def __init__(self, model, pad_id: int, capture: bool = True):
+    def __init__(
+        self, model, pad_id: int, capture: bool = True, from_use: int = 1, warmups: int = 2
+    ):
         self._model = model
         self.input_names = model_inputs(model)
         self.pad_id = pad_id
         self.capture = capture
-        self.buckets: dict = {}  # (rows, width, token types or not) -> (replay, static inputs)
+        self.from_use = from_use
+        self.warmups = warmups  # eager passes on a side stream before a capture
         self.pool = torch.cuda.graph_pool_handle() if capture else None
+        self.forget()
+
+    def forget(self) -> None:
+        self.buckets: dict = {}  # (rows, width, token types or not) -> (replay, static inputs)
+        self.uses: dict = {}  # the same keys -> batches seen
 
     def __getattr__(self, name):
         return getattr(self._model, name)
@@ -239,6 +253,12 @@ class Graphed:
         bucket_rows = next((n for n in GRAPH_ROWS if n >= rows), rows)
         bucket_width = -(-width // GRAPH_WIDTH_STEP) * GRAPH_WIDTH_STEP
         key = (bucket_rows, bucket_width, token_type_ids is not None)
+        self.uses[key] = self.uses.get(key, 0) + 1
+        if key not in self.buckets and self.uses[key] < self.from_use:
+            inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if token_type_ids is not None:
+                inputs["token_type_ids"] = token_type_ids
+            return self._model(**{k: v for k, v in inputs.items() if v is not None})
         if key not in self.buckets:
             self.buckets[key] = self._bucket(*key, input_ids.device)
         replay, static = self.buckets[key]
@@ -269,7 +289,7 @@ class Graphed:
         # Told the batch is padded, transformers builds the mask without reading it, which a
         # capture forbids (and some versions do not see the capture).
         with torch.cuda.stream(side), padding_answered(True):
-            for _ in range(2):
+            for _ in range(self.warmups):
                 self._model(**static)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
@@ -281,6 +301,15 @@ class Graphed:
             return logits
 
         return replay, static
+
+
+class CapturingEngine(Engine):
+    """The engine on a ``Graphed`` model that captures its graphs anew in each run (variant
+    ``captured``)."""
+
+    def run(self, texts, pairs=None, progress=False):
+        self.model.forget()
+        return super().run(texts, pairs, progress)
 
 
 def engine_module(path: str):
@@ -457,6 +486,10 @@ def variants(args, model, tokenizer, device) -> tuple[dict, dict]:
     if "graphs" in args.variants and bf16 is not None:
         pad_id = tokenizer.pad_token_id or 0
         engines["d_graphs"] = (Graphed(copy.deepcopy(bf16), pad_id), tokenizer, Engine)
+    if "captured" in args.variants and bf16 is not None:
+        pad_id = tokenizer.pad_token_id or 0
+        graphed = Graphed(copy.deepcopy(bf16), pad_id, from_use=2, warmups=1)
+        engines["d_captured"] = (graphed, tokenizer, CapturingEngine)
     return engines, floor_models
 
 

@@ -35,7 +35,7 @@
 # REPEATS (default 3) sets the loop comparisons' repeats; NOOPS (default 3) the no-op reruns
 # after each pipeline run; PIPELINE_CORES_N=off leaves out pipeline's --cores $(nproc) run;
 # LATENCY_MODELS (default: the twin and minilm-sst2) the models that latency times; EXTRAS (default off) keeps the latency and energy phases in the
-# pipeline and glue parts' configs (off: the same work as the notebook and the ideal); BF16_VARIANTS (default: checked graphs compile) the variants that bf16
+# pipeline and glue parts' configs (off: the same work as the notebook and the ideal); BF16_VARIANTS (default: checked graphs captured compile) the variants that bf16
 # times (BF16_BATCH_TOKENS and BF16_RAYON: token budgets and tokenizer threads it sweeps);
 # GLUE_LOOPS (default: engine notebook) the one-process loops that glue times; GLUE_ENVS
 # (settings NAME=value, each a pipeline run of its own, in turn) and GLUE_ROUNDS what glue
@@ -52,7 +52,7 @@ wants() {
 }
 REPEATS=${REPEATS:-3}
 NOOPS=${NOOPS:-3}
-BF16_VARIANTS=${BF16_VARIANTS:-checked graphs compile}
+BF16_VARIANTS=${BF16_VARIANTS:-checked graphs captured compile}
 T=${SESSION_TMP:-/tmp}  # the session's working files (user environment, configs, twins, copies)
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"

@@ -83,6 +83,29 @@ def test_bucket_padding_of_the_cuda_graphs_variant_keeps_predictions(varied_mode
         assert 1 < len(graphed.buckets) < expected.n_batches
 
 
+def test_captured_variant_runs_a_buckets_first_batch_as_it_comes_and_starts_anew(varied_model):
+    """Variant captured: a bucket gets its graph from its second batch on, its first batch runs
+    unpadded as the engine gives it, and every run captures anew (what an evaluation pays)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from compare_loops import CapturingEngine, Graphed
+    from glueperf.engine import Batching, Engine
+
+    tokenizer = AutoTokenizer.from_pretrained(varied_model)
+    model = AutoModelForSequenceClassification.from_pretrained(varied_model).eval()
+    texts = make_sentences(120, seed=7)
+    batching = Batching(batch_tokens=160)
+    expected = Engine(model, tokenizer, "cpu", batching).run(texts)
+    graphed = Graphed(model, tokenizer.pad_token_id, capture=False, from_use=2)
+    engine = CapturingEngine(graphed, tokenizer, "cpu", batching)
+    for _ in range(2):
+        got = engine.run(texts)
+        assert np.array_equal(got.predictions, expected.predictions)
+        assert sum(graphed.uses.values()) == expected.n_batches  # counted anew in each run
+        assert set(graphed.buckets) == {key for key, n in graphed.uses.items() if n >= 2}
+        assert 0 < len(graphed.buckets) < len(graphed.uses)
+
+
 @requires_shared
 def test_compare_loops_builds_the_distilbert_twin(tmp_path):
     data = SHARED / "data" / "glue" / "sst2" / "validation.parquet"
