@@ -26,7 +26,8 @@
 # transformers and traced models, the twin then minilm-sst2; about 2 min) | precisions (issue
 # 21: the default experiment with minilm-sst2 in float32, bfloat16 and float16, latency and
 # energy on; about 1.5 min) | floor (bench/snakemake_floor.py on the GLUE twins' config:
-# Snakemake's own seconds for its job graph with --cores 1 and $(nproc); about 40 s) | imports
+# Snakemake's own seconds for its job graph with --cores 1 and $(nproc), Python scripts then
+# shell jobs; about 1 min) | imports
 # (bench/import_probe.sh in the user environment: the ideal's imports against the fork server's;
 # IMPORT_ROUNDS, default 2; about 1 min) | warmup (an evaluation's fixed cost per process and per
 # model, with CUDA's kernel loading, WARMUP_MODULE_LOADING, and without and with the early
@@ -323,7 +324,7 @@ if wants floor; then
   glue_config
   step "Snakemake's floor: the GLUE twins' job graph, each job a script of no work"
   ideal=$($PY -c "import json; print(json.load(open('$OUT/glue_engine.json'))['total_s'])" 2>/dev/null)
-  $PY bench/snakemake_floor.py $T/gpu_glue.yaml --cores 1 "$(nproc)" --repeats 3 \
+  $PY bench/snakemake_floor.py $T/gpu_glue.yaml --cores 1 "$(nproc)" --repeats 3 --shell \
     ${ideal:+--ideal $ideal} --json "$OUT/floor.json"
 fi
 

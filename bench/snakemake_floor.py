@@ -1,6 +1,6 @@
 """Snakemake's own share of a run: the pipeline's job graph for a config, every job doing nothing.
 
-    python bench/snakemake_floor.py CONFIG [--cores 1 16] [--repeats 3] [--json FILE]
+    python bench/snakemake_floor.py CONFIG [--cores 1 16] [--repeats 3] [--shell] [--json FILE]
 
 Writes, in a temporary directory, a Snakefile with the jobs that glueperf's pipeline runs for
 CONFIG from empty: hash_model per local model, validate_dataset per dataset, evaluate_model per
@@ -11,7 +11,10 @@ glueperf's scripts are, so its cost is what Snakemake and a job's Python start c
 pipeline of one job per model and dataset pays on top of its work. As glueperf's Snakefile, it
 does not wait for Snakemake's last scheduler timer at the end. Prints the wall seconds of
 a run from empty with each --cores, the median of --repeats, beside the one-process ideal's
-figure when given one (--ideal, seconds).
+figure when given one (--ideal, seconds). With --shell, the same graph again with every job a
+shell command that touches its outputs: no Python started per job, so the difference between
+the two is what each job's Python start costs (Snakemake's preamble of a `script:` unpickles
+the job's object, which imports snakemake), the rest is Snakemake's own work per job.
 """
 
 from __future__ import annotations
@@ -124,6 +127,10 @@ def job_graph(config: dict) -> tuple[dict[str, list[str]], list[str]]:
     return models, local
 
 
+SCRIPT_JOB = 'script:\n        "job.py"'
+SHELL_JOB = 'shell:\n        "touch {output} {log}"'
+
+
 def run_once(directory: Path, cores: int) -> float:
     for produced in ("results", "resources", ".snakemake"):
         shutil.rmtree(directory / produced, ignore_errors=True)
@@ -144,6 +151,7 @@ def main() -> None:
     parser.add_argument("--cores", type=int, nargs="+", default=[1])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ideal", type=float, help="the one-process ideal's seconds")
+    parser.add_argument("--shell", action="store_true", help="also with shell jobs (see above)")
     parser.add_argument("--json")
     args = parser.parse_args()
     models, local = job_graph(yaml.safe_load(Path(args.config).read_text()))
@@ -155,22 +163,27 @@ def main() -> None:
         "plot_results": 1,
     }
     jobs = sum(rules.values())
-    figures = {"jobs": jobs, "rules": rules, "runs": {}}
+    figures = {"jobs": jobs, "rules": rules}
+    snakefile = SNAKEFILE.format(models=models, local=local, scripts=str(SCRIPTS))
+    kinds = {"runs": ("Python scripts", snakefile)}
+    if args.shell:
+        kinds["runs_shell"] = ("shell commands", snakefile.replace(SCRIPT_JOB, SHELL_JOB))
     with tempfile.TemporaryDirectory() as temporary:
         directory = Path(temporary)
-        (directory / "Snakefile").write_text(
-            SNAKEFILE.format(models=models, local=local, scripts=str(SCRIPTS))
-        )
         (directory / "job.py").write_text(JOB)
-        print(f"{jobs} jobs of no work in the job graph of {args.config}")
-        print("| --cores | wall s, from empty | median s | + ideal s |")
-        print("|---:|---|---:|---:|")
-        for cores in args.cores:
-            walls = [run_once(directory, cores) for _ in range(args.repeats)]
-            median = statistics.median(walls)
-            figures["runs"][str(cores)] = walls
-            ideal = f"{median + args.ideal:.2f}" if args.ideal else ""
-            print(f"| {cores} | {', '.join(f'{w:.2f}' for w in walls)} | {median:.2f} | {ideal} |")
+        for key, (kind, text) in kinds.items():
+            (directory / "Snakefile").write_text(text)
+            figures[key] = {}
+            print(f"{jobs} jobs of no work, {kind}, in the job graph of {args.config}")
+            print("| --cores | wall s, from empty | median s | + ideal s |")
+            print("|---:|---|---:|---:|")
+            for cores in args.cores:
+                walls = [run_once(directory, cores) for _ in range(args.repeats)]
+                median = statistics.median(walls)
+                figures[key][str(cores)] = walls
+                ideal = f"{median + args.ideal:.2f}" if args.ideal else ""
+                shown = ", ".join(f"{w:.2f}" for w in walls)
+                print(f"| {cores} | {shown} | {median:.2f} | {ideal} |")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))
 

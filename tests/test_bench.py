@@ -280,11 +280,13 @@ def test_glue_one_process_runs_a_config_and_equals_the_pipelines_predictions(
 def test_snakemake_floor_times_the_pipelines_job_graph_doing_nothing(glue_like_run, tmp_path):
     """bench/snakemake_floor.py runs, with each --cores, as many jobs of each rule as the
     pipeline plans for the config (its dry run's job stats), each doing nothing but writing its
-    outputs, and prints their wall seconds beside the ideal's."""
+    outputs, and prints their wall seconds beside the ideal's; with --shell, also as shell jobs
+    (no Python started per job)."""
     config, _ = glue_like_run
     out = tmp_path / "floor.json"
     command = [sys.executable, str(REPO / "bench" / "snakemake_floor.py"), str(config)]
     command += ["--cores", "1", "2", "--repeats", "1", "--ideal", "10", "--json", str(out)]
+    command += ["--shell"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     figures = json.loads(out.read_text())
@@ -302,10 +304,12 @@ def test_snakemake_floor_times_the_pipelines_job_graph_doing_nothing(glue_like_r
     }
     assert planned.pop("all") == 1
     assert figures["rules"] == planned and figures["jobs"] == sum(planned.values())
-    for cores in ("1", "2"):
-        (wall,) = figures["runs"][cores]
-        assert 0 < wall < 300
-        assert f"| {cores} | {wall:.2f} | {wall:.2f} | {wall + 10:.2f} |" in result.stdout
+    for runs in ("runs", "runs_shell"):
+        for cores in ("1", "2"):
+            (wall,) = figures[runs][cores]
+            assert 0 < wall < 300
+            assert f"| {cores} | {wall:.2f} | {wall:.2f} | {wall + 10:.2f} |" in result.stdout
+    assert "shell commands" in result.stdout
 
 
 def test_glue_one_process_names_predictions_that_differ(glue_like_run, tmp_path):
