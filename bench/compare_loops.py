@@ -255,10 +255,10 @@ class Graphed:
         key = (bucket_rows, bucket_width, token_type_ids is not None)
         self.uses[key] = self.uses.get(key, 0) + 1
         if key not in self.buckets and self.uses[key] < self.from_use:
-            inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-            if token_type_ids is not None:
-                inputs["token_type_ids"] = token_type_ids
-            return self._model(**{k: v for k, v in inputs.items() if v is not None})
+            given = {"attention_mask": attention_mask, "token_type_ids": token_type_ids}
+            return self._model(
+                input_ids=input_ids, **{k: v for k, v in given.items() if v is not None}
+            )
         if key not in self.buckets:
             self.buckets[key] = self._bucket(*key, input_ids.device)
         replay, static = self.buckets[key]
@@ -483,11 +483,10 @@ def variants(args, model, tokenizer, device) -> tuple[dict, dict]:
             engines["d_before"] = (bf16, tokenizer, before)
     if "compile" in args.variants and bf16 is not None:
         engines["d_compile"] = (Compiled(copy.deepcopy(bf16)), tokenizer, Engine)
+    pad_id = tokenizer.pad_token_id or 0
     if "graphs" in args.variants and bf16 is not None:
-        pad_id = tokenizer.pad_token_id or 0
         engines["d_graphs"] = (Graphed(copy.deepcopy(bf16), pad_id), tokenizer, Engine)
     if "captured" in args.variants and bf16 is not None:
-        pad_id = tokenizer.pad_token_id or 0
         graphed = Graphed(copy.deepcopy(bf16), pad_id, from_use=2, warmups=1)
         engines["d_captured"] = (graphed, tokenizer, CapturingEngine)
     return engines, floor_models

@@ -27,9 +27,8 @@
 # 21: the default experiment with minilm-sst2 in float32, bfloat16 and float16, latency and
 # energy on; about 1.5 min) | floor (bench/snakemake_floor.py on the GLUE twins' config:
 # Snakemake's own seconds for its job graph with --cores 1 and $(nproc), Python scripts then
-# shell jobs; about 1 min) | imports
-# (bench/import_probe.sh in the user environment: the ideal's imports against the fork server's;
-# IMPORT_ROUNDS, default 2; about 1 min) | warmup (an evaluation's fixed cost per process and per
+# shell jobs; about 1 min) | imports (bench/import_probe.sh in the user environment: the ideal's
+# imports against the fork server's; IMPORT_ROUNDS, default 2; about 1 min) | warmup (an evaluation's fixed cost per process and per
 # model, with CUDA's kernel loading, WARMUP_MODULE_LOADING, and without and with the early
 # start's stand-in, WARMUP_STAND_IN) | final (= pipeline, slurm, endtoend, startup, pairs and
 # loops).
