@@ -236,12 +236,14 @@ class Graphed:
         self.capture = capture
         self.from_use = from_use
         self.warmups = warmups  # eager passes on a side stream before a capture
-        self.pool = torch.cuda.graph_pool_handle() if capture else None
         self.forget()
 
     def forget(self) -> None:
         self.buckets: dict = {}  # (rows, width, token types or not) -> (replay, static inputs)
         self.uses: dict = {}  # the same keys -> batches seen
+        # A new memory pool with the new graphs: capturing into the pool of graphs just dropped
+        # trips an assertion of torch's caching allocator (torch 2.11).
+        self.pool = torch.cuda.graph_pool_handle() if self.capture else None
 
     def __getattr__(self, name):
         return getattr(self._model, name)

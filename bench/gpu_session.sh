@@ -39,7 +39,8 @@
 # times (BF16_BATCH_TOKENS and BF16_RAYON: token budgets and tokenizer threads it sweeps);
 # GLUE_LOOPS (default: engine notebook) the one-process loops that glue times; GLUE_ENVS
 # (settings NAME=value, each a pipeline run of its own, in turn) and GLUE_ROUNDS what glue
-# compares (e.g. GLUEPERF_STAND_IN=0 against the default); GLUE_CORES1=off leaves out its
+# compares (e.g. GLUEPERF_STAND_IN=0 against the default; GLUE_SNAKEFILE=PATH runs the workflow
+# of PATH, a copy of another commit's, against this one's); GLUE_CORES1=off leaves out its
 # --cores 1 runs; LATENCY_REQUESTS (default 500) the requests that latency times per case. OUT (default
 # /tmp/out) receives the tables and plots; SESSION_TMP (default /tmp) holds the session's
 # working files.
@@ -104,7 +105,8 @@ pipeline_run() {
   (while sleep 0.5; do cp /tmp/glueperf-forkserver-"$(id -u)"/*.log "$OUT/servers_$name/" 2>/dev/null; done) &
   local watcher=$!
   $PY bench/job_times.py --json "$OUT/jobs_$name.json" -- \
-    $PY -m snakemake --cores "$cores" --configfile "$config" "$@" || echo "PIPELINE FAILED"
+    $PY -m snakemake --cores "$cores" --configfile "$config" \
+    ${GLUE_SNAKEFILE:+--snakefile "$GLUE_SNAKEFILE"} "$@" || echo "PIPELINE FAILED"
   kill $watcher 2>/dev/null
   cp -r results/logs "$OUT/logs_$name" 2>/dev/null  # the jobs' own timestamps
   grep -h "ready at" "$OUT/servers_$name/"*.log 2>/dev/null
@@ -153,7 +155,8 @@ glue_config() {
 noop() {
   local start
   start=$(now)
-  $PY -m snakemake --cores "$1" --configfile "$2" -q >/dev/null 2>&1
+  $PY -m snakemake --cores "$1" --configfile "$2" ${GLUE_SNAKEFILE:+--snakefile "$GLUE_SNAKEFILE"} \
+    -q >/dev/null 2>&1
   echo "no-op rerun wall seconds${3:+ ($3)}: $(python3 -c "print(round($(now) - $start, 2))")"
 }
 
@@ -288,7 +291,7 @@ print('GPU driver after the imports: mapped', mapped_driver(), '- initialized', 
   for ((round = 0; round < ${GLUE_ROUNDS:-1}; round++)); do
     for setting in ${GLUE_ENVS:-" "}; do
       (
-        [ -n "${setting// /}" ] && export "$setting" && tag="_$setting"
+        [ -n "${setting// /}" ] && export "$setting" && tag="_${setting//\//-}"
         [ "${GLUE_ROUNDS:-1}" -gt 1 ] && tag="${tag:-}_r$round"  # each round's files kept
         step "GLUE twins, pipeline --cores $(nproc) from an empty results/ ${tag:-}"
         NOOPS=1 pipeline_run "$(nproc)" $T/gpu_glue.yaml "glue_coresN${tag:-}"
@@ -300,7 +303,7 @@ print('GPU driver after the imports: mapped', mapped_driver(), '- initialized', 
   for setting in ${GLUE_ENVS:-" "}; do
     [ "${GLUE_CORES1:-on}" = on ] || break
     (
-      [ -n "${setting// /}" ] && export "$setting" && tag="_$setting"
+      [ -n "${setting// /}" ] && export "$setting" && tag="_${setting//\//-}"
       step "GLUE twins, pipeline --cores 1 from an empty results/ ${tag:-}"
       NOOPS=1 pipeline_run 1 $T/gpu_glue.yaml "glue_cores1${tag:-}"
       cp results/model_performance.csv "$OUT/glue_cores1${tag:-}.csv" 2>/dev/null
@@ -323,7 +326,7 @@ if wants floor; then
   glue_config
   step "Snakemake's floor: the GLUE twins' job graph, each job a script of no work"
   ideal=$($PY -c "import json; print(json.load(open('$OUT/glue_engine.json'))['total_s'])" 2>/dev/null)
-  $PY bench/snakemake_floor.py $T/gpu_glue.yaml --cores 1 "$(nproc)" --repeats 3 --shell \
+  $PY bench/snakemake_floor.py $T/gpu_glue.yaml --cores 1 "$(nproc)" --repeats 3 --shell --script \
     ${ideal:+--ideal $ideal} --json "$OUT/floor.json"
 fi
 

@@ -1,20 +1,23 @@
 """Snakemake's own share of a run: the pipeline's job graph for a config, every job doing nothing.
 
-    python bench/snakemake_floor.py CONFIG [--cores 1 16] [--repeats 3] [--shell] [--json FILE]
+    python bench/snakemake_floor.py CONFIG [--cores 1 16] [--repeats 3] [--shell] [--script]
+        [--json FILE]
 
 Writes, in a temporary directory, a Snakefile with the jobs that glueperf's pipeline runs for
 CONFIG from empty: hash_model per local model, validate_dataset per dataset, evaluate_model per
 model and dataset (4 threads, as on a GPU, after its dataset's validation and its model's
 hashing), aggregate_metrics after all, plot_results after it (10 threads, a thread a figure).
-Each job is a Python `script:` with a `log:` that writes its outputs and does no other work, as
-glueperf's scripts are, so its cost is what Snakemake and a job's Python start cost: what a
+Each job starts its Python script as glueperf's rules do (a shell command, with a `log:`;
+glueperf/infra/job.py), which imports what every glueperf job imports, writes its outputs and
+does no other work, so its cost is what Snakemake and a job's Python start cost: what a
 pipeline of one job per model and dataset pays on top of its work. As glueperf's Snakefile, it
 does not wait for Snakemake's last scheduler timer at the end. Prints the wall seconds of
 a run from empty with each --cores, the median of --repeats, beside the one-process ideal's
 figure when given one (--ideal, seconds). With --shell, the same graph again with every job a
-shell command that touches its outputs: no Python started per job, so the difference between
-the two is what each job's Python start costs (Snakemake's preamble of a `script:` unpickles
-the job's object, which imports snakemake), the rest is Snakemake's own work per job.
+shell command that touches its outputs: no Python started per job, so the difference is what
+each job's Python start costs; the rest is Snakemake's own work per job. With --script, again
+with every job a Snakemake `script:` (glueperf's rules before they started their scripts
+themselves), whose preamble unpickles the job's object, which imports snakemake.
 """
 
 from __future__ import annotations
@@ -34,10 +37,16 @@ import yaml
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 SNAKEFILE = """\
+import os
 import sys
 
 sys.path.insert(0, {scripts!r})
+from glueperf.infra.job import JOB_COMMAND, PYTHON, SCRIPTS, job_params
 from glueperf.infra.snakemake_internals import cancel_scheduler_timers
+
+# As glueperf's start-up sets them (glueperf/infra/startup.py); the job's script is here.
+os.environ[PYTHON] = sys.executable
+os.environ[SCRIPTS] = workflow.basedir
 
 MODELS = {models!r}
 LOCAL = {local!r}
@@ -52,20 +61,24 @@ rule all:
 
 rule hash_model:
     output:
-        "resources/checksums/{{model}}.json",
+        out="resources/checksums/{{model}}.json",
     log:
         "results/logs/hash_model/{{model}}.log",
-    script:
-        "job.py"
+    params:
+        **job_params("job"),
+    shell:
+        JOB_COMMAND
 
 
 rule validate_dataset:
     output:
-        "results/validated/{{dataset}}.json",
+        out="results/validated/{{dataset}}.json",
     log:
         "results/logs/validate_dataset/{{dataset}}.log",
-    script:
-        "job.py"
+    params:
+        **job_params("job"),
+    shell:
+        JOB_COMMAND
 
 
 def model_provenance(wildcards):
@@ -77,35 +90,41 @@ rule evaluate_model:
         summary="results/validated/{{dataset}}.json",
         model=model_provenance,
     output:
-        "results/metrics/{{model}}/{{dataset}}.csv",
+        out="results/metrics/{{model}}/{{dataset}}.csv",
     log:
         "results/logs/evaluate_model/{{model}}/{{dataset}}.log",
     threads: 4
-    script:
-        "job.py"
+    params:
+        **job_params("job"),
+    shell:
+        JOB_COMMAND
 
 
 rule aggregate_metrics:
     input:
         [f"results/metrics/{{m}}/{{d}}.csv" for m, d in PAIRS],
     output:
-        "results/model_performance.csv",
+        out="results/model_performance.csv",
     log:
         "results/logs/aggregate_metrics.log",
-    script:
-        "job.py"
+    params:
+        **job_params("job"),
+    shell:
+        JOB_COMMAND
 
 
 rule plot_results:
     input:
         "results/model_performance.csv",
     output:
-        "results/plots/done.txt",
+        out="results/plots/done.txt",
     log:
         "results/logs/plot_results.log",
     threads: 10
-    script:
-        "job.py"
+    params:
+        **job_params("job"),
+    shell:
+        JOB_COMMAND
 
 
 # As glueperf's Snakefile: no wait for the scheduler's last timer at the end.
@@ -113,7 +132,22 @@ onsuccess:
     cancel_scheduler_timers()
 """
 
+# A job as glueperf's rules run it: its script imports the job's description and the fork
+# server's client, as every glueperf job does, and writes its outputs.
 JOB = """\
+import sys
+
+sys.path.insert(0, {scripts!r})  # glueperf's scripts/, where its own scripts run from
+from glueperf.infra import forkclient  # noqa: F401
+from glueperf.infra.job import job_from_command_line
+
+job = job_from_command_line()
+for path in [job.output.out, *job.log]:
+    with open(path, "w") as stream:
+        stream.write("")
+"""
+# The same as a Snakemake `script:`.
+SCRIPT = """\
 for path in [*snakemake.output, *snakemake.log]:  # noqa: F821 (injected by Snakemake)
     with open(path, "w") as stream:
         stream.write("")
@@ -127,7 +161,8 @@ def job_graph(config: dict) -> tuple[dict[str, list[str]], list[str]]:
     return models, local
 
 
-SCRIPT_JOB = 'script:\n        "job.py"'
+PYTHON_JOB = "shell:\n        JOB_COMMAND"
+SCRIPT_JOB = 'script:\n        "script.py"'
 SHELL_JOB = 'shell:\n        "touch {output} {log}"'
 
 
@@ -152,6 +187,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ideal", type=float, help="the one-process ideal's seconds")
     parser.add_argument("--shell", action="store_true", help="also with shell jobs (see above)")
+    parser.add_argument("--script", action="store_true", help="also with `script:` jobs")
     parser.add_argument("--json")
     args = parser.parse_args()
     models, local = job_graph(yaml.safe_load(Path(args.config).read_text()))
@@ -165,12 +201,15 @@ def main() -> None:
     jobs = sum(rules.values())
     figures = {"jobs": jobs, "rules": rules}
     snakefile = SNAKEFILE.format(models=models, local=local, scripts=str(SCRIPTS))
-    kinds = {"runs": ("Python scripts", snakefile)}
+    kinds = {"runs": ("Python scripts started as glueperf's rules start them", snakefile)}
     if args.shell:
-        kinds["runs_shell"] = ("shell commands", snakefile.replace(SCRIPT_JOB, SHELL_JOB))
+        kinds["runs_shell"] = ("shell commands", snakefile.replace(PYTHON_JOB, SHELL_JOB))
+    if args.script:
+        kinds["runs_script"] = ("Snakemake `script:`s", snakefile.replace(PYTHON_JOB, SCRIPT_JOB))
     with tempfile.TemporaryDirectory() as temporary:
         directory = Path(temporary)
-        (directory / "job.py").write_text(JOB)
+        (directory / "job.py").write_text(JOB.format(scripts=str(SCRIPTS)))
+        (directory / "script.py").write_text(SCRIPT)
         for key, (kind, text) in kinds.items():
             (directory / "Snakefile").write_text(text)
             figures[key] = {}

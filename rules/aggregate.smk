@@ -36,7 +36,10 @@ rule aggregate_metrics:
     conda:
         "../envs/aggregate.yaml"
     params:
-        labels=display_labels,
-        code=code_fingerprint("aggregate_metrics.py"),
-    script:
-        "../scripts/aggregate_metrics.py"
+        **job_params(
+            "aggregate_metrics",
+            labels=display_labels,
+            code=code_fingerprint("aggregate_metrics.py"),
+        ),
+    shell:
+        JOB_COMMAND

@@ -6,6 +6,7 @@ from snakemake.utils import validate
 
 from glueperf import GlueperfError, results
 from glueperf.infra import plan, startup
+from glueperf.infra.job import JOB_COMMAND, job_params
 from glueperf.infra.snakemake_internals import cancel_scheduler_timers, runs_jobs_here
 from glueperf.infra.configfile import schema_error
 from glueperf.plotting import FIGURES, figure_files
@@ -39,7 +40,11 @@ start_up(check_before_any_job, config)
 # The config is sound: the run lock, results/ of this config, no stale Snakemake lock... (again
 # at onstart, in the Snakefile).
 start_up(
-    startup.when_read, config, workflow.overwrite_configfiles, workflow.is_main_process
+    startup.when_read,
+    config,
+    workflow.overwrite_configfiles,
+    workflow.is_main_process,
+    not workflow.deployment_settings.deployment_method,
 )
 
 

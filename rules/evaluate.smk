@@ -8,11 +8,14 @@ rule hash_model:
     conda:
         "../envs/evaluate.yaml"
     params:
-        model=model_spec,
-        model_fingerprint=model_fingerprint,
-        code=code_fingerprint("hash_model.py"),
-    script:
-        "../scripts/hash_model.py"
+        **job_params(
+            "hash_model",
+            model=model_spec,
+            model_fingerprint=model_fingerprint,
+            code=code_fingerprint("hash_model.py"),
+        ),
+    shell:
+        JOB_COMMAND
 
 
 rule evaluate_model:
@@ -40,11 +43,14 @@ rule evaluate_model:
     resources:
         gpu=1,
     params:
-        model=model_spec,
-        path=lookup(dpath="datasets/{dataset}/path", within=config),
-        dataset=dataset_settings,
-        settings=evaluation_settings,
-        model_fingerprint=model_fingerprint,
-        code=code_fingerprint("evaluate_model.py"),
-    script:
-        "../scripts/evaluate_model.py"
+        **job_params(
+            "evaluate_model",
+            model=model_spec,
+            path=lookup(dpath="datasets/{dataset}/path", within=config),
+            dataset=dataset_settings,
+            settings=evaluation_settings,
+            model_fingerprint=model_fingerprint,
+            code=code_fingerprint("evaluate_model.py"),
+        ),
+    shell:
+        JOB_COMMAND

@@ -7,10 +7,13 @@ rule fetch_model:
     conda:
         "../envs/fetch.yaml"
     params:
-        source=lookup(dpath="models/{model}/source", within=config),
-        revision=lookup(dpath="models/{model}/revision", within=config),
-    script:
-        "../scripts/fetch_model.py"
+        **job_params(
+            "fetch_model",
+            source=lookup(dpath="models/{model}/source", within=config),
+            revision=lookup(dpath="models/{model}/revision", within=config),
+        ),
+    shell:
+        JOB_COMMAND
 
 
 rule fetch_dataset:
@@ -22,10 +25,13 @@ rule fetch_dataset:
     conda:
         "../envs/fetch.yaml"
     params:
-        url=lookup(dpath="datasets/{dataset}/path", within=config),
-        revision=lookup(dpath="datasets/{dataset}/revision", within=config),
-    script:
-        "../scripts/fetch_dataset.py"
+        **job_params(
+            "fetch_dataset",
+            url=lookup(dpath="datasets/{dataset}/path", within=config),
+            revision=lookup(dpath="datasets/{dataset}/revision", within=config),
+        ),
+    shell:
+        JOB_COMMAND
 
 
 rule prefetch:

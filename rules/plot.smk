@@ -14,7 +14,10 @@ rule plot_results:
         "../envs/plot.yaml"
     threads: len(FIGURES)
     params:
-        code=code_fingerprint("plot_results.py"),
-        vector_formats=config["plots"]["vector_formats"],
-    script:
-        "../scripts/plot_results.py"
+        **job_params(
+            "plot_results",
+            code=code_fingerprint("plot_results.py"),
+            vector_formats=config["plots"]["vector_formats"],
+        ),
+    shell:
+        JOB_COMMAND

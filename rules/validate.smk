@@ -9,10 +9,15 @@ rule validate_dataset:
     conda:
         "../envs/evaluate.yaml"
     params:
-        path=lookup(dpath="datasets/{dataset}/path", within=config),
-        dataset=dataset_settings,
-        sha256=lookup(dpath="datasets/{dataset}/sha256", within=config, default=None),
-        fingerprint=dataset_fingerprint,
-        code=code_fingerprint("validate_dataset.py"),
-    script:
-        "../scripts/validate_dataset.py"
+        **job_params(
+            "validate_dataset",
+            path=lookup(dpath="datasets/{dataset}/path", within=config),
+            dataset=dataset_settings,
+            sha256=lookup(
+                dpath="datasets/{dataset}/sha256", within=config, default=None
+            ),
+            fingerprint=dataset_fingerprint,
+            code=code_fingerprint("validate_dataset.py"),
+        ),
+    shell:
+        JOB_COMMAND

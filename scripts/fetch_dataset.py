@@ -3,15 +3,17 @@
 from pathlib import Path
 
 from glueperf.fetch import fetch_dataset_file
+from glueperf.infra.job import job_from_command_line
 from glueperf.infra.script import run_script
 from glueperf.outputs import write_json
 
 
-def main(snakemake):
-    params = snakemake.params
-    provenance = fetch_dataset_file(params.url, params.revision, Path(snakemake.output.data))
-    write_json(provenance, snakemake.output.provenance)
+def main(job):
+    params = job.params
+    provenance = fetch_dataset_file(params.url, params.revision, Path(job.output.data))
+    write_json(provenance, job.output.provenance)
 
 
 if __name__ == "__main__":
-    run_script(lambda: main(snakemake), snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    job = job_from_command_line()
+    run_script(lambda: main(job), job.log[0])

@@ -3,6 +3,8 @@ provenance (glueperf/infra/hash_job.py), forked from this run's fork server when
 
 from glueperf.infra.forkserver import run_light_job
 from glueperf.infra.hash_job import hash_job
+from glueperf.infra.job import job_from_command_line
 
 if __name__ == "__main__":
-    run_light_job(hash_job, snakemake, snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    job = job_from_command_line()
+    run_light_job(hash_job, job, job.log[0])

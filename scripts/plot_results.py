@@ -2,7 +2,9 @@
 run's results server when there is one."""
 
 from glueperf.infra.forkclient import run_post_job
+from glueperf.infra.job import job_from_command_line
 from glueperf.infra.plot_job import plot_job
 
 if __name__ == "__main__":
-    run_post_job(plot_job, snakemake, snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    job = job_from_command_line()
+    run_post_job(plot_job, job, job.log[0])

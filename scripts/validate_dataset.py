@@ -2,7 +2,9 @@
 (glueperf/infra/validate_job.py), forked from this run's fork server when one is ready."""
 
 from glueperf.infra.forkserver import run_light_job
+from glueperf.infra.job import job_from_command_line
 from glueperf.infra.validate_job import validate_job
 
 if __name__ == "__main__":
-    run_light_job(validate_job, snakemake, snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    job = job_from_command_line()
+    run_light_job(validate_job, job, job.log[0])

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from glueperf import GlueperfError  # noqa: E402
-from glueperf.infra import forkclient  # noqa: E402
+from glueperf.infra import forkclient, startup  # noqa: E402
 from glueperf.infra.forkclient import forked, run_post_job  # noqa: E402
 from glueperf.infra.forkserver import run_job, run_light_job  # noqa: E402
 
@@ -121,11 +121,14 @@ if __name__ == "__main__":
     sys.platform = os.environ.get("FAKE_PLATFORM", sys.platform)
     function, out, log, how = (sys.argv[1:5] + [""])[:4]
     job = types.SimpleNamespace(out=out)
-    if os.environ.get("MODEL_DIR"):
-        job.config = {"models": {"m": {"source": os.environ["MODEL_DIR"]}}}
+    # What the workflow tells a run's jobs of their server (glueperf.infra.startup), for a
+    # config of MODEL_DIR and EVALUATION_DEVICE.
+    config = {
+        "models": {"m": {"source": os.environ.get("MODEL_DIR", "no/such/model")}},
+        "evaluation": {"device": os.environ.get("EVALUATION_DEVICE", "cpu")},
+    }
+    os.environ[forkclient.SERVER_START] = json.dumps(startup.server_start(config))
     if os.environ.get("EVALUATION_DEVICE"):  # a run's config, whose server forks a child ahead
-        job.config = getattr(job, "config", {"models": {"m": {}}})
-        job.config["evaluation"] = {"device": os.environ["EVALUATION_DEVICE"]}
         forkclient.AHEAD[forkclient.JOBS] = "forked_jobs:start_for_tests"
     if how == "light":
         run_light_job(getattr(forked_jobs, function), job, log)

@@ -281,12 +281,12 @@ def test_snakemake_floor_times_the_pipelines_job_graph_doing_nothing(glue_like_r
     """bench/snakemake_floor.py runs, with each --cores, as many jobs of each rule as the
     pipeline plans for the config (its dry run's job stats), each doing nothing but writing its
     outputs, and prints their wall seconds beside the ideal's; with --shell, also as shell jobs
-    (no Python started per job)."""
+    (no Python started per job), with --script as Snakemake `script:`s."""
     config, _ = glue_like_run
     out = tmp_path / "floor.json"
     command = [sys.executable, str(REPO / "bench" / "snakemake_floor.py"), str(config)]
     command += ["--cores", "1", "2", "--repeats", "1", "--ideal", "10", "--json", str(out)]
-    command += ["--shell"]
+    command += ["--shell", "--script"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     figures = json.loads(out.read_text())
@@ -304,7 +304,7 @@ def test_snakemake_floor_times_the_pipelines_job_graph_doing_nothing(glue_like_r
     }
     assert planned.pop("all") == 1
     assert figures["rules"] == planned and figures["jobs"] == sum(planned.values())
-    for runs in ("runs", "runs_shell"):
+    for runs in ("runs", "runs_shell", "runs_script"):
         for cores in ("1", "2"):
             (wall,) = figures[runs][cores]
             assert 0 < wall < 300

@@ -419,7 +419,7 @@ def test_an_evaluation_set_to_run_on_the_cpu_asks_for_no_child_ahead():
 def ahead_request(device="auto", **environ) -> dict:
     """What the fork server hands a child forked ahead: an evaluation's request."""
     job = types.SimpleNamespace(params=types.SimpleNamespace(settings={"device": device}))
-    return {"snakemake": job, "environ": {"PATH": "/usr/bin", **environ}}
+    return {"job": job, "environ": {"PATH": "/usr/bin", **environ}}
 
 
 def test_a_child_ahead_takes_only_an_evaluation_that_would_claim_its_gpu_in_its_environment():
@@ -431,7 +431,7 @@ def test_a_child_ahead_takes_only_an_evaluation_that_would_claim_its_gpu_in_its_
     assert not started.accepts(ahead_request("cuda:1"))  # not on this host
     assert not started.accepts(ahead_request(CUDA_MODULE_LOADING="EAGER"))  # CUDA would differ
     assert not started.accepts(ahead_request(CUDA_VISIBLE_DEVICES=H100_1.uuid))
-    not_an_evaluation = {"snakemake": types.SimpleNamespace(), "environ": {"PATH": "/usr/bin"}}
+    not_an_evaluation = {"job": types.SimpleNamespace(), "environ": {"PATH": "/usr/bin"}}
     assert not started.accepts(not_an_evaluation)
 
 

@@ -180,12 +180,23 @@ def third_party_imports(script: Path) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("rule", [r for r in running_rules() if "script" in rules_in_files()[r]])
+def script_rules() -> list[str]:
+    """The rules that run their script, scripts/<rule>.py, through the one job command
+    (glueperf/infra/job.py)."""
+    return [r for r in running_rules() if rules_in_files()[r].get("shell") == ["JOB_COMMAND"]]
+
+
+def test_every_rule_that_runs_something_runs_its_script():
+    assert script_rules() == running_rules()
+    for rule in script_rules():
+        assert (REPO / "scripts" / f"{rule}.py").is_file(), rule
+
+
+@pytest.mark.parametrize("rule", script_rules())
 def test_every_import_of_a_rules_code_is_in_its_env(rule):
     spec = rules_in_files()[rule]
-    (script,) = spec["script"]
     (env,) = spec["conda"]
-    script_path = (spec["file"].parent / script.strip("\"'")).resolve()
+    script_path = REPO / "scripts" / f"{rule}.py"
     pins = pip_pins((spec["file"].parent / env.strip("\"'")).resolve())
     distributions = packages_distributions()
     missing = []

@@ -39,14 +39,18 @@ def fingerprints(scripts) -> dict[str, str]:
     [
         ("plotting.py", {"plot_results"}),
         ("aggregate.py", {"aggregate_metrics", "plot_results"}),
-        # the provenance of the row, and where the fork server (every forked job's) finds a
-        # fetched model's architecture
-        ("fetch.py", {"validate_dataset", "hash_model", "evaluate_model"}),
+        # the provenance of the row (where the fork server finds the run's models, the
+        # workflow tells it as it starts: glueperf/infra/startup.py, no job's code)
+        ("fetch.py", {"evaluate_model"}),
         ("engine.py", {"evaluate_model"}),
         ("validation.py", {"validate_dataset", "evaluate_model"}),
         ("checksums.py", {"validate_dataset", "hash_model", "evaluate_model"}),
         # imported only inside a function of the fork server, by every job through run_script
         ("infra/script.py", set(SCRIPTS)),
+        # how every script reads its job
+        ("infra/job.py", set(SCRIPTS)),
+        # a rule's script itself (Snakemake's shell: command is the same for every rule)
+        ("../validate_dataset.py", {"validate_dataset"}),
     ],
 )
 def test_a_changed_module_changes_the_code_of_exactly_the_rules_that_import_it(

@@ -1,4 +1,4 @@
-"""Rule aggregate_metrics as a function of the job's ``snakemake`` object;
+"""Rule aggregate_metrics as a function of its job (glueperf/infra/job.py);
 scripts/aggregate_metrics.py runs it, forked from this run's results server when there is one
 (glueperf/infra/forkserver.py, ``run_post_job``). pandas is imported inside the function: the
 job's own process, which only asks the server for a child, imports none of it."""
@@ -7,7 +7,7 @@ job's own process, which only asks the server for a child, imports none of it.""
 CROSS_TASK_NOTE = "cross-task evaluations, classes matched through a label_map"
 
 
-def aggregate_job(snakemake):
+def aggregate_job(job):
     """Merge the one-row metrics files into model_performance.csv, with each other dtype's
     agreement with float32 from the predictions files, and summarize its GLUE tasks into
     glue_summary.csv; each also as an HTML page for the report."""
@@ -22,9 +22,9 @@ def aggregate_job(snakemake):
     from glueperf.outputs import write_csv
     from glueperf.report_tables import write_html_table
 
-    labels = snakemake.params.labels
-    output = snakemake.output
-    metrics = read_metrics(snakemake.input.metrics)
+    labels = job.params.labels
+    output = job.output
+    metrics = read_metrics(job.input.metrics)
     table = performance_table(
         metrics, labels["tasks"], labels["families"], agreement(metrics, read_predictions)
     )

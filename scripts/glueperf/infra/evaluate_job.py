@@ -1,4 +1,4 @@
-"""Rule evaluate_model as a function of the job's ``snakemake`` object; scripts/evaluate_model.py
+"""Rule evaluate_model as a function of its job (glueperf/infra/job.py); scripts/evaluate_model.py
 runs it through the fork server (glueperf/infra/forkserver.py). The metrics row is assembled here
 from the groups each part fills (glueperf/results.py): the evaluation's measurements, who and
 what was evaluated, the device claim, and the inputs' provenance.
@@ -23,7 +23,7 @@ from glueperf.clock import JOB_STARTED
 from glueperf.outputs import read_json
 
 
-def evaluate_job(snakemake):
+def evaluate_job(job):
     """One model in one dtype on one dataset -> a one-row metrics CSV and the predictions."""
     import torch
 
@@ -46,7 +46,7 @@ def evaluate_job(snakemake):
     from glueperf.outputs import write_row
     from glueperf.tasks import DatasetSpec
 
-    params, settings, wildcards = snakemake.params, snakemake.params.settings, snakemake.wildcards
+    params, settings, wildcards = job.params, job.params.settings, job.wildcards
     name = f"{wildcards.model}/{wildcards.dtype}/{wildcards.dataset}"
     ahead = STARTED_AHEAD[0] if STARTED_AHEAD else None  # this process was forked ahead
     gpus = ahead.gpus if ahead else host_gpus()  # once: the claim asks again
@@ -59,7 +59,7 @@ def evaluate_job(snakemake):
             params.model["trust_remote_code"],
         )
         started = EarlyStart("cuda", stand_in, after=ahead and ahead.started)
-    read = read_data(snakemake.input.data, DatasetSpec(**params.dataset), wildcards.dataset)
+    read = read_data(job.input.data, DatasetSpec(**params.dataset), wildcards.dataset)
     model = ModelHandle(params.model["model_dir"], wildcards.model)
     # A model that does not fit the dataset holds no device.
     check_task_fits_before_loading(model, read)
@@ -68,9 +68,9 @@ def evaluate_job(snakemake):
         model_revision=params.model["revision"] or "",
         dataset_path=str(params.path),
         **provenance_fields(
-            read_json(snakemake.input.summary),
+            read_json(job.input.summary),
             params.model["model_dir"],
-            read_json(snakemake.input.model_provenance),  # fetched, or hashed once by hash_model
+            read_json(job.input.model_provenance),  # fetched, or hashed once by hash_model
         ),
     )
     loaded_on_cpu = None
@@ -88,7 +88,7 @@ def evaluate_job(snakemake):
         gpus=lambda: gpus,
         started_on=foreseen,
     )
-    use_threads(settings.get("threads"), snakemake.threads, claim.device)
+    use_threads(settings.get("threads"), job.threads, claim.device)
     # torch reads CUDA_VISIBLE_DEVICES only when CUDA starts: after the claim, which narrows it,
     # or before it, narrowed to the foreseen GPU.
     held = {}
@@ -106,24 +106,24 @@ def evaluate_job(snakemake):
         read, model, Settings.of({**settings, "device": claim.device}), started, let_go
     )
     process = "ahead" if ahead else ("forked" if forked() else "own")
-    job = results.Job(job_process=process, **held)
+    held_job = results.Job(job_process=process, **held)
     subject = results.Subject(
         model=wildcards.model,
         dtype=settings["dtype"],
         dataset=wildcards.dataset,
         glue_task=params.dataset["glue_task"],
     )
-    row = results.metrics_row(subject, *measured.groups(), job, provenance)
+    row = results.metrics_row(subject, *measured.groups(), held_job, provenance)
     # Predictions first: the metrics file is the rule's sign that the job finished.
-    write_predictions(measured.predictions, snakemake.output.predictions)
-    write_row(row, snakemake.output.metrics)
+    write_predictions(measured.predictions, job.output.predictions)
+    write_row(row, job.output.metrics)
     tell("glueperf: results written", console=False)
 
 
-def may_run_ahead(snakemake) -> bool:
+def may_run_ahead(job) -> bool:
     """Whether a child forked ahead of this evaluation, CUDA started, may run it: one not set to
     run on the CPU (its ``accepts`` decides the rest)."""
-    return snakemake.params.settings["device"] != "cpu"
+    return job.params.settings["device"] != "cpu"
 
 
 def use_threads(configured: int | None, job_threads: int, device: str = "cpu") -> None:
@@ -164,13 +164,13 @@ def runs_off_the_cpu(requested: str, gpus) -> bool:
     return requested != "cpu"
 
 
-def server_imports(snakemake, cwd: str) -> list[str]:
+def server_imports(job, cwd: str) -> list[str]:
     """What the fork server imports for this job before forking it, once for every job after
     it: the module of the model's architecture (transformers imports it on the first load, a
     second or more on a GPU host)."""
     from glueperf.models import modeling_module
 
-    module = modeling_module(os.path.join(cwd, snakemake.params.model["model_dir"]))
+    module = modeling_module(os.path.join(cwd, job.params.model["model_dir"]))
     return [module] if module else []
 
 
@@ -211,7 +211,7 @@ class StartedAhead:
 
         environ = request["environ"]
         try:
-            device = request["snakemake"].params.settings["device"]
+            device = request["job"].params.settings["device"]
         except (AttributeError, KeyError, TypeError):  # not an evaluation
             return False
         return same_environment(environ, self.environ) and (

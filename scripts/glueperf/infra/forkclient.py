@@ -24,6 +24,10 @@ SNAKEMAKE_PID = "GLUEPERF_SNAKEMAKE_PID"
 SWITCH = "GLUEPERF_FORK_SERVER"
 # Set (to "1") by the run's start when evaluations run on this host: light jobs start the server.
 GPU_JOBS_HERE = "GLUEPERF_GPU_JOBS_HERE"
+# Set as the Snakefile is read (glueperf.infra.startup.server_start): JSON of the run's model
+# directories (``models``: the server imports their architectures) and whether the server forks a
+# child ahead as soon as it is ready (``ahead``).
+SERVER_START = "GLUEPERF_SERVER_START"
 # The servers of a run (what each imports: forkserver.ROLES): the evaluations' (and light
 # jobs'), and the results' (the table's and the plots'); the modules a Python must have for each.
 JOBS, POST = "jobs", "post"
@@ -46,16 +50,16 @@ def forked() -> bool:
     return JOB_STARTED in os.environ
 
 
-def run_post_job(function, snakemake, log_path) -> None:
+def run_post_job(function, job, log_path) -> None:
     """``run_job`` for the jobs that make the results of the evaluations (the table, the
     plots): forked from this run's results server (``POST``) when it runs or is starting, else
     run here. The evaluations' server starts it as it starts itself, so that its imports overlap
     its own, before any evaluation runs."""
     address = server_address(POST)
-    forked_job(address and connect_when_started(address), function, snakemake, log_path, None)
+    forked_job(address and connect_when_started(address), function, job, log_path, None)
 
 
-def forked_job(connection, function, snakemake, log_path, server_imports, ahead=False) -> None:
+def forked_job(connection, function, job, log_path, server_imports, ahead=False) -> None:
     """The job run in a child through ``connection`` to the server, exiting with its status;
     in this process when there is no connection, or the server forked no child. ``ahead``:
     whether a child forked ahead of the job may run it (glueperf/infra/forkserver.py)."""
@@ -63,13 +67,13 @@ def forked_job(connection, function, snakemake, log_path, server_imports, ahead=
     from glueperf.infra.script import run_script
 
     if connection is None:
-        run_script(lambda: function(snakemake), log_path)
+        run_script(lambda: function(job), log_path)
         return
     request = {
         "function": qualified_name(function),
         "server_imports": server_imports and qualified_name(server_imports),
         "ahead": ahead,
-        "snakemake": snakemake,
+        "job": job,
         "log": str(log_path),
         "cwd": os.getcwd(),
         "environ": {**os.environ, JOB_STARTED: repr(process_start_s())},
@@ -87,7 +91,7 @@ def forked_job(connection, function, snakemake, log_path, server_imports, ahead=
             "own process",
             file=sys.stderr,
         )
-        run_script(lambda: function(snakemake), log_path)
+        run_script(lambda: function(job), log_path)
         return
     status = receive_status(connection)
     if status is None:

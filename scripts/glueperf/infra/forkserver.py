@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import pickle
 import select
@@ -80,6 +81,7 @@ from glueperf.infra.forkclient import (
     JOBS,
     LENGTH,
     POST,
+    SERVER_START,
     STATUS,
     forked_job,
     server_address,
@@ -106,7 +108,7 @@ PRELOAD = (
     "glueperf.infra.evaluate_job",
     "glueperf.infra.validate_job",
     "glueperf.infra.hash_job",
-    "snakemake.script",  # the job's ``snakemake`` object is unpickled with it
+    "glueperf.infra.job",  # the job's description is unpickled with it
 )
 # What the results' jobs import (glueperf/infra/aggregate_job.py and plot_job.py):
 # a second server, ``POST``, holds these for them, apart from the evaluations' server, so that no
@@ -121,7 +123,7 @@ POST_PRELOAD = (
     "glueperf.infra.script",
     "glueperf.infra.aggregate_job",
     "glueperf.infra.plot_job",
-    "snakemake.script",
+    "glueperf.infra.job",
 )
 # What each of a run's servers imports (glueperf/infra/forkclient.py: JOBS, POST).
 ROLES = {JOBS: PRELOAD, POST: POST_PRELOAD}
@@ -134,54 +136,45 @@ WAITING_JOBS_S = 0.05
 START_TIMEOUT_S = 300.0
 
 
-def run_job(function, snakemake, log_path, server_imports=None, ahead=False) -> None:
-    """Run ``function(snakemake)`` as ``run_script`` does, in a child of this run's fork server
+def run_job(function, job, log_path, server_imports=None, ahead=False) -> None:
+    """Run ``function(job)`` as ``run_script`` does, in a child of this run's fork server
     (started here if need be), and exit with its status; in this process where there is none.
-    ``server_imports(snakemake, cwd)``: modules for the server to import first; ``ahead``:
+    ``server_imports(job, cwd)``: modules for the server to import first; ``ahead``:
     whether the child forked ahead may run it (see above)."""
     address = server_address()
-    connection = address and connect(address, run_models(snakemake), ahead_at_start(snakemake))
-    forked_job(connection, function, snakemake, log_path, server_imports, ahead)
+    connection = address and connect(address, run_models(), ahead_at_start())
+    forked_job(connection, function, job, log_path, server_imports, ahead)
 
 
-def run_light_job(function, snakemake, log_path) -> None:
+def run_light_job(function, job, log_path) -> None:
     """``run_job`` for a job that needs none of the server's imports: forked when this run's
     server is ready, else run here at once (starting the server in the background, for the
     evaluations to come, where they run on this host)."""
     address = server_address()
     connection = address and try_connect(address)
     if connection is None and address and os.environ.get(GPU_JOBS_HERE) == "1":
-        start_in_background(address, run_models(snakemake), JOBS, ahead_at_start(snakemake))
-    forked_job(connection, function, snakemake, log_path, None)
+        start_in_background(address, run_models(), JOBS, ahead_at_start())
+    forked_job(connection, function, job, log_path, None)
 
 
-def run_models(snakemake) -> list[str]:
-    """The directories of the run's models that exist (absolute), from the job's config."""
-    from glueperf.fetch import model_location
-
-    models = (getattr(snakemake, "config", None) or {}).get("models") or {}
-    found = [
-        os.path.abspath(model_location(name, entry["source"]))
-        for name, entry in models.items()
-        if isinstance(entry, dict) and isinstance(entry.get("source"), str)
-    ]
-    return [directory for directory in found if os.path.isdir(directory)]
+def run_models() -> list[str]:
+    """The directories of the run's models that exist (absolute): the config's, as the workflow
+    gave them to its jobs (``SERVER_START``)."""
+    return [directory for directory in server_start()["models"] if os.path.isdir(directory)]
 
 
-def ahead_at_start(snakemake) -> bool:
+def ahead_at_start() -> bool:
     """Whether the run's server forks a child ahead as soon as it is ready: where any of the
-    config's evaluations may run off the CPU (its ``evaluation.device``, the model's own or the
-    run's, is not ``cpu``), so that the first evaluation finds CUDA started too. A run that
-    evaluates on the CPU alone starts no CUDA; one whose config does not say, none before an
-    evaluation asks. A model's own device over the run's, as plan.evaluation_settings has it
-    (not imported here: plan's imports would weigh on every light job's start)."""
-    config = getattr(snakemake, "config", None) or {}
-    default = (config.get("evaluation") or {}).get("device")
-    for entry in (config.get("models") or {}).values():
-        own = (entry.get("evaluation") or {}).get("device") if isinstance(entry, dict) else None
-        if (own or default) not in (None, "cpu"):
-            return True
-    return False
+    config's evaluations may run off the CPU, so that the first evaluation finds CUDA started
+    too (``SERVER_START``, from glueperf.infra.startup.server_start)."""
+    return bool(server_start()["ahead"])
+
+
+def server_start() -> dict:
+    """What the workflow told its jobs of the server to start: ``models``, ``ahead``; none
+    and no where it did not (a script run by hand)."""
+    told = os.environ.get(SERVER_START)
+    return json.loads(told) if told else {"models": [], "ahead": False}
 
 
 def connect(address: str, model_dirs: list[str], ahead: bool = False) -> socket.socket | None:
@@ -470,7 +463,7 @@ def prepare_for(request: dict) -> bool:
     name = request.get("server_imports")
     if name:
         try:
-            for module in resolve(name)(request["snakemake"], request["cwd"]):
+            for module in resolve(name)(request["job"], request["cwd"]):
                 import_once(module)
         except Exception:  # the job imports for itself, as without the server
             traceback.print_exc()
@@ -612,7 +605,7 @@ def run_child(connection: socket.socket, request: dict, streams: list[int]) -> N
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["environ"])
-        status = run_as_script(resolve(request["function"]), request["snakemake"], request["log"])
+        status = run_as_script(resolve(request["function"]), request["job"], request["log"])
     except BaseException:
         traceback.print_exc()
     finally:
@@ -624,11 +617,11 @@ def run_child(connection: socket.socket, request: dict, streams: list[int]) -> N
             os._exit(status)
 
 
-def run_as_script(function, snakemake, log_path) -> int:
+def run_as_script(function, job, log_path) -> int:
     from glueperf.infra.script import run_script
 
     try:
-        run_script(lambda: function(snakemake), log_path)
+        run_script(lambda: function(job), log_path)
     except SystemExit as leaving:
         code = leaving.code
         return code if isinstance(code, int) else (0 if code is None else 1)

@@ -1,4 +1,4 @@
-"""Rule hash_model as a function of the job's ``snakemake`` object; scripts/hash_model.py runs it.
+"""Rule hash_model as a function of its job (glueperf/infra/job.py); scripts/hash_model.py runs it.
 
 A local model's files are hashed once per model, not in each of its evaluations (DistilBERT's
 268 MB take most of a second), and with no device held: every evaluation of the model records
@@ -10,9 +10,7 @@ from glueperf.checksums import local_checksums
 from glueperf.outputs import write_json
 
 
-def hash_job(snakemake):
+def hash_job(job):
     """sha256 of each file of the model directory that its model is loaded from."""
-    model_dir = snakemake.params.model["model_dir"]
-    write_json(
-        {"source": model_dir, "sha256": local_checksums(model_dir)}, snakemake.output.checksums
-    )
+    model_dir = job.params.model["model_dir"]
+    write_json({"source": model_dir, "sha256": local_checksums(model_dir)}, job.output.checksums)

@@ -283,13 +283,13 @@ def host_has_gpus() -> bool:
 
 
 def code_fingerprint(script: str, scripts: Path = SCRIPTS) -> str:
-    """A digest of the glueperf modules that ``scripts/<script>`` imports, directly or through
-    one another, as a `params:` value: a change to any of them reruns the rule (and what
-    follows), as a change to the script itself does. Derived from the imports, never kept by
-    hand; their contents, not their times, so that a module put back as it was reruns nothing.
+    """A digest of ``scripts/<script>`` and the glueperf modules it imports, directly or
+    through one another, as a `params:` value: a change to any of them reruns the rule (and
+    what follows). Derived from the imports, never kept by hand; their contents, not their
+    times, so that a module put back as it was reruns nothing.
     """
     digest = hashlib.sha256()
-    for path in code_files(scripts / script, scripts / "glueperf"):
+    for path in [scripts / script, *code_files(scripts / script, scripts / "glueperf")]:
         content = path.read_bytes()
         for part in (str(path.relative_to(scripts)).encode(), content):
             digest.update(len(part).to_bytes(8, "little") + part)

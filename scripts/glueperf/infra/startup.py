@@ -4,8 +4,12 @@ in one place (rules/common.smk calls ``when_read``, the Snakefile's onstart ``wh
 - Snakemake hashes params without importing pandas (glueperf/infra/snakemake_internals.py):
   0.2-0.4 s of every run, no-op reruns included.
 - The jobs learn which Snakemake process started them (``SNAKEMAKE_PID``): their fork server
-  (glueperf/infra/forkserver.py) ends with it. At onstart they also learn whether this run's
-  evaluations run on this host (``GPU_JOBS_HERE``): then the first light job starts the server.
+  (glueperf/infra/forkserver.py) ends with it. They learn which Python runs their scripts where
+  no conda env does (``PYTHON``: Snakemake's) and where the scripts are (``SCRIPTS``;
+  glueperf/infra/job.py), and what their fork server
+  is to start with (``SERVER_START``: the run's models, whether a child is forked ahead). At
+  onstart they also learn whether this run's evaluations run on this host (``GPU_JOBS_HERE``):
+  then the first light job starts the server.
 - Exactly one run executes jobs in a directory at a time (glueperf/infra/locks.py): Snakemake's
   own lock lets runs started together through. Taken as the Snakefile is read, before
   Snakemake's lock, for the life of the process, by a command line that runs jobs (not -n,
@@ -22,11 +26,16 @@ Each step's refusal is a GlueperfError, which the workflow shows as Snakemake's 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
-from glueperf.infra.forkclient import GPU_JOBS_HERE, SNAKEMAKE_PID
+from glueperf.fetch import model_location
+from glueperf.infra.forkclient import GPU_JOBS_HERE, SERVER_START, SNAKEMAKE_PID
+from glueperf.infra.job import PYTHON, SCRIPTS
 from glueperf.infra.locks import hold_run_lock
+from glueperf.infra.plan import SCRIPTS as SCRIPTS_DIR
+from glueperf.infra.plan import evaluation_settings
 from glueperf.infra.resultsdir import check_results_config, config_files, record_results_config
 from glueperf.infra.snakemake_internals import (
     executes_jobs,
@@ -37,10 +46,19 @@ from glueperf.infra.snakemake_internals import (
 )
 
 
-def when_read(config: dict, command_line_config_files, is_main_process: bool) -> None:
-    """As Snakemake reads the Snakefile, once the config has been checked."""
+def when_read(
+    config: dict, command_line_config_files, is_main_process: bool, own_python: bool = True
+) -> None:
+    """As Snakemake reads the Snakefile, once the config has been checked. ``own_python``:
+    whether the jobs run in Snakemake's Python (no conda env, no container)."""
     hash_params_without_importing_pandas()
     os.environ[SNAKEMAKE_PID] = str(os.getpid())
+    os.environ[SERVER_START] = json.dumps(server_start(config))
+    os.environ[SCRIPTS] = str(SCRIPTS_DIR)
+    if own_python:
+        os.environ[PYTHON] = sys.executable
+    else:  # the env's own `python`
+        os.environ.pop(PYTHON, None)
     if not is_main_process:
         return
     executes = executes_jobs()
@@ -55,6 +73,24 @@ def when_read(config: dict, command_line_config_files, is_main_process: bool) ->
         check_results_config(files, report=report)
     if executes:
         record_results_config(files, config)
+
+
+def server_start(config: dict) -> dict:
+    """What a job that starts the run's fork server tells it (forkserver.server_start): the
+    directories of the config's models (absolute; the server imports the architectures of
+    those that exist) and whether it forks a child ahead as soon as it is ready: where any
+    evaluation may run off the CPU (its ``evaluation.device``, the model's own or the run's, is
+    not ``cpu``), so that the first evaluation finds CUDA started too. A run that evaluates on
+    the CPU alone starts no CUDA."""
+    models = config["models"]
+    return {
+        "models": [
+            os.path.abspath(model_location(name, entry["source"])) for name, entry in models.items()
+        ],
+        "ahead": any(
+            evaluation_settings(config, name).get("device") not in (None, "cpu") for name in models
+        ),
+    }
 
 
 def when_started(config: dict, command_line_config_files, evaluations_here: bool = False) -> None:

@@ -1,0 +1,94 @@
+"""A rule's job through its one shell command (glueperf/infra/job.py): what the rule describes is
+what the script reads, its Python is Snakemake's where no conda env is used, and the fork server
+learns the run's models and whether to fork a child ahead from the workflow
+(glueperf/infra/startup.py)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from snakemake.iocontainers import InputFiles, OutputFiles, Wildcards
+
+from conftest import tiny_workflow
+from glueperf.infra import startup
+from glueperf.infra.job import job_from_command_line, job_params
+
+
+def named(cls, **values):
+    """A Snakemake named list of ``values``, as a job's params functions are given."""
+    return cls(fromdict=values)
+
+
+def test_the_script_reads_back_the_job_its_rule_describes():
+    params = job_params(
+        "validate_dataset",
+        dataset=lambda wildcards: {"task": f"task of {wildcards.dataset}", "columns": ["a", "b"]},
+        sha256=None,
+        code="abc123",
+    )
+    assert {"dataset", "sha256", "code", "script", "job"} == set(params)
+    assert params["code"] == "abc123"  # each param as given, for Snakemake to compare
+    wildcards = named(Wildcards, dataset="sst2")
+    inputs = named(InputFiles, data="data/sst2.parquet", model=["m/config.json", "m/w.bin"])
+    outputs = named(OutputFiles, summary="results/validated/sst2.json")
+    description = params["job"](wildcards, inputs, outputs)
+
+    job = job_from_command_line(["4", "results/logs/x.log", description])
+    assert job.input.data == "data/sst2.parquet"
+    assert job.input.model == ["m/config.json", "m/w.bin"]
+    assert dict(job.output.items()) == {"summary": "results/validated/sst2.json"}
+    assert job.wildcards.dataset == "sst2"
+    assert job.params.dataset == {"task": "task of sst2", "columns": ["a", "b"]}
+    assert job.params.sha256 is None and job.params.code == "abc123"
+    assert job.log == ["results/logs/x.log"] and job.threads == 4
+    with pytest.raises(AttributeError):
+        job.params.missing  # noqa: B018
+
+
+def test_a_script_run_without_its_arguments_says_what_it_needs():
+    with pytest.raises(SystemExit, match="THREADS LOG JOB_JSON"):
+        job_from_command_line(["results/logs/x.log"])
+
+
+def test_the_run_tells_the_server_its_models_and_whether_to_fork_ahead(tmp_path):
+    model = tmp_path / "m"
+    config = {
+        "models": {"a": {"source": str(model)}, "b": {"source": "org/hub-model"}},
+        "evaluation": {"device": "cpu"},
+    }
+    told = startup.server_start(config)
+    assert told["models"][0] == str(model) and all(map(os.path.isabs, told["models"]))
+    assert told["ahead"] is False  # evaluates on the CPU alone: no CUDA to start ahead
+    config["models"]["b"]["evaluation"] = {"device": "auto"}
+    assert startup.server_start(config)["ahead"] is True  # one model's own device
+    config["evaluation"]["device"] = "cuda"
+    del config["models"]["b"]["evaluation"]
+    assert startup.server_start(config)["ahead"] is True
+
+
+def test_a_job_runs_in_snakemakes_python_whatever_python_the_path_finds(tmp_path, tiny_model):
+    """Without a conda env, a rule's script runs in the Python that runs Snakemake (as a
+    `script:` would), not in the first `python` on the PATH."""
+    workflow = tiny_workflow(tmp_path, tiny_model, {"reviews": 20})
+    decoy = tmp_path / "bin"
+    decoy.mkdir()
+    (decoy / "python").write_text("#!/bin/sh\necho 'the wrong python' >&2\nexit 3\n")
+    (decoy / "python").chmod(0o755)
+    env = {**os.environ, "PATH": f"{decoy}{os.pathsep}{os.environ['PATH']}"}
+    target = "results/validated/reviews.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", target],
+        cwd=workflow.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "the wrong python" not in result.stderr
+    assert json.loads((workflow.root / target).read_text())["n_rows"] == 20
+    log = Path(workflow.root, "results/logs/validate_dataset/reviews.log")
+    assert log.is_file()
