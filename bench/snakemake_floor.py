@@ -8,16 +8,16 @@ CONFIG from empty: hash_model per local model, validate_dataset per dataset, eva
 model and dataset (4 threads, as on a GPU, after its dataset's validation and its model's
 hashing), aggregate_metrics after all, plot_results after it (10 threads, a thread a figure).
 Each job starts its Python script as glueperf's rules do (a shell command, with a `log:`;
-glueperf/infra/job.py), which imports what every glueperf job imports, writes its outputs and
-does no other work, so its cost is what Snakemake and a job's Python start cost: what a
-pipeline of one job per model and dataset pays on top of its work. As glueperf's Snakefile, it
-does not wait for Snakemake's last scheduler timer at the end. Prints the wall seconds of
-a run from empty with each --cores, the median of --repeats, beside the one-process ideal's
-figure when given one (--ideal, seconds). With --shell, the same graph again with every job a
-shell command that touches its outputs: no Python started per job, so the difference is what
-each job's Python start costs; the rest is Snakemake's own work per job. With --script, again
-with every job a Snakemake `script:` (glueperf's rules before they started their scripts
-themselves), whose preamble unpickles the job's object, which imports snakemake.
+glueperf/infra/job.py; the table's job a `script:`), which imports what every glueperf job
+imports, writes its outputs and does no other work, so its cost is what Snakemake and a job's
+Python start cost: what a pipeline of one job per model and dataset pays on top of its work. As
+glueperf's Snakefile, it does not wait for Snakemake's last scheduler timer at the end. Prints
+the wall seconds of a run from empty with each --cores, the median of --repeats, beside the
+one-process ideal's figure when given one (--ideal, seconds). With --shell, the same graph again
+with every job a shell command that touches its outputs: no Python started per job, so the
+difference is what each job's Python start costs; the rest is Snakemake's own work per job. With
+--script, again with every job a Snakemake `script:` (glueperf's rules before they started their
+scripts themselves), whose preamble unpickles the job's object, which imports snakemake.
 """
 
 from __future__ import annotations
@@ -107,10 +107,8 @@ rule aggregate_metrics:
         out="results/model_performance.csv",
     log:
         "results/logs/aggregate_metrics.log",
-    params:
-        **job_params("job"),
-    shell:
-        JOB_COMMAND
+    script:
+        "script.py"
 
 
 rule plot_results:
@@ -203,7 +201,8 @@ def main() -> None:
     snakefile = SNAKEFILE.format(models=models, local=local, scripts=str(SCRIPTS))
     kinds = {"runs": ("Python scripts started as glueperf's rules start them", snakefile)}
     if args.shell:
-        kinds["runs_shell"] = ("shell commands", snakefile.replace(PYTHON_JOB, SHELL_JOB))
+        shell = snakefile.replace(PYTHON_JOB, SHELL_JOB).replace(SCRIPT_JOB, SHELL_JOB)
+        kinds["runs_shell"] = ("shell commands", shell)
     if args.script:
         kinds["runs_script"] = ("Snakemake `script:`s", snakefile.replace(PYTHON_JOB, SCRIPT_JOB))
     with tempfile.TemporaryDirectory() as temporary:

@@ -180,23 +180,31 @@ def third_party_imports(script: Path) -> set[str]:
     return found
 
 
-def script_rules() -> list[str]:
-    """The rules that run their script, scripts/<rule>.py, through the one job command
-    (glueperf/infra/job.py)."""
-    return [r for r in running_rules() if rules_in_files()[r].get("shell") == ["JOB_COMMAND"]]
+def rule_scripts() -> dict[str, Path]:
+    """Each running rule's script: scripts/<rule>.py, run by the one job command
+    (glueperf/infra/job.py), or a `script:`'s file."""
+    scripts = {}
+    for rule in running_rules():
+        spec = rules_in_files()[rule]
+        if spec.get("shell") == ["JOB_COMMAND"]:
+            scripts[rule] = REPO / "scripts" / f"{rule}.py"
+        elif "script" in spec:
+            (script,) = spec["script"]
+            scripts[rule] = (spec["file"].parent / script.strip("\"'")).resolve()
+    return scripts
 
 
 def test_every_rule_that_runs_something_runs_its_script():
-    assert script_rules() == running_rules()
-    for rule in script_rules():
-        assert (REPO / "scripts" / f"{rule}.py").is_file(), rule
+    assert sorted(rule_scripts()) == running_rules()
+    for rule, script in rule_scripts().items():
+        assert script == REPO / "scripts" / f"{rule}.py" and script.is_file(), rule
 
 
-@pytest.mark.parametrize("rule", script_rules())
+@pytest.mark.parametrize("rule", sorted(rule_scripts()))
 def test_every_import_of_a_rules_code_is_in_its_env(rule):
     spec = rules_in_files()[rule]
     (env,) = spec["conda"]
-    script_path = REPO / "scripts" / f"{rule}.py"
+    script_path = rule_scripts()[rule]
     pins = pip_pins((spec["file"].parent / env.strip("\"'")).resolve())
     distributions = packages_distributions()
     missing = []

@@ -48,6 +48,18 @@ def test_the_script_reads_back_the_job_its_rule_describes():
         job.params.missing  # noqa: B018
 
 
+def test_a_description_longer_than_a_shell_command_may_be_is_refused_as_the_job_is_built():
+    """bash takes a command of at most 128 KiB; past it the job would fail to start with
+    "Argument list too long", which names no rule."""
+    describe = job_params("aggregate_metrics")["job"]
+    wildcards = named(Wildcards)
+    files = [f"results/metrics/model-{n}/float32/dataset.csv" for n in range(2000)]
+    outputs = named(OutputFiles, table="results/model_performance.csv")
+    describe(wildcards, named(InputFiles, metrics=files[:100]), outputs)  # fits
+    with pytest.raises(ValueError, match="longer than a shell command may be"):
+        describe(wildcards, named(InputFiles, metrics=files * 2), outputs)
+
+
 def test_a_script_run_without_its_arguments_says_what_it_needs():
     with pytest.raises(SystemExit, match="THREADS LOG JOB_JSON"):
         job_from_command_line(["results/logs/x.log"])

@@ -124,6 +124,7 @@ POST_PRELOAD = (
     "glueperf.infra.aggregate_job",
     "glueperf.infra.plot_job",
     "glueperf.infra.job",
+    "snakemake.script",  # the table's job is a `script:`: its object is unpickled with it
 )
 # What each of a run's servers imports (glueperf/infra/forkclient.py: JOBS, POST).
 ROLES = {JOBS: PRELOAD, POST: POST_PRELOAD}

@@ -1,9 +1,10 @@
 """A rule's job as its script sees it, and the one shell command that starts every script.
 
-Every rule runs its script, ``scripts/<rule>.py``, through ``shell:`` (``JOB_COMMAND``), not
-``script:``: a ``script:`` job's Python unpickles Snakemake's object for the job, which imports
-the snakemake package (0.05-0.08 s a job, two thirds of Snakemake's own cost per job with
-``--cores 1``; BENCHMARKS.md). The command passes the job's threads, its log and
+The rules of a job per model or dataset run their script, ``scripts/<rule>.py``, through
+``shell:`` (``JOB_COMMAND``), not ``script:``: a ``script:`` job's Python unpickles Snakemake's
+object for the job, which imports the snakemake package (0.05-0.08 s a job, two thirds of
+Snakemake's own cost per job with ``--cores 1``; BENCHMARKS.md). The table's job, whose inputs
+grow with the experiment, stays a ``script:`` (``describe`` says why). The command passes the job's threads, its log and
 ``params.job``: a JSON description of the job's named input and output files, wildcards and
 params, made by ``describe`` from the rule's params (``job_params``). The script reads it back
 as a ``Job``, which has the attributes of Snakemake's object that the jobs use.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 
 # Set as the Snakefile is read (glueperf.infra.startup): the interpreter of a job that runs
@@ -28,6 +30,11 @@ JOB_COMMAND = (
     f'"${{{{{PYTHON}:-python}}}}" "${SCRIPTS}/{{params.script}}.py" '
     "{threads} {log:q} {params.job:q}"
 )
+
+
+# What the description may take of the 128 KiB of a shell command (the rest: the command's
+# other words and paths).
+MAX_DESCRIPTION = 120_000
 
 
 class Names(dict):
@@ -68,8 +75,10 @@ def job_params(script: str, **params) -> dict:
 
 
 def describe(wildcards, input, output, params: dict) -> str:  # noqa: A002
-    """The job as JSON: its named input and output files, its wildcards and its params."""
-    return json.dumps(
+    """The job as JSON: its named input and output files, its wildcards and its params. Linux
+    takes a shell command of at most 128 KiB (one argument of bash): a description that would
+    not fit is refused here, as Snakemake builds the job, not by bash as it starts it."""
+    description = json.dumps(
         {
             "input": named(input),
             "output": named(output),
@@ -78,6 +87,14 @@ def describe(wildcards, input, output, params: dict) -> str:  # noqa: A002
         },
         sort_keys=True,
     )
+    if len(shlex.quote(description)) > MAX_DESCRIPTION:
+        raise ValueError(
+            f"the job's description ({len(description):,} characters: "
+            f"{len(named(input))} named inputs, wildcards {named(wildcards)}) is longer than "
+            f"a shell command may be ({MAX_DESCRIPTION:,} characters of 128 KiB): a rule "
+            "whose inputs grow with the experiment runs as a `script:` (rule aggregate_metrics)"
+        )
+    return description
 
 
 def named(values) -> dict:
