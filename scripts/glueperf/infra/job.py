@@ -1,13 +1,14 @@
-"""A rule's job as its script sees it, and the one shell command that starts every script.
+"""A rule's job as its script sees it, and the one shell command that starts the scripts.
 
 The rules of a job per model or dataset run their script, ``scripts/<rule>.py``, through
 ``shell:`` (``JOB_COMMAND``), not ``script:``: a ``script:`` job's Python unpickles Snakemake's
 object for the job, which imports the snakemake package (0.05-0.08 s a job, two thirds of
 Snakemake's own cost per job with ``--cores 1``; BENCHMARKS.md). The table's job, whose inputs
-grow with the experiment, stays a ``script:`` (``describe`` says why). The command passes the job's threads, its log and
-``params.job``: a JSON description of the job's named input and output files, wildcards and
-params, made by ``describe`` from the rule's params (``job_params``). The script reads it back
-as a ``Job``, which has the attributes of Snakemake's object that the jobs use.
+grow with the experiment, stays a ``script:`` (``describe`` says why). The command passes the
+job's threads, its log and ``params.job``: a JSON description of the job's named input and
+output files, wildcards and params, made by ``describe`` from the rule's params
+(``job_params``). The script reads it back as a ``Job``, which has the attributes of Snakemake's
+object that the jobs use.
 """
 
 from __future__ import annotations
