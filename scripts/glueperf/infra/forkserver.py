@@ -172,8 +172,8 @@ def ahead_at_start() -> bool:
 
 
 def server_start() -> dict:
-    """What the workflow told its jobs of the server to start: ``models``, ``ahead``; none
-    and no where it did not (a script run by hand)."""
+    """What the workflow told its jobs of the server to start: ``models``, ``ahead``; no
+    models and no child ahead where it told them nothing (a script run by hand)."""
     told = os.environ.get(SERVER_START)
     return json.loads(told) if told else {"models": [], "ahead": False}
 

@@ -28,7 +28,7 @@ PYTHON, SCRIPTS = "GLUEPERF_PYTHON", "GLUEPERF_SCRIPTS"
 # script or its modules reruns the rule through its `code` param
 # (glueperf.infra.plan.code_fingerprint).
 JOB_COMMAND = (
-    f'"${{{{{PYTHON}:-python}}}}" "${SCRIPTS}/{{params.script}}.py" '
+    '"${{' + PYTHON + ':-python}}" "$' + SCRIPTS + '/{params.script}.py" '
     "{threads} {log:q} {params.job:q}"
 )
 
@@ -99,15 +99,8 @@ def describe(wildcards, input, output, params: dict) -> str:  # noqa: A002
 
 
 def named(values) -> dict:
-    """A Snakemake named list as a dict of plain strings and lists of strings."""
-    return {
-        name: [str(item) for item in value] if isinstance(value, list) else plain(value)
-        for name, value in values.items()
-    }
-
-
-def plain(value):
-    return str(value) if isinstance(value, str) else value
+    """A Snakemake named list as a dict (its files are strings, its lists lists, for JSON)."""
+    return dict(values.items())
 
 
 def job_from_command_line(argv: list[str] | None = None) -> Job:

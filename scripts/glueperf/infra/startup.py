@@ -5,11 +5,10 @@ in one place (rules/common.smk calls ``when_read``, the Snakefile's onstart ``wh
   0.2-0.4 s of every run, no-op reruns included.
 - The jobs learn which Snakemake process started them (``SNAKEMAKE_PID``): their fork server
   (glueperf/infra/forkserver.py) ends with it. They learn which Python runs their scripts where
-  no conda env does (``PYTHON``: Snakemake's) and where the scripts are (``SCRIPTS``;
-  glueperf/infra/job.py), and what their fork server
-  is to start with (``SERVER_START``: the run's models, whether a child is forked ahead). At
-  onstart they also learn whether this run's evaluations run on this host (``GPU_JOBS_HERE``):
-  then the first light job starts the server.
+  no conda env does (``PYTHON``: Snakemake's), where the scripts are (``SCRIPTS``;
+  glueperf/infra/job.py), and what their fork server is to start with (``SERVER_START``: the
+  run's models, whether a child is forked ahead). At onstart they also learn whether this run's
+  evaluations run on this host (``GPU_JOBS_HERE``): then the first light job starts the server.
 - Exactly one run executes jobs in a directory at a time (glueperf/infra/locks.py): Snakemake's
   own lock lets runs started together through. Taken as the Snakefile is read, before
   Snakemake's lock, for the life of the process, by a command line that runs jobs (not -n,
