@@ -23,6 +23,8 @@ often each run made the host wait for the device (torch.cuda.set_sync_debug_mode
   compile   (d) with the model compiled by torch.compile(dynamic=True); compiled in the warm-up
   before    (c) and (d) by another engine module, --engine-before FILE (e.g. the engine.py of an
             earlier commit), for a before/after on one machine
+  threads   (c) and (d) tokenized in the engine's own threads, whatever the run's size (the
+            engine tokenizes a run of PROCESS_TEXTS texts or more on a GPU in a process of its own)
 
     python bench/compare_loops.py --model ../shared/models/minilm-sst2 --twin \
         --data ../shared/data/glue/sst2/train.parquet --device cuda --repeats 3
@@ -64,9 +66,9 @@ from glueperf.validation import load_dataset  # noqa: E402
 from reference import notebook_loop, pipeline_loop  # noqa: E402
 from torchscript import trace  # noqa: E402
 
-VARIANTS = ("checked", "graphs", "captured", "compile", "before")
-LOOPS = ("a", "b", "c", "c_traced", "c_checked", "c_before", "d", "d_traced")
-LOOPS += ("d_checked", "d_graphs", "d_captured", "d_compile", "d_before")
+VARIANTS = ("checked", "graphs", "captured", "compile", "before", "threads")
+LOOPS = ("a", "b", "c", "c_traced", "c_checked", "c_before", "c_threads", "d", "d_traced")
+LOOPS += ("d_checked", "d_graphs", "d_captured", "d_compile", "d_before", "d_threads")
 # Each traced engine and the engine on the transformers model it was traced from.
 TRACED = {"c_traced": "c", "d_traced": "d"}
 FLOORS = ("tokenizer", "tokenizer_engine", "forward", "forward_traced", "forward_bf16")
@@ -78,12 +80,14 @@ NAMES = {
     "d_traced": "(d) engine, traced model",
     "c_checked": "(c) transformers' check",
     "c_before": "(c) engine before",
+    "c_threads": "(c) tokenized in threads",
     "d": "(d) engine bfloat16",
     "d_checked": "(d) transformers' check",
     "d_graphs": "(d) CUDA graphs",
     "d_captured": "(d) graphs captured in run",
     "d_compile": "(d) torch.compile",
     "d_before": "(d) engine before",
+    "d_threads": "(d) tokenized in threads",
     "tokenizer": "floor: tokenizer alone",
     "tokenizer_engine": "floor: engine's tokenization",
     "forward": "floor: forward alone",
@@ -314,6 +318,12 @@ class CapturingEngine(Engine):
         return super().run(texts, pairs, progress)
 
 
+class ThreadedEngine(Engine):
+    """The engine with its tokenizer in its own threads for any run (variant ``threads``)."""
+
+    process_texts = sys.maxsize
+
+
 def engine_module(path: str):
     """An engine module from a file (variant ``before``), imported under a name of its own."""
     import importlib.util
@@ -367,9 +377,10 @@ def timeline(run, evented: EventedModel) -> dict:
 
 def main_thread_split(run) -> dict:
     """One ``run()`` of an engine (glueperf.engine's), and where its main thread's time went:
-    waiting for the tokenizer's thread (the next chunk not encoded yet), reading the encodings
-    (``converted``), the forward passes as the host sees them (padding, copies, launching the
-    kernels), and the rest (planning the batches); with the engine's tokenization seconds."""
+    waiting for the tokenizer's thread or process (the next chunk not there yet), reading the
+    encodings or the process's ids (``converted``), the forward passes as the host sees them
+    (padding, copies, launching the kernels), and the rest (planning the batches); with the
+    engine's tokenization seconds."""
     from glueperf import engine as module
 
     spent = {"waited_for_tokens_s": 0.0, "convert_s": 0.0, "forward_host_s": 0.0}
@@ -430,14 +441,17 @@ def main_loop_alone(run, tokenizer, texts, pairs, batching: Batching) -> float:
         for positions, encoded in module.encoded_chunks(tokenize, texts, pairs, timing)
     ]
     encoded_chunks, converted = module.encoded_chunks, module.ChunkTokenizer.converted
+    process_texts = module.Engine.process_texts
     module.encoded_chunks = lambda *args: iter([(None, chunk) for chunk in ready])
     module.ChunkTokenizer.converted = lambda self, positions, chunk, timing: chunk
+    module.Engine.process_texts = sys.maxsize  # the chunks above, not a tokenizer's process
     try:
         began = time.perf_counter()
         run()
         return time.perf_counter() - began
     finally:
         module.encoded_chunks, module.ChunkTokenizer.converted = encoded_chunks, converted
+        module.Engine.process_texts = process_texts
 
 
 def engine_tokenization(tokenizer, texts, pairs, batching: Batching):
@@ -483,6 +497,10 @@ def variants(args, model, tokenizer, device) -> tuple[dict, dict]:
         engines["c_before"] = (model, tokenizer, before)
         if bf16 is not None:
             engines["d_before"] = (bf16, tokenizer, before)
+    if "threads" in args.variants:
+        engines["c_threads"] = (model, tokenizer, ThreadedEngine)
+        if bf16 is not None:
+            engines["d_threads"] = (bf16, tokenizer, ThreadedEngine)
     if "compile" in args.variants and bf16 is not None:
         engines["d_compile"] = (Compiled(copy.deepcopy(bf16)), tokenizer, Engine)
     pad_id = tokenizer.pad_token_id or 0
@@ -508,7 +526,14 @@ def benchmark(args, data_path: str) -> dict:
     engines, floor_models = variants(args, model, tokenizer, device)
 
     def engine_run(used_model, used_tokenizer, engine_class=Engine):
-        return lambda: engine_class(used_model, used_tokenizer, device, batching).run(texts, pairs)
+        def run():
+            engine = engine_class(used_model, used_tokenizer, device, batching)
+            try:
+                return engine.run(texts, pairs)
+            finally:
+                engine.close()  # its tokenizer's process, if it had one (a few ms)
+
+        return run
 
     runs = {
         "a": lambda: notebook_loop(model, tokenizer, texts, labels, device, pairs=pairs),

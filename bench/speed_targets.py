@@ -27,12 +27,13 @@ GLUE_ROWS = (
     ("GLUE: one process, notebook loop / engine", "notebook", "ideal", None, True),
     ("GLUE: one process, notebook loop / pipeline --cores 1", "notebook", "pipeline_1", None, True),
 )
-BF16_ROWS = ("d", "d_checked", "d_graphs", "d_captured", "d_compile", "d_before")
+BF16_ROWS = ("d", "d_checked", "d_graphs", "d_captured", "d_compile", "d_before", "d_threads")
 # float32 engines against their forward floors (no target, for the record)
 F32_ROWS = (
     ("c", "forward"),
     ("c_checked", "forward"),
     ("c_before", "forward"),
+    ("c_threads", "forward"),
     ("c_traced", "forward_traced"),
 )
 # Issue 23: each engine on the transformers model against the same engine on its trace (the

@@ -2,9 +2,9 @@
 # each also as an HTML page that the report shows in the page (it offers a CSV as a download).
 # The predictions of models evaluated in float32 and another dtype are read too: the table
 # says how far the other dtype's predictions agree with float32's.
-# Its inputs grow with the experiment (a file per evaluation), and a shell command is one
-# argument of at most 128 KiB: it runs as a Snakemake `script:`, not through JOB_COMMAND
-# (docs/internals.md, "How a rule runs its script").
+# Its inputs grow with the experiment (a file per evaluation): past about 2,000 evaluations its
+# job's description no longer fits a shell command and goes in a file (docs/internals.md, "How a
+# rule runs its script").
 rule aggregate_metrics:
     input:
         metrics=metrics_files,
@@ -39,7 +39,10 @@ rule aggregate_metrics:
     conda:
         "../envs/aggregate.yaml"
     params:
-        labels=display_labels,
-        code=code_fingerprint("aggregate_metrics.py"),
-    script:
-        "../scripts/aggregate_metrics.py"
+        **job_params(
+            "aggregate_metrics",
+            labels=display_labels,
+            code=code_fingerprint("aggregate_metrics.py"),
+        ),
+    shell:
+        JOB_COMMAND

@@ -4,6 +4,8 @@ from this run's results server when there is one."""
 
 from glueperf.infra.aggregate_job import aggregate_job
 from glueperf.infra.forkclient import run_post_job
+from glueperf.infra.job import job_from_command_line
 
 if __name__ == "__main__":
-    run_post_job(aggregate_job, snakemake, snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    job = job_from_command_line()
+    run_post_job(aggregate_job, job, job.log[0])

@@ -48,16 +48,24 @@ def test_the_script_reads_back_the_job_its_rule_describes():
         job.params.missing  # noqa: B018
 
 
-def test_a_description_longer_than_a_shell_command_may_be_is_refused_as_the_job_is_built():
+def test_a_description_longer_than_a_shell_command_may_be_goes_in_a_file(tmp_path, monkeypatch):
     """bash takes a command of at most 128 KiB; past it the job would fail to start with
-    "Argument list too long", which names no rule."""
-    describe = job_params("aggregate_metrics")["job"]
+    "Argument list too long". The table's job of some 4,000 evaluations: its description is
+    written to a file named by its content, which the command names; the script reads it."""
+    monkeypatch.chdir(tmp_path)  # the run's working directory
+    describe = job_params("aggregate_metrics", code="abc")["job"]
     wildcards = named(Wildcards)
-    files = [f"results/metrics/model-{n}/float32/dataset.csv" for n in range(2000)]
+    files = [f"results/metrics/model-{n}/float32/dataset.csv" for n in range(4000)]
     outputs = named(OutputFiles, table="results/model_performance.csv")
-    describe(wildcards, named(InputFiles, metrics=files[:100]), outputs)  # fits
-    with pytest.raises(ValueError, match="longer than a shell command may be"):
-        describe(wildcards, named(InputFiles, metrics=files * 2), outputs)
+    inline = describe(wildcards, named(InputFiles, metrics=files[:100]), outputs)
+    assert json.loads(inline)["input"]["metrics"] == files[:100]  # fits: on the command line
+    long = describe(wildcards, named(InputFiles, metrics=files), outputs)
+    assert long.startswith("@") and len(long) < 200
+    job = job_from_command_line(["1", "results/logs/aggregate_metrics.log", long])
+    assert job.input.metrics == files and job.params.code == "abc"
+    assert describe(wildcards, named(InputFiles, metrics=files), outputs) == long  # same file
+    other = describe(wildcards, named(InputFiles, metrics=files[1:]), outputs)
+    assert other != long and len(list((tmp_path / ".snakemake").rglob("*.json"))) == 2
 
 
 def test_a_script_run_without_its_arguments_says_what_it_needs():

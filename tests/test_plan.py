@@ -47,8 +47,8 @@ def fingerprints(scripts) -> dict[str, str]:
         ("checksums.py", {"validate_dataset", "hash_model", "evaluate_model"}),
         # imported only inside a function of the fork server, by every job through run_script
         ("infra/script.py", set(SCRIPTS)),
-        # how the scripts run by the one job command read their job (the table's is a script:)
-        ("infra/job.py", set(SCRIPTS) - {"aggregate_metrics"}),
+        # how the scripts, each run by the one job command, read their job
+        ("infra/job.py", set(SCRIPTS)),
         # a rule's script itself (Snakemake's shell: command is the same for every rule)
         ("../validate_dataset.py", {"validate_dataset"}),
     ],

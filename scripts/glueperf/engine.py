@@ -3,7 +3,9 @@
 Why it is fast (compared with the notebook's loop, see bench/compare_loops.py):
 - Texts are tokenized in large chunks by the Rust tokenizer's ``encode_batch_fast`` (no offsets,
   all cores, GIL released). On CUDA a background thread encodes the next chunk while the main
-  thread reads the current one's ids and keeps the GPU busy.
+  thread reads the current one's ids and keeps the GPU busy; a run of PROCESS_TEXTS texts or
+  more is tokenized in a process of its own (glueperf/tokenizer_process.py), whose work then
+  holds none of this process's GIL.
 - Sentences of similar length share a batch, so padding is small; a batch holds as many sentences
   as fit a budget of padded tokens. A batch with no padding passes no attention mask, which lets
   SDPA pick its fastest kernel.
@@ -34,6 +36,7 @@ import torch
 from tqdm import tqdm
 
 from glueperf import GlueperfError
+from glueperf.tokenizer_process import TokenizerProcess, flat_encodings
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,9 @@ CHUNK_TEXTS = 8192
 # mostly no longer than the longest of this chunk's last 1/TAIL_SHARE: the engine holds back
 # the batches that they could join.
 TAIL_SHARE = 10
+# A run of at least this many texts on CUDA is tokenized in a process of its own: below, the
+# tokenizer's share of the GIL is a few hundredths of a second, about the process's start.
+PROCESS_TEXTS = 16384
 # A batch holds sentences of at least this fraction of its longest one's length, which keeps
 # padding under a quarter of the computed tokens.
 MIN_LENGTH_RATIO = 0.75
@@ -230,31 +236,34 @@ class ChunkTokenizer:
         return tokens, sum(1 for i in full_lengths if len(i) > self.max_length)
 
     def convert(self, encoded) -> tuple[Tokens, int]:
-        """(tokens, number of truncated texts) of what ``encode`` gave. Reading the encodings
-        and letting them go holds the GIL: the engine does it in its main thread while the
-        tokenizer's thread encodes the next chunk."""
-        if not isinstance(encoded, Encodings):
+        """(tokens, number of truncated texts) of what ``encode`` gave, or of a chunk flattened
+        in the tokenizer's process (``Flat``). Reading the encodings and letting them go holds
+        the GIL: the engine does it in its main thread while the tokenizer's thread encodes the
+        next chunk."""
+        if isinstance(encoded, Encodings):
+            encoded = Flat(*flat_encodings(encoded.encodings, encoded.with_types, self.max_length))
+        if not isinstance(encoded, Flat):
             return encoded
-        encodings = encoded.encodings
-        lengths = np.fromiter(map(len, encodings), dtype=np.int64, count=len(encodings))
-        total = int(lengths.sum())
 
-        def flat(field):
-            # Each encoding's ids are a list that is gone at once: nothing for Python's garbage
-            # collector to walk again and again, as lists that live on make it.
-            rows = (getattr(encoding, field) for encoding in encodings)
-            return np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=total)
+        def array(values):
+            return None if values is None else np.frombuffer(values, dtype=np.int64)
 
+        lengths = array(encoded.lengths)
         tokens = Tokens(
-            np.arange(len(encodings)),
-            flat("ids"),
+            np.arange(len(lengths)),
+            array(encoded.ids),
             np.cumsum(lengths) - lengths,
             lengths,
-            flat("type_ids") if encoded.with_types else None,
+            array(encoded.types),
         )
-        # Only a text cut to exactly max_length can have been truncated: ask just those.
-        cut = np.flatnonzero(lengths == self.max_length)
-        return tokens, sum(1 for i in cut if encodings[i].overflowing)
+        return tokens, encoded.n_truncated
+
+    def process(self) -> TokenizerProcess | None:
+        """A process that tokenizes as this does (``tokenizer_process``), or None for a
+        tokenizer without a Rust backend."""
+        if self._backend is None:
+            return None
+        return TokenizerProcess(self._backend.to_str(), self.max_length, self.takes_token_types)
 
     def converted(self, positions: np.ndarray, encoded, timing: dict) -> tuple[Tokens, int]:
         """``convert`` for a chunk of texts at input ``positions``, its seconds added to
@@ -275,9 +284,18 @@ class Encodings:
     with_types: bool
 
 
-def encoded_chunks(tokenize: ChunkTokenizer, texts: list[str], pairs: list[str] | None, timing):
-    """(input positions, encoded) of each chunk of texts, in the order the engine tokenizes them
-    (see ``ChunkTokenizer.encode``); adds the seconds spent to ``timing["tokenize_s"]``."""
+@dataclass
+class Flat:
+    """A chunk's tokens as ``flat_encodings`` gives them (int64 arrays or their bytes)."""
+
+    lengths: object
+    ids: object
+    types: object
+    n_truncated: int
+
+
+def chunk_positions(texts: list[str], pairs: list[str] | None):
+    """The input positions of each chunk of texts, in the order the engine tokenizes them."""
     # Longest texts first (by characters, a cheap proxy for tokens): the largest batches run
     # first, so an out-of-memory shows at once, and chunks arrive roughly length-sorted.
     characters = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
@@ -286,15 +304,35 @@ def encoded_chunks(tokenize: ChunkTokenizer, texts: list[str], pairs: list[str] 
     order = np.argsort(-characters, kind="stable")
     start, size = 0, FIRST_CHUNK_TEXTS
     while start < len(order):
-        positions = order[start : start + size]
+        yield order[start : start + size]
+        start, size = start + size, min(2 * size, CHUNK_TEXTS)
+
+
+def chunk_inputs(positions: np.ndarray, texts: list[str], pairs: list[str] | None):
+    """A chunk's (texts, pairs or None), in its order."""
+    return [texts[i] for i in positions], None if pairs is None else [pairs[i] for i in positions]
+
+
+def encoded_chunks(tokenize: ChunkTokenizer, texts: list[str], pairs: list[str] | None, timing):
+    """(input positions, encoded) of each chunk of texts, in the order the engine tokenizes them
+    (see ``ChunkTokenizer.encode``); adds the seconds spent to ``timing["tokenize_s"]``."""
+    for positions in chunk_positions(texts, pairs):
         began = time.perf_counter()
-        encoded = tokenize.encode(
-            [texts[i] for i in positions],
-            None if pairs is None else [pairs[i] for i in positions],
-        )
+        encoded = tokenize.encode(*chunk_inputs(positions, texts, pairs))
         timing["tokenize_s"] += time.perf_counter() - began
         yield positions, encoded
-        start, size = start + size, min(2 * size, CHUNK_TEXTS)
+
+
+def process_chunks(process: TokenizerProcess, texts: list[str], pairs: list[str] | None, timing):
+    """``encoded_chunks``, tokenized by ``process``: (input positions, ``Flat``) of each chunk;
+    adds the process's seconds to ``timing["tokenize_s"]``."""
+    plan = list(chunk_positions(texts, pairs))
+    inputs = (chunk_inputs(positions, texts, pairs) for positions in plan)
+    # strict: the process's end of the run is read too, so the next run starts clean.
+    for positions, answer in zip(plan, process.chunks(inputs), strict=True):
+        lengths, ids, types, n_truncated, seconds = answer
+        timing["tokenize_s"] += seconds
+        yield positions, Flat(lengths, ids, types, n_truncated)
 
 
 def tokenized_chunks(
@@ -422,8 +460,23 @@ def _prefetch(iterator, depth: int = 2):
         yield item
 
 
+@contextmanager
+def _killed_on_error(process: TokenizerProcess | None):
+    """A run that fails leaves its tokenizer's process mid-run: it is killed (and replaced by
+    the next run), never read from again."""
+    try:
+        yield
+    except BaseException:
+        if process is not None:
+            process.kill()
+        raise
+
+
 class Engine:
-    """Classifies texts with a sequence-classification model; see the module docstring."""
+    """Classifies texts with a sequence-classification model; see the module docstring. Its
+    tokenizer's process, where a run started one, lives until ``close``."""
+
+    process_texts = PROCESS_TEXTS
 
     def __init__(
         self,
@@ -444,6 +497,7 @@ class Engine:
         self.tokenize.takes_token_types &= "token_type_ids" in model_inputs(model)
         self.overlap = self.device.type == "cuda" if overlap is None else overlap
         self._pin = self.device.type == "cuda"
+        self._process: TokenizerProcess | None = None
         answer_padding_checks()
         no_attention_plans_per_shape(self.device)
 
@@ -482,7 +536,11 @@ class Engine:
         ``progress``, a progress bar on standard error."""
         n = len(texts)
         timing = {"tokenize_s": 0.0}
-        chunks = encoded_chunks(self.tokenize, texts, pairs, timing)
+        process = self._tokenizer_process(n)
+        if process is not None:
+            chunks = process_chunks(process, texts, pairs, timing)
+        else:
+            chunks = encoded_chunks(self.tokenize, texts, pairs, timing)
         if self.overlap:
             chunks = _prefetch(chunks)
 
@@ -503,7 +561,7 @@ class Engine:
         bar = tqdm(
             total=n, unit=" sentences", mininterval=1.0, disable=not progress, file=sys.stderr
         )
-        with bar, torch.inference_mode():
+        with bar, torch.inference_mode(), _killed_on_error(process):
             while not exhausted or len(pending):
                 chunk = next(chunks, None)
                 exhausted = chunk is None
@@ -534,6 +592,36 @@ class Engine:
             outputs.gather(result)
         result.tokenize_s = timing["tokenize_s"] + timing.get("convert_s", 0.0)
         return result
+
+    def _tokenizer_process(self, n_texts: int) -> TokenizerProcess | None:
+        """The process that tokenizes a run of ``n_texts`` texts, started on the first run that
+        wants one (``PROCESS_TEXTS``, only beside a GPU: ``overlap``) and kept for later runs;
+        None: tokenized in this process. One that a failed run left behind is replaced."""
+        if not self.overlap or n_texts < self.process_texts:
+            return None
+        if self._process is not None and self._process.process.poll() is not None:
+            self.close()
+        if self._process is None:
+            self._process = self.tokenize.process()
+        return self._process
+
+    def expect(self, n_texts: int) -> None:
+        """Start what a run of ``n_texts`` texts will use (its tokenizer's process, if any), so
+        that its start overlaps whatever comes before the run (an evaluation's warm-up)."""
+        self._tokenizer_process(n_texts)
+
+    def close(self) -> int:
+        """End the tokenizer's process, if a run started one: its peak resident set size in
+        bytes (the kernel's mark, read before it ends; what the evaluation's memory figure adds
+        to its own), else 0."""
+        if self._process is None:
+            return 0
+        from glueperf.measure import kernel_peak_rss_bytes
+
+        peak = kernel_peak_rss_bytes(self._process.pid) or 0
+        self._process.close()
+        self._process = None
+        return peak
 
     def _run_batch(self, batch: Tokens, result: EngineResult, outputs: _DeviceOutputs, bar):
         """Forward one batch (sorted longest first); on out-of-memory halve the budget and retry

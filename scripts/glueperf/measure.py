@@ -46,12 +46,15 @@ class PhaseTimer:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
-def kernel_peak_rss_bytes() -> int | None:
-    """The kernel's high-water mark of this process's RSS (Linux ``VmHWM``), or None."""
-    status = Path("/proc/self/status")
-    if not status.exists():
+def kernel_peak_rss_bytes(pid: int | str = "self") -> int | None:
+    """The kernel's high-water mark of the RSS of process ``pid``, this one by default (Linux
+    ``VmHWM``), or None."""
+    status = Path(f"/proc/{pid}/status")
+    try:
+        lines = status.read_text().splitlines()
+    except OSError:
         return None
-    for line in status.read_text().splitlines():
+    for line in lines:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     return None

@@ -280,7 +280,8 @@ class Memory(Group):
     peak_rss_mb: float = column(
         MIB,
         "peak resident set size of the evaluation process over its whole life (imports, data, "
-        "model, inference)",
+        "model, inference), plus that of its tokenizer's process where it had one (a large "
+        "dataset on a GPU: PROCESS_TEXTS in glueperf/engine.py)",
         NUMBER,
         1,
         "Memory Usage (MB)",

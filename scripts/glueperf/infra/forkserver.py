@@ -63,6 +63,7 @@ import json
 import os
 import pickle
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -74,6 +75,8 @@ from importlib import import_module
 from pathlib import Path
 
 from glueperf.clock import JOB_STARTED
+from glueperf.infra.digests import STORE_SUFFIX, start_hashing_ahead
+from glueperf.infra.digests import store as digest_store
 from glueperf.infra.forkclient import (
     AHEAD,
     AHEAD_SWITCH,
@@ -123,8 +126,7 @@ POST_PRELOAD = (
     "glueperf.infra.script",
     "glueperf.infra.aggregate_job",
     "glueperf.infra.plot_job",
-    "glueperf.infra.job",
-    "snakemake.script",  # the table's job is a `script:`: its object is unpickled with it
+    "glueperf.infra.job",  # the job's description is unpickled with it
 )
 # What each of a run's servers imports (glueperf/infra/forkclient.py: JOBS, POST).
 ROLES = {JOBS: PRELOAD, POST: POST_PRELOAD}
@@ -172,10 +174,10 @@ def ahead_at_start() -> bool:
 
 
 def server_start() -> dict:
-    """What the workflow told its jobs of the server to start: ``models``, ``ahead``; no
-    models and no child ahead where it told them nothing (a script run by hand)."""
+    """What the workflow told its jobs of the server to start: ``models``, ``hashed``,
+    ``ahead``; no models and no child ahead where it told them nothing (a script run by hand)."""
     told = os.environ.get(SERVER_START)
-    return json.loads(told) if told else {"models": [], "ahead": False}
+    return json.loads(told) if told else {"models": [], "hashed": [], "ahead": False}
 
 
 def connect(address: str, model_dirs: list[str], ahead: bool = False) -> socket.socket | None:
@@ -239,6 +241,8 @@ def serve(
         results_server = server_address(POST)
         if results_server:
             start_in_background(results_server, [], POST)
+        inherited = () if start_lock is None else (start_lock,)
+        start_hashing_ahead(server_start().get("hashed", []), digest_store(), inherited)
     for name in ROLES[role]:
         began = time.perf_counter()
         try:
@@ -553,10 +557,11 @@ def resolve(name: str):
 
 
 def remove_files(address: str) -> None:
-    """The socket, its start lock and the server's log."""
+    """The socket, its start lock, the server's log and the run's store of digests."""
     for leftover in (address, f"{address}.start", f"{address}.log"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(leftover)
+    shutil.rmtree(f"{address}{STORE_SUFFIX}", ignore_errors=True)
 
 
 def same_user(connection: socket.socket) -> bool:

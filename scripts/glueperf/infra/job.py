@@ -3,20 +3,25 @@
 The rules of a job per model or dataset run their script, ``scripts/<rule>.py``, through
 ``shell:`` (``JOB_COMMAND``), not ``script:``: a ``script:`` job's Python unpickles Snakemake's
 object for the job, which imports the snakemake package (0.05-0.08 s a job, two thirds of
-Snakemake's own cost per job with ``--cores 1``; BENCHMARKS.md). The table's job, whose inputs
-grow with the experiment, stays a ``script:`` (``describe`` says why). The command passes the
-job's threads, its log and ``params.job``: a JSON description of the job's named input and
-output files, wildcards and params, made by ``describe`` from the rule's params
-(``job_params``). The script reads it back as a ``Job``, which has the attributes of Snakemake's
-object that the jobs use.
+Snakemake's own cost per job with ``--cores 1``; BENCHMARKS.md). The command passes the job's
+threads, its log and ``params.job``: a JSON description of the job's named input and output
+files, wildcards and params, made by ``describe`` from the rule's params (``job_params``). The
+script reads it back as a ``Job``, which has the attributes of Snakemake's object that the jobs
+use. A description too long for a command (the table's job, whose inputs grow with the
+experiment: about 2,000 evaluations) goes in a file that the command names instead
+(``describe``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
 import sys
+from pathlib import Path
+
+from glueperf.outputs import atomic_path
 
 # Set as the Snakefile is read (glueperf.infra.startup): the interpreter of a job that runs
 # without a conda env, Snakemake's own as for a `script:` (under --use-conda the variable is
@@ -34,8 +39,11 @@ JOB_COMMAND = (
 
 
 # What the description may take of the 128 KiB of a shell command (the rest: the command's
-# other words and paths).
+# other words and paths); a longer one is written under DESCRIPTIONS (in the working directory,
+# named by its content) and the command passes its path after FROM_FILE.
 MAX_DESCRIPTION = 120_000
+DESCRIPTIONS = Path(".snakemake") / "glueperf" / "jobs"
+FROM_FILE = "@"
 
 
 class Names(dict):
@@ -77,8 +85,10 @@ def job_params(script: str, **params) -> dict:
 
 def describe(wildcards, input, output, params: dict) -> str:  # noqa: A002
     """The job as JSON: its named input and output files, its wildcards and its params. Linux
-    takes a shell command of at most 128 KiB (one argument of bash): a description that would
-    not fit is refused here, as Snakemake builds the job, not by bash as it starts it."""
+    takes a shell command of at most 128 KiB (one argument of bash; past it a job fails to start
+    with "Argument list too long"): a longer description is written to a file as Snakemake
+    builds the job, and FROM_FILE and its path stand for it. The file is named by its content,
+    so the command changes exactly when the description does, as an inline one would."""
     description = json.dumps(
         {
             "input": named(input),
@@ -88,14 +98,13 @@ def describe(wildcards, input, output, params: dict) -> str:  # noqa: A002
         },
         sort_keys=True,
     )
-    if len(shlex.quote(description)) > MAX_DESCRIPTION:
-        raise ValueError(
-            f"the job's description ({len(description):,} characters: "
-            f"{len(named(input))} named inputs, wildcards {named(wildcards)}) is longer than "
-            f"a shell command may be ({MAX_DESCRIPTION:,} characters of 128 KiB): a rule "
-            "whose inputs grow with the experiment runs as a `script:` (rule aggregate_metrics)"
-        )
-    return description
+    if len(shlex.quote(description)) <= MAX_DESCRIPTION:
+        return description
+    path = DESCRIPTIONS / f"{hashlib.sha256(description.encode()).hexdigest()[:32]}.json"
+    if not path.is_file():
+        with atomic_path(path) as staging:
+            Path(staging).write_text(description)
+    return f"{FROM_FILE}{path}"
 
 
 def named(values) -> dict:
@@ -112,4 +121,6 @@ def job_from_command_line(argv: list[str] | None = None) -> Job:
             "(as a rule's shell command passes them)"
         )
     threads, log, description = argv
+    if description.startswith(FROM_FILE):
+        description = Path(description.removeprefix(FROM_FILE)).read_text()
     return Job(json.loads(description), [log], int(threads))
