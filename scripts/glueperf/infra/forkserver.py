@@ -27,6 +27,8 @@ is killed.
   evaluation's memory peak holds them). The evaluations' server starts it before its own imports,
   while no evaluation runs; those jobs are forked from it when it runs or is starting, and
   otherwise run in their own process.
+- As it starts, the evaluations' server forks a process that hashes the run's local models'
+  files for their ``hash_model`` jobs (glueperf/infra/digests.py), beside its imports.
 - The server also imports the module of each of the run's models' architectures (transformers
   imports it on a model's first load: two seconds for BERT's on a CPU), once for all their
   evaluations: those whose directory exists when it starts (``run_models``), and any other that

@@ -3,7 +3,9 @@
 A local model's files are hashed once per model, not in each of its evaluations (DistilBERT's
 268 MB take most of a second), and with no device held: every evaluation of the model records
 these checksums (``model_weights_sha256``). A Hub model's are in its fetch provenance. Needs no
-torch: the job is a light one (glueperf/infra/forkserver.py, ``run_light_job``).
+torch: the job is a light one (glueperf/infra/forkserver.py, ``run_light_job``). Where the
+run's fork server hashed the files ahead, their digests are taken from its store
+(glueperf/infra/digests.py).
 """
 
 from functools import partial
