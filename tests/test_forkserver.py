@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import psutil
@@ -19,9 +18,7 @@ import pytest
 from conftest import REPO, tiny_workflow
 
 sys.path.insert(0, str(REPO / "scripts"))
-from glueperf.checksums import model_files, sha256_file  # noqa: E402
 from glueperf.clock import now_s, process_start_s  # noqa: E402
-from glueperf.infra.digests import STORE_SUFFIX, entry_of, known  # noqa: E402
 from glueperf.infra.forkclient import (  # noqa: E402
     GPU_JOBS_HERE,
     SNAKEMAKE_PID,
@@ -283,26 +280,6 @@ def test_the_server_imports_the_architectures_of_the_runs_models(tmp_path, owner
     assert record["forked"] and record["has_bert"]
     process, _, stderr, record, _ = run_job("describe", tmp_path, job_env(owner), "other")
     assert record["has_bert"]  # a later job of another config is given it too
-
-
-def test_the_server_hashes_the_runs_local_models_as_it_starts(tmp_path, owner, tiny_model):
-    """In a process of its own, beside its imports: by the time it is ready, each file of the
-    config's local model has its sha256 in the run's store, which the model's hash_model job
-    then reads instead of the file; the store goes with the server."""
-    env = job_env(owner, MODEL_DIR=str(tiny_model), **{GPU_JOBS_HERE: "1"})
-    process, _, stderr, _, _ = run_job("describe", tmp_path, env, "first", "light")
-    assert process.returncode == 0, stderr
-
-    def jobs_servers():
-        return [path for path in servers_of(owner) if not path.name.endswith("-post.sock")]
-
-    assert wait_until(jobs_servers, timeout=120)
-    store = Path(f"{jobs_servers()[0]}{STORE_SUFFIX}")
-    files = model_files(tiny_model)
-    assert files and all(known(entry_of(store, f), f) == sha256_file(f) for f in files)
-    owner.kill()
-    owner.wait()
-    assert wait_until(lambda: not store.exists(), timeout=30)
 
 
 def test_without_models_the_server_imports_no_architecture(tmp_path, owner):

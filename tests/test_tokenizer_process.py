@@ -4,8 +4,11 @@ process; a process that fails or dies is an error, never a hang, and is replaced
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
+import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from conftest import build_tiny_model, make_sentences
@@ -20,12 +23,13 @@ def bert(tmp_path_factory):
 
 
 def engines(model, tokenizer, max_length=64):
-    """An engine that tokenizes in its own threads, and one whose runs use a process (the
-    threshold lowered to any run: these runs are small); both as on a GPU (``overlap``)."""
+    """An engine that tokenizes in its own threads, and one whose runs use a process (as a model
+    in 16-bit floats would, the threshold lowered to any run: these runs are small); both as on
+    a GPU (``overlap``)."""
     batching = Batching(batch_tokens=256, max_length=max_length)
     in_process = Engine(model, tokenizer, "cpu", batching, overlap=True)
     apart = Engine(model, tokenizer, "cpu", batching, overlap=True)
-    apart.process_texts = 1
+    apart.tokenizes_apart, apart.process_texts = True, 1
     return in_process, apart
 
 
@@ -58,10 +62,14 @@ def test_a_run_tokenized_in_a_process_equals_one_tokenized_in_threads(bert, pair
     assert apart._process is None and in_process.close() == 0
 
 
-def test_only_a_large_run_beside_a_gpu_starts_a_process_which_an_evaluation_starts_early(bert):
+def test_only_a_large_run_in_16_bits_beside_a_gpu_starts_a_process_which_starts_early(bert):
+    """An evaluation starts it before its warm-up (``expect``). In float32 the GPU's passes
+    outlast the tokenizer's thread: no process."""
     model, tokenizer = bert
-    beside_gpu = Engine(model, tokenizer, "cpu", Batching(), overlap=True)
-    on_cpu = Engine(model, tokenizer, "cpu", Batching(), overlap=False)
+    half = copy.deepcopy(model).to(torch.bfloat16)
+    assert not Engine(model, tokenizer, "cpu", Batching(), overlap=True).tokenizes_apart
+    beside_gpu = Engine(half, tokenizer, "cpu", Batching(), overlap=True)
+    on_cpu = Engine(half, tokenizer, "cpu", Batching(), overlap=False)
     assert beside_gpu._tokenizer_process(PROCESS_TEXTS - 1) is None
     on_cpu.expect(PROCESS_TEXTS)
     assert on_cpu._process is None

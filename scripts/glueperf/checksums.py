@@ -4,7 +4,6 @@ files of a model directory they are taken of."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from pathlib import Path
 
 from glueperf import GlueperfError
@@ -60,7 +59,6 @@ def model_files(directory) -> list[Path]:
     return sorted(path for path in found if path.is_file())
 
 
-def local_checksums(directory, sha256: Callable[[Path], str] = sha256_file) -> dict[str, str]:
-    """sha256 of each file that a local model is loaded from (``model_files``), by name;
-    ``sha256`` takes them (a run's job: from what its server hashed ahead, if it did)."""
-    return {path.name: sha256(path) for path in model_files(directory)}
+def local_checksums(directory) -> dict[str, str]:
+    """sha256 of each file that a local model is loaded from (``model_files``), by name."""
+    return {path.name: sha256_file(path) for path in model_files(directory)}

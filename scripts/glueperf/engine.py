@@ -4,8 +4,8 @@ Why it is fast (compared with the notebook's loop, see bench/compare_loops.py):
 - Texts are tokenized in large chunks by the Rust tokenizer's ``encode_batch_fast`` (no offsets,
   all cores, GIL released). On CUDA a background thread encodes the next chunk while the main
   thread reads the current one's ids and keeps the GPU busy; a run of PROCESS_TEXTS texts or
-  more is tokenized in a process of its own (glueperf/tokenizer_process.py), whose work then
-  holds none of this process's GIL.
+  more by a model in 16-bit floats is tokenized in a process of its own
+  (glueperf/tokenizer_process.py), whose work then holds none of this process's GIL.
 - Sentences of similar length share a batch, so padding is small; a batch holds as many sentences
   as fit a budget of padded tokens. A batch with no padding passes no attention mask, which lets
   SDPA pick its fastest kernel.
@@ -48,9 +48,12 @@ CHUNK_TEXTS = 8192
 # mostly no longer than the longest of this chunk's last 1/TAIL_SHARE: the engine holds back
 # the batches that they could join.
 TAIL_SHARE = 10
-# A run of at least this many texts on CUDA is tokenized in a process of its own: below, the
-# tokenizer's share of the GIL is a few hundredths of a second, about the process's start.
+# A run of at least this many texts on CUDA, by a model in 16-bit floats, is tokenized in a
+# process of its own: below, the tokenizer's share of the GIL is a few hundredths of a second,
+# about the process's start. In float32 the GPU's passes outlast the tokenizer's thread anyway
+# (BERT-base on an H100, SST-2 train: 2.12 s with the process, 2.03 s without; BENCHMARKS.md).
 PROCESS_TEXTS = 16384
+SIXTEEN_BITS = (torch.float16, torch.bfloat16)
 # A batch holds sentences of at least this fraction of its longest one's length, which keeps
 # padding under a quarter of the computed tokens.
 MIN_LENGTH_RATIO = 0.75
@@ -368,6 +371,14 @@ def pad(ids: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray | Non
     return Tokens.from_rows(ids).padded(pad_id)
 
 
+def parameter_dtype(model) -> torch.dtype | None:
+    """The dtype of the model's first parameter; None for a model without any."""
+    try:
+        return next(iter(model.parameters())).dtype
+    except (AttributeError, StopIteration, TypeError):
+        return None
+
+
 def model_inputs(model) -> set[str]:
     """The keyword inputs a model's forward takes (a model that is no nn.Module, such as a
     trace, lists its own: ``input_names``)."""
@@ -497,6 +508,8 @@ class Engine:
         self.tokenize.takes_token_types &= "token_type_ids" in model_inputs(model)
         self.overlap = self.device.type == "cuda" if overlap is None else overlap
         self._pin = self.device.type == "cuda"
+        # Whether a large run is tokenized in a process of its own (see PROCESS_TEXTS).
+        self.tokenizes_apart = self.overlap and parameter_dtype(model) in SIXTEEN_BITS
         self._process: TokenizerProcess | None = None
         answer_padding_checks()
         no_attention_plans_per_shape(self.device)
@@ -595,9 +608,9 @@ class Engine:
 
     def _tokenizer_process(self, n_texts: int) -> TokenizerProcess | None:
         """The process that tokenizes a run of ``n_texts`` texts, started on the first run that
-        wants one (``PROCESS_TEXTS``, only beside a GPU: ``overlap``) and kept for later runs;
-        None: tokenized in this process. One that a failed run left behind is replaced."""
-        if not self.overlap or n_texts < self.process_texts:
+        wants one (``PROCESS_TEXTS``: ``tokenizes_apart``) and kept for later runs; None:
+        tokenized in this process. One that a failed run left behind is replaced."""
+        if not self.tokenizes_apart or n_texts < self.process_texts:
             return None
         if self._process is not None and self._process.process.poll() is not None:
             self.close()

@@ -281,7 +281,7 @@ class Memory(Group):
         MIB,
         "peak resident set size of the evaluation process over its whole life (imports, data, "
         "model, inference), plus that of its tokenizer's process where it had one (a large "
-        "dataset on a GPU: PROCESS_TEXTS in glueperf/engine.py)",
+        "dataset, on a GPU, in bfloat16 or float16: PROCESS_TEXTS in glueperf/engine.py)",
         NUMBER,
         1,
         "Memory Usage (MB)",

@@ -27,8 +27,6 @@ is killed.
   evaluation's memory peak holds them). The evaluations' server starts it before its own imports,
   while no evaluation runs; those jobs are forked from it when it runs or is starting, and
   otherwise run in their own process.
-- As it starts, the evaluations' server forks a process that hashes the run's local models'
-  files for their ``hash_model`` jobs (glueperf/infra/digests.py), beside its imports.
 - The server also imports the module of each of the run's models' architectures (transformers
   imports it on a model's first load: two seconds for BERT's on a CPU), once for all their
   evaluations: those whose directory exists when it starts (``run_models``), and any other that
@@ -65,7 +63,6 @@ import json
 import os
 import pickle
 import select
-import shutil
 import signal
 import socket
 import struct
@@ -77,8 +74,6 @@ from importlib import import_module
 from pathlib import Path
 
 from glueperf.clock import JOB_STARTED
-from glueperf.infra.digests import STORE_SUFFIX, start_hashing_ahead
-from glueperf.infra.digests import store as digest_store
 from glueperf.infra.forkclient import (
     AHEAD,
     AHEAD_SWITCH,
@@ -176,10 +171,10 @@ def ahead_at_start() -> bool:
 
 
 def server_start() -> dict:
-    """What the workflow told its jobs of the server to start: ``models``, ``hashed``,
-    ``ahead``; no models and no child ahead where it told them nothing (a script run by hand)."""
+    """What the workflow told its jobs of the server to start: ``models``, ``ahead``; no
+    models and no child ahead where it told them nothing (a script run by hand)."""
     told = os.environ.get(SERVER_START)
-    return json.loads(told) if told else {"models": [], "hashed": [], "ahead": False}
+    return json.loads(told) if told else {"models": [], "ahead": False}
 
 
 def connect(address: str, model_dirs: list[str], ahead: bool = False) -> socket.socket | None:
@@ -243,8 +238,6 @@ def serve(
         results_server = server_address(POST)
         if results_server:
             start_in_background(results_server, [], POST)
-        inherited = () if start_lock is None else (start_lock,)
-        start_hashing_ahead(server_start().get("hashed", []), digest_store(), inherited)
     for name in ROLES[role]:
         began = time.perf_counter()
         try:
@@ -559,11 +552,10 @@ def resolve(name: str):
 
 
 def remove_files(address: str) -> None:
-    """The socket, its start lock, the server's log and the run's store of digests."""
+    """The socket, its start lock and the server's log."""
     for leftover in (address, f"{address}.start", f"{address}.log"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(leftover)
-    shutil.rmtree(f"{address}{STORE_SUFFIX}", ignore_errors=True)
 
 
 def same_user(connection: socket.socket) -> bool:

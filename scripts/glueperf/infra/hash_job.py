@@ -3,21 +3,14 @@
 A local model's files are hashed once per model, not in each of its evaluations (DistilBERT's
 268 MB take most of a second), and with no device held: every evaluation of the model records
 these checksums (``model_weights_sha256``). A Hub model's are in its fetch provenance. Needs no
-torch: the job is a light one (glueperf/infra/forkserver.py, ``run_light_job``). Where the
-run's fork server hashed the files ahead, their digests are taken from its store
-(glueperf/infra/digests.py).
+torch: the job is a light one (glueperf/infra/forkserver.py, ``run_light_job``).
 """
 
-from functools import partial
-
 from glueperf.checksums import local_checksums
-from glueperf.infra.digests import run_sha256, store
 from glueperf.outputs import write_json
 
 
 def hash_job(job):
-    """sha256 of each file of the model directory that its model is loaded from: as this run's
-    fork server took it ahead where it did (glueperf/infra/digests.py), else read here."""
+    """sha256 of each file of the model directory that its model is loaded from."""
     model_dir = job.params.model["model_dir"]
-    checksums = local_checksums(model_dir, partial(run_sha256, directory=store()))
-    write_json({"source": model_dir, "sha256": checksums}, job.output.checksums)
+    write_json({"source": model_dir, "sha256": local_checksums(model_dir)}, job.output.checksums)

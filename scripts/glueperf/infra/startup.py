@@ -34,7 +34,7 @@ from glueperf.infra.forkclient import GPU_JOBS_HERE, SERVER_START, SNAKEMAKE_PID
 from glueperf.infra.job import PYTHON, SCRIPTS
 from glueperf.infra.locks import hold_run_lock
 from glueperf.infra.plan import SCRIPTS as SCRIPTS_DIR
-from glueperf.infra.plan import evaluation_settings, is_fetched
+from glueperf.infra.plan import evaluation_settings
 from glueperf.infra.resultsdir import check_results_config, config_files, record_results_config
 from glueperf.infra.snakemake_internals import (
     executes_jobs,
@@ -77,19 +77,15 @@ def when_read(
 def server_start(config: dict) -> dict:
     """What a job that starts the run's fork server tells it (forkserver.server_start): the
     directories of the config's models (absolute; the server imports the architectures of
-    those that exist), those of its local models (``hashed``: the server hashes their files
-    ahead of their hash_model jobs, glueperf/infra/digests.py), and whether it forks a child
-    ahead as soon as it is ready: where any evaluation may run off the CPU (its
-    ``evaluation.device``, the model's own or the run's, is not ``cpu``), so that the first
-    evaluation finds CUDA started too. A run that evaluates on the CPU alone starts no CUDA."""
+    those that exist) and whether it forks a child ahead as soon as it is ready: where any
+    evaluation may run off the CPU (its ``evaluation.device``, the model's own or the run's, is
+    not ``cpu``), so that the first evaluation finds CUDA started too. A run that evaluates on
+    the CPU alone starts no CUDA."""
     models = config["models"]
-    directories = {
-        name: os.path.abspath(model_location(name, entry["source"]))
-        for name, entry in models.items()
-    }
     return {
-        "models": list(directories.values()),
-        "hashed": [path for name, path in directories.items() if not is_fetched(config, name)],
+        "models": [
+            os.path.abspath(model_location(name, entry["source"])) for name, entry in models.items()
+        ],
         "ahead": any(
             evaluation_settings(config, name).get("device") not in (None, "cpu") for name in models
         ),
