@@ -244,7 +244,8 @@ class ChunkTokenizer:
         the GIL: the engine does it in its main thread while the tokenizer's thread encodes the
         next chunk."""
         if isinstance(encoded, Encodings):
-            encoded = Flat(*flat_encodings(encoded.encodings, encoded.with_types, self.max_length))
+            encodings, with_types = encoded.encodings, encoded.with_types
+            encoded = Flat(*flat_encodings(encodings, with_types, self.max_length, int64_array))
         if not isinstance(encoded, Flat):
             return encoded
 
@@ -369,6 +370,10 @@ def plan_batches(lengths: np.ndarray, batch_tokens: int, max_batch_size: int) ->
 def pad(ids: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Right-pad id lists to a matrix; the mask is None when no row needed padding."""
     return Tokens.from_rows(ids).padded(pad_id)
+
+
+def int64_array(values, count: int) -> np.ndarray:
+    return np.fromiter(values, dtype=np.int64, count=count)
 
 
 def parameter_dtype(model) -> torch.dtype | None:

@@ -39,25 +39,27 @@ PIPE_BYTES = 1 << 20
 SCRIPTS = str(Path(__file__).resolve().parents[1])
 
 
-def flat_encodings(encodings, with_types: bool, max_length: int) -> tuple:
+def int64_array(values, count: int) -> array:
+    return array("q", values)
+
+
+def flat_encodings(encodings, with_types: bool, max_length: int, int64s=int64_array) -> tuple:
     """(lengths, ids, token type ids or None, number of truncated texts) of the Rust tokenizer's
-    encodings, the arrays int64 (``array('q')``), the texts' ids one after another. Each
-    encoding's ids are a list that is gone at once: nothing for Python's garbage collector to walk
-    again and again, as lists that live on make it."""
-    lengths = array("q", map(len, encodings))
-    ids = array("q", chain.from_iterable(encoding.ids for encoding in encodings))
-    types = (
-        array("q", chain.from_iterable(encoding.type_ids for encoding in encodings))
-        if with_types
-        else None
-    )
+    encodings, the texts' ids one after another, each array made by ``int64s(values, count)``
+    (here ``array('q')``: this process imports no numpy; the engine's own threads pass numpy's
+    ``fromiter``, faster). Each encoding's ids are a list that is gone at once: nothing for
+    Python's garbage collector to walk again and again, as lists that live on make it."""
+    lengths = list(map(len, encodings))
+    total = sum(lengths)
+
+    def flat(field):
+        return int64s(chain.from_iterable(getattr(e, field) for e in encodings), total)
+
     # Only a text cut to exactly max_length can have been truncated: ask just those.
-    n_truncated = sum(
-        1
-        for encoding, n in zip(encodings, lengths, strict=True)
-        if n == max_length and encoding.overflowing
-    )
-    return lengths, ids, types, n_truncated
+    cut = (i for i, n in enumerate(lengths) if n == max_length)
+    n_truncated = sum(1 for i in cut if encodings[i].overflowing)
+    types = flat("type_ids") if with_types else None
+    return int64s(lengths, len(lengths)), flat("ids"), types, n_truncated
 
 
 def send(stream, item) -> None:
