@@ -5,6 +5,7 @@ process; a process that fails or dies is an error, never a hang, and is replaced
 from __future__ import annotations
 
 import copy
+import sys
 
 import numpy as np
 import pytest
@@ -100,3 +101,13 @@ def test_a_process_that_died_is_an_error_not_a_hang(bert):
     with pytest.raises(RuntimeError, match=r"the tokenizer's process \(pid \d+\) ended"):
         list(process.chunks([(make_sentences(10), None)]))
     process.close()
+
+
+def test_a_process_that_cannot_start_leaves_the_tokenizer_in_this_one(bert, monkeypatch, caplog):
+    model, tokenizer = bert
+    in_process, apart = engines(model, tokenizer)
+    monkeypatch.setattr(sys, "executable", "/no/such/python")
+    texts = make_sentences(1500, seed=8)
+    assert_same(apart.run(texts), in_process.run(texts))
+    assert apart._process is None and not apart.tokenizes_apart
+    assert "the tokenizer stays in this process" in caplog.text

@@ -614,13 +614,18 @@ class Engine:
     def _tokenizer_process(self, n_texts: int) -> TokenizerProcess | None:
         """The process that tokenizes a run of ``n_texts`` texts, started on the first run that
         wants one (``PROCESS_TEXTS``: ``tokenizes_apart``) and kept for later runs; None:
-        tokenized in this process. One that a failed run left behind is replaced."""
+        tokenized in this process. One that a failed run left behind is replaced; one that cannot
+        be started (no interpreter to start it with) leaves the tokenizer in this process."""
         if not self.tokenizes_apart or n_texts < self.process_texts:
             return None
         if self._process is not None and self._process.process.poll() is not None:
             self.close()
         if self._process is None:
-            self._process = self.tokenize.process()
+            try:
+                self._process = self.tokenize.process()
+            except OSError as error:
+                log.warning("the tokenizer stays in this process: %s", error)
+                self.tokenizes_apart = False
         return self._process
 
     def expect(self, n_texts: int) -> None:
