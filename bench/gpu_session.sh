@@ -41,7 +41,7 @@
 # (settings NAME=value, each a pipeline run of its own, in turn) and GLUE_ROUNDS what glue
 # compares (e.g. GLUEPERF_STAND_IN=0 against the default; GLUE_SNAKEFILE=PATH runs the workflow
 # of PATH, a copy of another commit's, against this one's); GLUE_CORES1=off leaves out its
-# --cores 1 runs; LATENCY_REQUESTS (default 500) the requests that latency times per case. OUT (default
+# --cores 1 runs, GLUE_CORES1_ROUNDS (default 1) repeats them; LATENCY_REQUESTS (default 500) the requests that latency times per case. OUT (default
 # /tmp/out) receives the tables and plots; SESSION_TMP (default /tmp) holds the session's
 # working files.
 set -u
@@ -286,7 +286,8 @@ from glueperf.infra.forkserver import PRELOAD, gpu_driver_initialized, mapped_dr
 for name in PRELOAD: importlib.import_module(name)
 print('GPU driver after the imports: mapped', mapped_driver(), '- initialized', gpu_driver_initialized())"
   # GLUE_ENVS (default: none): settings (NAME=value) to compare, each run in turn with one of
-  # them exported, GLUE_ROUNDS (default 1) times for --cores $(nproc), once for --cores 1; the
+  # them exported, GLUE_ROUNDS (default 1) times for --cores $(nproc), GLUE_CORES1_ROUNDS
+  # (default 1) times for --cores 1; the
   # files of a run under a setting are named after it (glue_coresN_NAME=value...).
   for ((round = 0; round < ${GLUE_ROUNDS:-1}; round++)); do
     for setting in ${GLUE_ENVS:-" "}; do
@@ -300,15 +301,18 @@ print('GPU driver after the imports: mapped', mapped_driver(), '- initialized', 
       )
     done
   done
-  for setting in ${GLUE_ENVS:-" "}; do
-    [ "${GLUE_CORES1:-on}" = on ] || break
-    (
-      [ -n "${setting// /}" ] && export "$setting" && tag="_${setting//\//-}"
-      step "GLUE twins, pipeline --cores 1 from an empty results/ ${tag:-}"
-      NOOPS=1 pipeline_run 1 $T/gpu_glue.yaml "glue_cores1${tag:-}"
-      cp results/model_performance.csv "$OUT/glue_cores1${tag:-}.csv" 2>/dev/null
-      same_predictions $T/predictions_glue_N results/predictions
-    )
+  for ((round = 0; round < ${GLUE_CORES1_ROUNDS:-1}; round++)); do
+    for setting in ${GLUE_ENVS:-" "}; do
+      [ "${GLUE_CORES1:-on}" = on ] || break
+      (
+        [ -n "${setting// /}" ] && export "$setting" && tag="_${setting//\//-}"
+        [ "${GLUE_CORES1_ROUNDS:-1}" -gt 1 ] && tag="${tag:-}_r$round"
+        step "GLUE twins, pipeline --cores 1 from an empty results/ ${tag:-}"
+        NOOPS=1 pipeline_run 1 $T/gpu_glue.yaml "glue_cores1${tag:-}"
+        cp results/model_performance.csv "$OUT/glue_cores1${tag:-}.csv" 2>/dev/null
+        same_predictions $T/predictions_glue_N results/predictions
+      )
+    done
   done
   for loop in ${GLUE_LOOPS:-engine notebook}; do
     step "GLUE twins in one process, the $loop loop"

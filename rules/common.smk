@@ -24,6 +24,7 @@ plan.check_references(config)
 # of glueperf.models.DTYPES.
 NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]*"
 DTYPE_PATTERN = plan.DTYPE_PATTERN
+LIGHT_JOBS_FIRST = plan.LIGHT_JOBS_FIRST
 
 
 def start_up(step, *args):

@@ -5,6 +5,7 @@ rule hash_model:
         checksums="resources/checksums/{model}.json",
     log:
         "results/logs/hash_model/{model}.log",
+    priority: LIGHT_JOBS_FIRST
     conda:
         "../envs/evaluate.yaml"
     params:

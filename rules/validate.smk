@@ -6,6 +6,7 @@ rule validate_dataset:
         summary="results/validated/{dataset}.json",
     log:
         "results/logs/validate_dataset/{dataset}.log",
+    priority: LIGHT_JOBS_FIRST
     conda:
         "../envs/evaluate.yaml"
     params:

@@ -258,7 +258,9 @@ fetch.provenance_fields = lambda *inputs: dict.fromkeys(
     ["model_commit", "model_weights_sha256", "dataset_commit", "dataset_sha256"], ""
 )
 read = []
-evaluation.read_data = lambda path, *spec: read.append(path) or types.SimpleNamespace(data=None)
+evaluation.read_data = lambda path, *spec: read.append(path) or types.SimpleNamespace(
+    data=types.SimpleNamespace(texts=[])
+)
 evaluation.check_task_fits_before_loading = lambda *args: None  # tests/test_preflight.py
 model = {{"model_dir": "m", "source": "m", "revision": None, "trust_remote_code": False}}
 job = types.SimpleNamespace(
@@ -310,7 +312,9 @@ devices.claim_device = claim_device
 fetch.provenance_fields = lambda *inputs: dict.fromkeys(
     ["model_commit", "model_weights_sha256", "dataset_commit", "dataset_sha256"], ""
 )
-evaluation.read_data = lambda path, *spec: types.SimpleNamespace(data=None)
+evaluation.read_data = lambda path, *spec: types.SimpleNamespace(
+    data=types.SimpleNamespace(texts=[])
+)
 evaluation.check_task_fits_before_loading = lambda *args: None  # tests/test_preflight.py
 model = {{"model_dir": {str(tiny_model)!r}, "trust_remote_code": False}}
 job = types.SimpleNamespace(
@@ -368,7 +372,9 @@ models.load_on_cpu = lambda *args: events.append(["load", bool(finished)])
 fetch.provenance_fields = lambda *inputs: dict.fromkeys(
     ["model_commit", "model_weights_sha256", "dataset_commit", "dataset_sha256"], ""
 )
-evaluation.read_data = lambda path, *spec: types.SimpleNamespace(data=None)
+evaluation.read_data = lambda path, *spec: types.SimpleNamespace(
+    data=types.SimpleNamespace(texts=[])
+)
 evaluation.check_task_fits_before_loading = lambda *args: None
 model = {{"model_dir": "m", "source": "m", "revision": None, "trust_remote_code": False}}
 job = types.SimpleNamespace(

@@ -12,6 +12,7 @@ import csv
 import hashlib
 import json
 import math
+import re
 from pathlib import Path
 
 import matplotlib.image
@@ -56,9 +57,10 @@ BATCH_TOKENS = 48  # small, so that batches are many and padded
 class PipelineRun:
     """The module's one finished pipeline run: its workflow, config, data files and model."""
 
-    def __init__(self, workflow: Workflow, config: dict, data: dict, model_dir):
+    def __init__(self, workflow: Workflow, config: dict, data: dict, model_dir, console: str):
         self.workflow, self.config, self.data, self.model_dir = workflow, config, data, model_dir
         self.results = workflow.root / "results"
+        self.console = console  # Snakemake's output
 
     def path(self, template: str, model: str, dataset: str, dtype: str) -> Path:
         return self.workflow.root / template.format(model=model, dtype=dtype, dataset=dataset)
@@ -124,8 +126,8 @@ def run(tmp_path_factory, varied_model) -> PipelineRun:
     }
     workflow = Workflow(base / "workflow")
     workflow.write_config(config)
-    workflow.snakemake()
-    return PipelineRun(workflow, config, data, varied_model)
+    finished = workflow.snakemake()
+    return PipelineRun(workflow, config, data, varied_model, finished.stdout + finished.stderr)
 
 
 def columns_of(run: PipelineRun, dataset: str) -> tuple[str, str]:
@@ -159,6 +161,16 @@ def all_pairs():
 def all_evaluations():
     """(model, dtype, dataset) of every evaluation."""
     return [(m, "float32", d) for m, d in all_pairs()] + [("narrow", "bfloat16", "alpha")]
+
+
+def test_with_one_core_every_light_job_runs_before_the_first_evaluation(run):
+    """Each dataset validated and each model hashed before any device time is spent (and, on a
+    GPU host, while the evaluations' fork server imports)."""
+    started = re.findall(r"^(?:local)?rule (\w+):$", run.console, flags=re.MULTILINE)
+    first = started.index("evaluate_model")
+    light = [i for i, rule in enumerate(started) if rule in ("validate_dataset", "hash_model")]
+    assert started.count("validate_dataset") == len(run.data) and "hash_model" in started
+    assert max(light) < first
 
 
 def test_validated_summaries(run):

@@ -4,6 +4,7 @@ Snakemake (tests/test_reruns.py checks what a whole pipeline reruns after each k
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 from pathlib import Path
@@ -64,6 +65,49 @@ def test_a_changed_module_changes_the_code_of_exactly_the_rules_that_import_it(
     assert {rule for rule in SCRIPTS if after[rule] != before[rule]} == changed
     path.write_bytes(original)  # put back as it was, whatever its time: nothing changed
     assert fingerprints(scripts) == before
+
+
+def parsed_imports(code: str) -> set[str]:
+    """What Python's parser says ``code`` imports (absolute names), for comparison."""
+    names = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_the_scanned_imports_of_every_script_and_module_are_the_parsers():
+    files = sorted((REPO / "scripts").rglob("*.py"))
+    assert len(files) > 30
+    for path in files:
+        code = path.read_text()
+        scanned = {name for name in plan.imported_names(code) if name.startswith("glueperf")}
+        parsed = {name for name in parsed_imports(code) if name.startswith("glueperf")}
+        assert scanned == parsed, path
+
+
+def test_imports_in_every_form_are_scanned():
+    code = """
+import os, glueperf.alpha as a  # one
+from glueperf import beta, gamma as g
+from . import relative
+from .delta import nothing
+
+
+def f():
+    from glueperf.epsilon import (  # why
+        zeta,
+        eta as e,  # a comment
+    )
+    x = "import glueperf.ignored"
+    if x:
+        import glueperf.theta
+"""
+    expected = parsed_imports(code)
+    assert set(plan.imported_names(code)) == expected
+    assert {"glueperf.alpha", "glueperf.epsilon.eta", "glueperf.theta"} <= expected
 
 
 def test_a_module_no_script_imports_changes_nothing(scripts):

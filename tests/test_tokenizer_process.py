@@ -13,7 +13,9 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from conftest import build_tiny_model, make_sentences
-from glueperf.engine import PROCESS_TEXTS, Batching, ChunkTokenizer, Engine
+from glueperf import tokenizer_process
+from glueperf.engine import PROCESS_TEXTS, Batching, ChunkTokenizer, Engine, start_tokenizer_early
+from glueperf.tokenizer_process import spare_ready, start_spare, take_spare
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +23,16 @@ def bert(tmp_path_factory):
     directory = build_tiny_model(tmp_path_factory.mktemp("models") / "bert", initializer_range=0.5)
     tokenizer = AutoTokenizer.from_pretrained(directory)
     return AutoModelForSequenceClassification.from_pretrained(directory).eval(), tokenizer
+
+
+@pytest.fixture
+def no_spare():
+    """No child started ahead before or after the test."""
+    yield
+    spare = take_spare()
+    if spare is not None:
+        spare.kill()
+        spare.wait()
 
 
 def engines(model, tokenizer, max_length=64):
@@ -111,3 +123,49 @@ def test_a_process_that_cannot_start_leaves_the_tokenizer_in_this_one(bert, monk
     assert_same(apart.run(texts), in_process.run(texts))
     assert apart._process is None and not apart.tokenizes_apart
     assert "the tokenizer stays in this process" in caplog.text
+
+
+def test_a_process_started_early_is_the_one_a_run_takes(bert, no_spare):
+    """An evaluation starts it before loading its model: the run finds it imported already."""
+    model, tokenizer = bert
+    start_spare()
+    spare = tokenizer_process._spare[0]
+    start_spare()  # one waits at most
+    assert tokenizer_process._spare == [spare]
+    assert spare_ready(timeout=60)
+    in_process, apart = engines(model, tokenizer)
+    texts = make_sentences(1500, seed=9)
+    assert_same(apart.run(texts), in_process.run(texts))
+    assert apart._process.process is spare and tokenizer_process._spare == []
+    assert not spare_ready(timeout=0)  # none waits any more
+    apart.close()
+
+
+def test_a_spare_that_died_is_not_taken(bert, no_spare):
+    model, tokenizer = bert
+    start_spare()
+    dead = tokenizer_process._spare[0]
+    dead.kill()
+    dead.wait()
+    in_process, apart = engines(model, tokenizer)
+    texts = make_sentences(1500, seed=10)
+    assert_same(apart.run(texts), in_process.run(texts))
+    assert apart._process.process is not dead and tokenizer_process._spare == []
+    apart.close()
+
+
+@pytest.mark.parametrize(
+    ("device", "dtype", "n_texts", "starts"),
+    [
+        ("cuda", "bfloat16", PROCESS_TEXTS, True),
+        ("cuda:0", "float16", PROCESS_TEXTS + 1, True),
+        ("cuda", "bfloat16", PROCESS_TEXTS - 1, False),
+        ("cuda", "float32", PROCESS_TEXTS, False),
+        ("cpu", "bfloat16", PROCESS_TEXTS, False),
+    ],
+)
+def test_only_an_evaluation_that_will_tokenize_apart_starts_a_process_early(
+    no_spare, device, dtype, n_texts, starts
+):
+    start_tokenizer_early(device, dtype, n_texts)
+    assert (tokenizer_process._spare != []) is starts

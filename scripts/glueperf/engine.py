@@ -36,7 +36,7 @@ import torch
 from tqdm import tqdm
 
 from glueperf import GlueperfError
-from glueperf.tokenizer_process import TokenizerProcess, flat_encodings
+from glueperf.tokenizer_process import TokenizerProcess, flat_encodings, start_spare
 
 log = logging.getLogger(__name__)
 
@@ -488,6 +488,25 @@ def _killed_on_error(process: TokenizerProcess | None):
         raise
 
 
+def tokenizes_apart(overlap: bool, dtype: torch.dtype) -> bool:
+    """Whether an engine tokenizes its runs of PROCESS_TEXTS texts or more in a process of its
+    own: one that overlaps (on a GPU) a model in 16-bit floats."""
+    return overlap and dtype in SIXTEEN_BITS
+
+
+def start_tokenizer_early(device: str, dtype: str, n_texts: int) -> None:
+    """Before a model in ``dtype`` (a torch dtype's name) is loaded to classify ``n_texts`` texts
+    on ``device``: start the process that the engine's run will tokenize them in, if it will use
+    one (``tokenizer_process.start_spare``), so that its start overlaps the load. One that
+    cannot start is left to the engine, which then tokenizes in this process."""
+    on_gpu = torch.device(device).type == "cuda"
+    if n_texts >= PROCESS_TEXTS and tokenizes_apart(on_gpu, getattr(torch, dtype)):
+        try:
+            start_spare()
+        except OSError as error:
+            log.warning("the tokenizer's process could not start early: %s", error)
+
+
 class Engine:
     """Classifies texts with a sequence-classification model; see the module docstring. Its
     tokenizer's process, where a run started one, lives until ``close``."""
@@ -514,7 +533,7 @@ class Engine:
         self.overlap = self.device.type == "cuda" if overlap is None else overlap
         self._pin = self.device.type == "cuda"
         # Whether a large run is tokenized in a process of its own (see PROCESS_TEXTS).
-        self.tokenizes_apart = self.overlap and parameter_dtype(model) in SIXTEEN_BITS
+        self.tokenizes_apart = tokenizes_apart(self.overlap, parameter_dtype(model))
         self._process: TokenizerProcess | None = None
         answer_padding_checks()
         no_attention_plans_per_shape(self.device)

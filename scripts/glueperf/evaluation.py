@@ -45,7 +45,7 @@ import numpy as np
 from glueperf import TRUNCATED_WARN_PCT, GlueperfError, one_line, results
 from glueperf.clock import job_age_s
 from glueperf.energy import EnergySettings, energy_fields, open_meter
-from glueperf.engine import Batching, Engine, EngineResult
+from glueperf.engine import Batching, Engine, EngineResult, start_tokenizer_early
 from glueperf.labels import LabelMapping, ModelOutputs, check_model_fits
 from glueperf.latency import LatencySettings, latency_fields, measure_latency
 from glueperf.measure import MIB, PeakMemory, PhaseTimer, gpu_peaks_mb, reset_gpu_peaks
@@ -333,6 +333,7 @@ def evaluate(
     device = resolve_device(settings.device)
     if started is not None and started.device != device:
         raise ValueError(f"CUDA was started on {started.device}, the evaluation runs on {device}")
+    start_tokenizer_early(device, settings.dtype, len(data.texts))
     timer = PhaseTimer(device)
     with PeakMemory() as memory:
         device_start_s = started.seconds() if started is not None else start_device(device)

@@ -356,6 +356,16 @@ def listed(items: list[str], shown: int = SHOWN_IN_NOTE) -> str:
     return ", ".join(items[:shown]) + f" and {len(items) - shown} more"
 
 
+def no_values_note(table: pd.DataFrame, column: str) -> str:
+    """Why no evaluation has a value in ``column``: each reason (missing_reason) with the
+    evaluations it holds for."""
+    reasons: dict[str, list[str]] = {}
+    for name, (_, row) in zip(evaluation_names(table), table.iterrows(), strict=True):
+        reasons.setdefault(missing_reason(row, column), []).append(name)
+    held = [f"{reason}: {listed(names)}" for reason, names in reasons.items()]
+    return "No evaluation has a value to plot.\n" + "\n".join(held)
+
+
 def footnote_lines(table: pd.DataFrame, chart: BarChart) -> list[str]:
     """What the figure alone must say: the series when there is only one (no legend then), for
     measurements the device, dtype and threads, the bars without a mark and why, for scores the
@@ -508,11 +518,14 @@ def grouped_bars(table: pd.DataFrame, chart: BarChart):
     """The bar chart ``chart`` of the performance table: one group of bars per dataset, one bar
     per evaluation that ran on it, its value written on top; where it has no value, the reason
     (missing_reason); a cross-task evaluation's bar hatched where the chart is ``scored``.
-    Many bars: narrower, and past a width, in several rows of groups on the same scales."""
+    Many bars: narrower, and past a width, in several rows of groups on the same scales. Without
+    any value, a note saying why (``no_values_note``)."""
     table = table.reset_index(drop=True)
+    values = column_values(table, chart.column)
+    if not np.isfinite(values).any():
+        return note_figure(chart.title, no_values_note(table, chart.column))
     series = series_labels(table)
     names = list(dict.fromkeys(series))
-    values = column_values(table, chart.column)
     crossed = cross_task(table) & chart.scored
     marked = chart.marks is not None and bool(np.isfinite(column_values(table, chart.marks)).any())
     extra = [CROSS_TASK_LABEL] * bool(crossed.any()) + [chart.marks_label] * marked

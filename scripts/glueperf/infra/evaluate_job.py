@@ -4,15 +4,17 @@ from the groups each part fills (glueperf/results.py): the evaluation's measurem
 what was evaluated, the device claim, and the inputs' provenance.
 
 The device is claimed (glueperf/infra/devices.py) after what needs none: the imports, reading the
-dataset, working out provenance and, for an evaluation on a GPU, loading the model on the CPU (it is
-moved to the GPU once held). CUDA starts after the claim, which picks the GPU, except where there is
-one GPU to pick (``foreseen_gpu``): then it starts in a thread as the job begins, with a
-warm-up of a one-layer stand-in of the model (``EarlyStart``), and that work (0.3-1 s on an
-H100 host) overlaps the job's preparation and wait. The device is held for the measurement
-alone and let go before the predictions are scored and the results written: with --cores N, a
-job waiting for the device has done its work by the time it is free, and the one before it
-scores, writes its files and exits while the next one measures. An evaluation on the CPU loads
-its model after the claim: loading is work on the device another evaluation may be measuring.
+dataset, working out provenance and, for an evaluation on a GPU, loading the model on the CPU (it
+is moved to the GPU once held); the tokenizer's process of a large run in 16 bits starts before
+that load (glueperf/engine.py, ``start_tokenizer_early``). CUDA starts after the claim, which
+picks the GPU, except where there is one GPU to pick (``foreseen_gpu``): then it starts in a
+thread as the job begins, with a warm-up of a one-layer stand-in of the model (``EarlyStart``),
+and that work (0.3-1 s on an H100 host) overlaps the job's preparation and wait. The device is
+held for the measurement alone and let go before the predictions are scored and the results
+written: with --cores N, a job waiting for the device has done its work by the time it is free,
+and the one before it scores, writes its files and exits while the next one measures. An
+evaluation on the CPU loads its model after the claim: loading is work on the device another
+evaluation may be measuring.
 The heavy modules are imported inside the function: the job's own process, which only asks the
 fork server for a child, imports none of them.
 """
@@ -28,6 +30,7 @@ def evaluate_job(job):
     import torch
 
     from glueperf import results
+    from glueperf.engine import start_tokenizer_early
     from glueperf.evaluation import (
         EarlyStart,
         ModelHandle,
@@ -60,6 +63,8 @@ def evaluate_job(job):
         )
         started = EarlyStart("cuda", stand_in, after=ahead and ahead.started)
     read = read_data(job.input.data, DatasetSpec(**params.dataset), wildcards.dataset)
+    if foreseen is not None:  # the tokenizer's process, if a run this large wants one
+        start_tokenizer_early("cuda", settings["dtype"], len(read.data.texts))
     model = ModelHandle(params.model["model_dir"], wildcards.model)
     # A model that does not fit the dataset holds no device.
     check_task_fits_before_loading(model, read)

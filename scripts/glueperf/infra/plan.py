@@ -8,10 +8,10 @@ A config error met here is a WorkflowError: Snakemake shows its message alone, a
 
 from __future__ import annotations
 
-import ast
 import functools
 import hashlib
 import os
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -30,6 +30,11 @@ from glueperf.tasks import dataset_spec, display_task
 SCRIPTS = Path(__file__).resolve().parents[2]
 # What the {dtype} wildcard of a result's path may be.
 DTYPE_PATTERN = "|".join(DTYPES)
+# The priority of the light jobs, validating a dataset and hashing a model (Snakemake's default
+# is 0): with fewer cores than ready jobs, they all run before the first evaluation. A bad file
+# then stops the run before any device time is spent, and with --cores 1 they run while the
+# evaluations' fork server imports, instead of one before each evaluation.
+LIGHT_JOBS_FIRST = 1
 
 
 # --- the config's models and datasets --------------------------------------------------------
@@ -307,6 +312,16 @@ def code_files(script: Path, package: Path) -> list[Path]:
     return sorted(found)
 
 
+# An import statement of a line of its own, at any indentation: ``from <module> import <names>``
+# (in parentheses over several lines or on one line) or ``import <modules>``. Scanned, not
+# parsed: Python's parser took 0.1-0.2 s of every Snakemake start for the rules' scripts.
+IMPORT_STATEMENT = re.compile(
+    r"^[ \t]*(?:from[ \t]+(?P<module>[\w.]+)[ \t]+import[ \t]+(?P<names>\([^)]*\)|[^\n]*)"
+    r"|import[ \t]+(?P<modules>[^\n]*))",
+    re.MULTILINE,
+)
+
+
 @functools.cache
 def package_imports(source: Path, package: Path) -> list[Path]:
     """The files of ``package``'s modules that the Python file ``source`` imports itself, at
@@ -314,19 +329,29 @@ def package_imports(source: Path, package: Path) -> list[Path]:
     runs glueperf/__init__.py and glueperf/infra/__init__.py too). Cached: every rule's scripts
     share most modules."""
     paths = []
-    for node in ast.walk(ast.parse(source.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names = [f"{node.module}.{alias.name}" for alias in node.names]
-        elif isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        else:
-            continue
-        for name in names:
-            top, *parts = name.split(".")
-            if top == package.name:
-                found = (module_file(package, parts[:n]) for n in range(len(parts) + 1))
-                paths.extend(path for path in found if path is not None)
+    for name in imported_names(source.read_text()):
+        top, *parts = name.split(".")
+        if top == package.name:
+            found = (module_file(package, parts[:n]) for n in range(len(parts) + 1))
+            paths.extend(path for path in found if path is not None)
     return paths
+
+
+def imported_names(code: str) -> list[str]:
+    """The absolute names that ``code``'s import statements import: ``module.name`` for each
+    name of a ``from module import``, each module of an ``import`` (relative imports left out).
+    A line of a docstring that reads as an import counts too, which at worst reruns more."""
+    names = []
+    for statement in IMPORT_STATEMENT.finditer(code):
+        listed = statement["names"] if statement["module"] else statement["modules"]
+        listed = re.sub(r"#[^\n]*", "", listed).strip("() \t\n\\")
+        items = [item.split()[0] for item in listed.split(",") if item.strip()]
+        module = statement["module"]
+        if module is None:
+            names.extend(items)
+        elif not module.startswith("."):
+            names.extend(f"{module}.{item}" for item in items)
+    return names
 
 
 def module_file(package: Path, parts: list[str]) -> Path | None:
