@@ -6,9 +6,10 @@ Runs, in one process, on the same model, tokenizer and texts:
   (c) the engine in float32      (d) the engine in bfloat16
 and floors on the same data: the tokenizer alone (``tokenizer(texts)``), the engine's own
 tokenization alone (its chunks, one after another, in one thread), and the GPU forward passes
-alone on the engine's batches, already on the device. Each engine's timed run starts as an
-evaluation's offline pass does: with its tokenizer's process (where its run takes one) started
-while the model loaded (``start_tokenizer_early``), here started and ready beforehand. Prints a
+alone on the engine's batches, already on the device. An engine's run is timed as an
+evaluation times its offline pass: the engine built beforehand, as the tokenization floor's
+tokenizer is, with its tokenizer's process (where its run takes one) started while the model
+loaded (``start_tokenizer_early``), here started and ready beforehand (``EngineRun``). Prints a
 table per data file: median seconds of --repeats runs, speed-up over (a) and (b), GPU peak
 MiB, and agreement with (a).
 With --timeline (CUDA only), a second table says where the GPU waited in one more run of each
@@ -531,23 +532,37 @@ def benchmark(args, data_path: str) -> dict:
     batching = Batching(batch_tokens=args.batch_tokens, max_batch_size=args.max_batch_size)
     engines, floor_models = variants(args, model, tokenizer, device)
 
-    def engine_run(used_model, used_tokenizer, engine_class=Engine):
-        def run():
-            engine = engine_class(used_model, used_tokenizer, device, batching)
-            try:
-                return engine.run(texts, pairs)
-            finally:
-                engine.close()  # its tokenizer's process, if it had one (a few ms)
+    class EngineRun:
+        """A new engine's run over the texts, timed as an evaluation times its offline pass:
+        ``prepare`` builds the engine and starts what its run will use (``Engine.expect``), with
+        its tokenizer's process, where the run takes one, started and imported beforehand, as
+        the evaluation's model load leaves it (``start_tokenizer_early``); ``finish`` closes
+        it. Called unprepared, it prepares itself (a diagnostic run)."""
 
-        return run
+        def __init__(self, used_model, used_tokenizer, engine_class=Engine):
+            self.model, self.tokenizer, self.engine_class = used_model, used_tokenizer, engine_class
+            self.engine, self.done = None, []
 
-    def as_in_an_evaluation(name: str) -> None:
-        """Before a timed run of engine ``name``: its tokenizer's process started and imported,
-        as an evaluation's model load leaves it (where the engine's run takes one)."""
-        dtype = name in engines and parameter_dtype(engines[name][0])
-        if dtype and engines[name][2].process_texts <= len(texts):
-            start_tokenizer_early(device, str(dtype).removeprefix("torch."), len(texts))
-            spare_ready(timeout=30.0)
+        def prepare(self) -> None:
+            self.finish()
+            dtype = parameter_dtype(self.model)
+            if dtype is not None and self.engine_class.process_texts <= len(texts):
+                start_tokenizer_early(device, str(dtype).removeprefix("torch."), len(texts))
+                spare_ready(timeout=30.0)
+            self.engine = self.engine_class(self.model, self.tokenizer, device, batching)
+            self.engine.expect(len(texts))
+
+        def __call__(self):
+            if self.engine is None:
+                self.prepare()
+            engine, self.engine = self.engine, None
+            self.done.append(engine)
+            return engine.run(texts, pairs)
+
+        def finish(self) -> None:
+            """Close the engines that ran (their tokenizer's process, if any: a few ms)."""
+            while self.done:
+                self.done.pop().close()
 
     runs = {
         "a": lambda: notebook_loop(model, tokenizer, texts, labels, device, pairs=pairs),
@@ -555,8 +570,8 @@ def benchmark(args, data_path: str) -> dict:
         "tokenizer": lambda: tokenizer(texts, pairs, truncation=True, max_length=512),
         "tokenizer_engine": engine_tokenization(tokenizer, texts, pairs, batching),
     }
-    for name, engine in engines.items():
-        run = engine_run(*engine)
+    engine_runs = {name: EngineRun(*engine) for name, engine in engines.items()}
+    for name, run in engine_runs.items():
         runs[name] = lambda run=run: run().predictions
     for name, used_model in floor_models.items():
         runs[name] = forward_floor(used_model, tokenizer, texts, pairs, device, batching)
@@ -575,7 +590,8 @@ def benchmark(args, data_path: str) -> dict:
     for name in [n for n in (*LOOPS, *FLOORS) if n in runs and n not in args.skip]:
         seconds, peaks, predictions = [], [], None
         for _ in range(args.repeats):
-            as_in_an_evaluation(name)
+            if name in engine_runs:
+                engine_runs[name].prepare()
             elapsed, output, peak = timed(device, runs[name])
             seconds.append(elapsed)
             peaks.append(peak)
@@ -591,16 +607,17 @@ def benchmark(args, data_path: str) -> dict:
         for name, (used_model, used_tokenizer, engine_class) in engines.items():
             if name not in args.skip:
                 evented = EventedModel(used_model)
-                run = engine_run(evented, used_tokenizer, engine_class)
-                as_in_an_evaluation(name)
+                run = EngineRun(evented, used_tokenizer, engine_class)
+                run.prepare()
                 timelines[name] = timeline(run, evented)
-                as_in_an_evaluation(name)
+                run.prepare()
                 timelines[name].update(main_thread_split(run))
                 if engine_class is Engine:
                     timelines[name]["main_loop_alone_s"] = main_loop_alone(
                         run, used_tokenizer, texts, pairs, batching
                     )
                 timelines[name]["syncs"] = host_syncs(runs[name])
+                run.finish()
         for name, used_model in floor_models.items():
             if name not in args.skip:
                 evented = EventedModel(used_model)
@@ -610,11 +627,13 @@ def benchmark(args, data_path: str) -> dict:
     identical = {}
     for name, own in TRACED.items():  # one more run of each: the very same outputs?
         if name in runs and own in runs and not {name, own} & set(args.skip):
-            traced_run, own_run = (engine_run(*engines[n])() for n in (name, own))
+            traced_run, own_run = (engine_runs[n]() for n in (name, own))
             identical[name] = {
                 field: bool(np.array_equal(getattr(traced_run, field), getattr(own_run, field)))
                 for field in ("predictions", "probabilities")
             }
+    for run in engine_runs.values():
+        run.finish()
     references = {ref: results.get(ref, {}).get("predictions") for ref in ("a", "c")}
     for entry in results.values():
         predictions = entry.pop("predictions")

@@ -1,12 +1,14 @@
 """Jobs for tests/test_forkserver.py, run through glueperf.infra.forkserver as the pipeline's are.
 
     python tests/forked_jobs.py FUNCTION OUT LOG [light | post | ahead | IMPORTS]
+    python tests/forked_jobs.py start_post
 
 Runs ``run_job(FUNCTION, job, LOG)`` as a rule's script does, ``job.out`` being OUT; with
 ``light``, ``run_light_job`` instead; with ``post``, ``run_post_job``; with ``ahead``, ``run_job``
 for a job that a child forked ahead may run, the server's children ahead starting what
 ``start_for_tests`` starts; with the name of a function of this module, ``run_job`` with it as
-``server_imports``. The environment decides, as
+``server_imports``. ``start_post`` starts the run's results' server alone, in the background,
+as the evaluations' server would. The environment decides, as
 in a pipeline run, whether a fork server is used (GLUEPERF_SNAKEMAKE_PID, GLUEPERF_FORK_SERVER,
 GLUEPERF_GPU_JOBS_HERE); MODEL_DIR, when set, is the one model of the job's config;
 EVALUATION_DEVICE, when set, the config's evaluation.device (a server that such a job starts
@@ -25,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from glueperf import GlueperfError  # noqa: E402
 from glueperf.infra import forkclient, startup  # noqa: E402
 from glueperf.infra.forkclient import forked, run_post_job  # noqa: E402
-from glueperf.infra.forkserver import run_job, run_light_job  # noqa: E402
+from glueperf.infra.forkserver import run_job, run_light_job, start_in_background  # noqa: E402
 
 # A module that the fork server does not import by itself; a BERT model's architecture.
 NOT_PRELOADED = "xml.dom.minidom"
@@ -119,6 +121,9 @@ if __name__ == "__main__":
 
     # A test's stand-in for another system (the fork server is for Linux alone).
     sys.platform = os.environ.get("FAKE_PLATFORM", sys.platform)
+    if sys.argv[1:] == ["start_post"]:
+        start_in_background(forkclient.server_address(forkclient.POST), [], forkclient.POST)
+        sys.exit(0)
     function, out, log, how = (sys.argv[1:5] + [""])[:4]
     job = types.SimpleNamespace(out=out)
     # What the workflow tells a run's jobs of their server (glueperf.infra.startup), for a

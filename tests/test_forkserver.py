@@ -226,6 +226,21 @@ def test_a_light_job_never_waits_for_the_server_and_starts_it_for_the_evaluation
     assert record["forked"] and record["parent"] == server
 
 
+def test_until_the_server_is_ready_a_light_job_is_forked_from_the_results_server(tmp_path, owner):
+    """The evaluations' server imports for seconds, the results' server for about one: the light
+    jobs, which all run before the first evaluation, are forked from that one meanwhile."""
+    env = job_env(owner, **{GPU_JOBS_HERE: "1"})
+    started = [sys.executable, str(JOBS), "start_post"]
+    subprocess.run(started, cwd=tmp_path, env=env, check=True, timeout=60)
+    assert wait_until(lambda: any(path.name.endswith("-post.sock") for path in servers_of(owner)))
+    process, _, stderr, record, _ = run_job("describe", tmp_path, env, "light", "light")
+    assert process.returncode == 0, stderr
+    assert record["forked"] and record["has_pyplot"]  # the results' server's imports
+    assert "post" in psutil.Process(record["parent"]).cmdline()
+    # and it started the evaluations' server, for the evaluations
+    assert wait_until(lambda: len(servers_of(owner)) == 2, timeout=120)
+
+
 def test_the_results_jobs_are_children_of_a_server_of_their_own(tmp_path, owner):
     """aggregate_metrics and plot_results import pandas and matplotlib, which no evaluation
     imports: the evaluations' server starts a second server for them as it starts itself, and

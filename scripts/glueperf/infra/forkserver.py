@@ -21,7 +21,10 @@ is killed.
   a run whose evaluations run on this host (``GPU_JOBS_HERE``, set at the run's start), the first
   of them also starts the server, in the background, so that its imports overlap the light jobs
   instead of delaying the first evaluation (with ``--cores 1`` the server imports on a second
-  core meanwhile).
+  core meanwhile). Until it is ready, they are forked from the results' server (below) once
+  that one is, a second or so after the start: a process of their own imports pyarrow and the
+  validation anew, 0.1-0.3 s a job, and the light jobs all run before the first evaluation
+  (glueperf/infra/plan.py, ``LIGHT_JOBS_FIRST``), while the server imports.
 - The table's and the plots' jobs (``run_post_job``, glueperf/infra/forkclient.py) have a server
   of their own (``POST``) that imports pandas and matplotlib, which no evaluation imports (so no
   evaluation's memory peak holds them). The evaluations' server starts it before its own imports,
@@ -116,6 +119,10 @@ PRELOAD = (
 POST_PRELOAD = (
     "pandas",
     "matplotlib",
+    "pyarrow.parquet",
+    "glueperf.validation",  # the light jobs', until the evaluations' server is ready
+    "glueperf.infra.validate_job",
+    "glueperf.infra.hash_job",
     "matplotlib.pyplot",
     "glueperf.aggregate",
     "glueperf.plotting",
@@ -149,11 +156,14 @@ def run_job(function, job, log_path, server_imports=None, ahead=False) -> None:
 def run_light_job(function, job, log_path) -> None:
     """``run_job`` for a job that needs none of the server's imports: forked when this run's
     server is ready, else run here at once (starting the server in the background, for the
-    evaluations to come, where they run on this host)."""
+    evaluations to come, where they run on this host), or forked from the results' server where
+    that one is ready."""
     address = server_address()
     connection = address and try_connect(address)
     if connection is None and address and os.environ.get(GPU_JOBS_HERE) == "1":
         start_in_background(address, run_models(), JOBS, ahead_at_start())
+        results_server = server_address(POST)  # started by that one, ready sooner
+        connection = results_server and try_connect(results_server)
     forked_job(connection, function, job, log_path, None)
 
 
