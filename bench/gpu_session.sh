@@ -13,7 +13,8 @@
 # experiment from empty with --cores 1, then --cores $(nproc)) | slurm (no-op reruns with and
 # without the SLURM plugins) | endtoend (the notebook's whole run) | startup (each import in a
 # fresh interpreter) | loops (the engine against its floors, and the tokenizer against cores) |
-# pairs | bf16 (the engines on SST-2 train with every variant of bench/compare_loops.py) | glue
+# pairs | bf16 (the engines on SST-2 train with every variant of bench/compare_loops.py, then
+# bench/tokenizer_process_start.py) | glue
 # (the GLUE twins: the pipeline from empty with --cores $(nproc) and 1, then the same
 # experiment in one process, with the engine and with the notebook's loop; about 3 min) |
 # torchscript (issue 23: the engines on the twin's transformers model against its TorchScript
@@ -267,6 +268,9 @@ if wants bf16; then
         --json "$OUT/twin_train_bf16$suffix.json"
     done
   done
+  step "the tokenizer's process: its first chunk, spawned in the run or started ahead"
+  $PY bench/tokenizer_process_start.py $TOKENIZER $C/data/sst2/train.parquet \
+    --json "$OUT/tokenizer_process_start.json"
   targets
 fi
 

@@ -194,6 +194,27 @@ def test_tokenizer_scaling_times_the_engines_tokens_per_thread_count():
     assert float(rows[0][2]) == 1.0 and all(float(row[3]) > 0 for row in rows)
 
 
+@requires_shared
+def test_tokenizer_process_start_times_the_first_chunk_three_ways(tmp_path):
+    """bench/tokenizer_process_start.py on MRPC's pairs: a row for the process spawned in the
+    run, one for the process started ahead, one in this process, each repeat recorded."""
+    data = SHARED / "data" / "glue" / "mrpc" / "validation.parquet"
+    model = SHARED / "models" / "minilm-mrpc"
+    out = tmp_path / "start.json"
+    command = [sys.executable, str(REPO / "bench" / "tokenizer_process_start.py"), str(model)]
+    result = subprocess.run(
+        [*command, str(data), "--glue-task", "mrpc", "--repeats", "2", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines()[2:]]
+    assert [row[0].strip().split()[0] for row in rows] == ["process", "process", "in"]
+    seconds = json.loads(out.read_text())
+    assert len(seconds) == 3 and all(len(v) == 2 and min(v) > 0 for v in seconds.values())
+
+
 @pytest.fixture(scope="module")
 def glue_like_run(tmp_path_factory, varied_model):
     """A config of two models (a classifier on single texts and on pairs, a regressor on pairs)
