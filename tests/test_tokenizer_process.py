@@ -15,7 +15,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from conftest import build_tiny_model, make_sentences
 from glueperf import tokenizer_process
 from glueperf.engine import PROCESS_TEXTS, Batching, ChunkTokenizer, Engine, start_tokenizer_early
-from glueperf.tokenizer_process import spare_ready, start_spare, take_spare
+from glueperf.tokenizer_process import discard, spare_ready, start_spare, take_spare
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,7 @@ def no_spare():
     if spare is not None:
         spare.kill()
         spare.wait()
+        discard(spare)
 
 
 def engines(model, tokenizer, max_length=64):

@@ -154,7 +154,7 @@ class TokenizerProcess:
                 self.process.wait(timeout=1.0)
             except (OSError, subprocess.TimeoutExpired):
                 self.kill()
-        self.process.stdout.close()
+        discard(self.process)
 
 
 def spawn() -> subprocess.Popen:
@@ -177,8 +177,11 @@ def start_spare() -> None:
     then overlap whatever comes before the run (an evaluation's model load). At most one waits;
     unused, it ends with this process (its input closes). OSError where it cannot be started."""
     with _spare_lock:
-        if not any(process.poll() is None for process in _spare):
-            _spare[:] = [spawn()]
+        if _spare and _spare[0].poll() is None:
+            return
+        for process in _spare:
+            discard(process)
+        _spare[:] = [spawn()]
 
 
 def spare_ready(timeout: float) -> bool:
@@ -197,10 +200,16 @@ def take_spare() -> subprocess.Popen | None:
     with _spare_lock:
         process = _spare.pop() if _spare else None
     if process is not None and process.poll() is not None:
-        process.stdin.close()
-        process.stdout.close()
+        discard(process)
         return None
     return process
+
+
+def discard(process: subprocess.Popen) -> None:
+    """A child that has ended: its pipes closed (input unflushed: nobody reads it)."""
+    with contextlib.suppress(OSError):
+        process.stdin.close()
+    process.stdout.close()
 
 
 def serve(source, sink) -> None:
