@@ -288,11 +288,12 @@ def test_an_evaluation_on_a_gpu_has_loaded_its_model_on_the_cpu_when_it_claims(
 ):
     """Reading the model's files and building it need no device: an evaluation on a GPU does it
     before the claim, so that with --cores N it overlaps the running evaluation, and holds the
-    GPU only to move the model there (CUDA still off at the claim, which picks the GPU)."""
+    GPU only to move the model there (CUDA still off at the claim, which picks the GPU). The
+    tokenizer's process of a large run in 16 bits starts before that load."""
     probe = f"""
 import json, sys, types
 sys.path.insert(0, {str(REPO / "scripts")!r})
-from glueperf import evaluation, fetch, models
+from glueperf import engine, evaluation, fetch, models
 from glueperf.infra import devices, evaluate_job
 
 def claim_device(requested, job, report, gpus, started_on=None):
@@ -302,9 +303,12 @@ def claim_device(requested, job, report, gpus, started_on=None):
         "cuda_started": torch.cuda.is_initialized(),
         "loaded": [type(model).__name__, str(next(model.parameters()).device)],
         "load_s": loaded[0].load_s > 0,
+        "tokenizer_early": early,
     }}))
     raise SystemExit(0)
 
+early = []
+engine.start_tokenizer_early = lambda *args: early.append([*args, len(loaded)])
 real_load_on_cpu = models.load_on_cpu
 loaded = []
 models.load_on_cpu = lambda *args: loaded.append(real_load_on_cpu(*args)) or loaded[0]
@@ -336,6 +340,7 @@ evaluate_job.evaluate_job(job)
         "cuda_started": False,
         "loaded": ["BertForSequenceClassification", "cpu"],
         "load_s": True,
+        "tokenizer_early": [["cuda", "float32", 0, 0]],  # device, dtype, texts; nothing loaded
     }
 
 

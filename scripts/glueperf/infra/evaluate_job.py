@@ -63,8 +63,10 @@ def evaluate_job(job):
         )
         started = EarlyStart("cuda", stand_in, after=ahead and ahead.started)
     read = read_data(job.input.data, DatasetSpec(**params.dataset), wildcards.dataset)
-    if foreseen is not None:  # the tokenizer's process, if a run this large wants one
-        start_tokenizer_early("cuda", settings["dtype"], len(read.data.texts))
+    off_the_cpu = runs_off_the_cpu(settings["device"], gpus)
+    if off_the_cpu:  # the tokenizer's process, where a run this large takes one
+        device = "cuda" if settings["device"] == "auto" else settings["device"]
+        start_tokenizer_early(device, settings["dtype"], len(read.data.texts))
     model = ModelHandle(params.model["model_dir"], wildcards.model)
     # A model that does not fit the dataset holds no device.
     check_task_fits_before_loading(model, read)
@@ -79,7 +81,7 @@ def evaluate_job(job):
         ),
     )
     loaded_on_cpu = None
-    if runs_off_the_cpu(settings["device"], gpus):
+    if off_the_cpu:
         loaded_on_cpu = load_on_cpu(
             params.model["model_dir"], settings["dtype"], params.model["trust_remote_code"]
         )
