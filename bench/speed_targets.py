@@ -5,6 +5,9 @@
 Reads what is there (a part that did not run is left out of the table):
   jobs_glue_coresN.json, jobs_glue_cores1.json  the GLUE twins through the pipeline from empty
                                                 (bench/job_times.py: wall seconds of the command)
+  jobs_glue_cores{N,1}_<setting>[_r<round>].json  the same under each of GLUE_ENVS' settings
+                                                (e.g. another commit's workflow), each round
+                                                (GLUE_ROUNDS, GLUE_CORES1_ROUNDS): their median
   glue_engine.json, glue_notebook.json          the same experiment in one process
                                                 (bench/glue_one_process.py: from interpreter start)
   jobs_default_cores1.json, notebook_default.json  the default experiment: pipeline and notebook
@@ -17,6 +20,8 @@ and prints one table: each comparison's seconds, their ratio, the target and whe
 from __future__ import annotations
 
 import json
+import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -63,6 +68,22 @@ def whole_runs(directory: Path) -> dict[str, float]:
     return runs
 
 
+# A pipeline run of the glue part under one of GLUE_ENVS' settings, and its round.
+TAGGED_RUN = re.compile(r"jobs_glue_cores(?P<cores>N|1)_(?P<setting>.+?)(?:_r\d+)?\.json")
+
+
+def tagged_runs(directory: Path) -> dict[tuple[str, str], list[float]]:
+    """Seconds of the GLUE pipeline runs made under a setting, by (cores: N or 1, setting), a
+    run of each round; a run that failed left out."""
+    runs: dict[tuple[str, str], list[float]] = {}
+    for path in sorted(directory.glob("jobs_glue_cores*_*.json")):
+        match = TAGGED_RUN.fullmatch(path.name)
+        figures = read(directory, path.name)
+        if match and figures.get("wall_s") is not None and not figures.get("exit"):
+            runs.setdefault((match["cores"], match["setting"]), []).append(figures["wall_s"])
+    return runs
+
+
 def rows(directory: Path) -> list[tuple]:
     """(comparison, seconds, ratio, target, met) for every comparison whose figures exist."""
     runs, found = whole_runs(directory), []
@@ -75,6 +96,11 @@ def rows(directory: Path) -> list[tuple]:
     for label, numerator, denominator, target, at_most in GLUE_ROWS:
         if numerator in runs and denominator in runs:
             add(label, runs[numerator], runs[denominator], target, at_most)
+    if "ideal" in runs:
+        for (cores, setting), seconds in tagged_runs(directory).items():
+            target = next(row[3] for row in GLUE_ROWS if row[1] == f"pipeline_{cores}")
+            label = f"GLUE: pipeline --cores {cores}, {setting}, median of {len(seconds)}"
+            add(f"{label} / one process, engine", statistics.median(seconds), runs["ideal"], target)
     if "default_notebook" in runs and "default_pipeline_1" in runs:
         label = "default: notebook whole run / pipeline --cores 1"
         add(label, runs["default_notebook"], runs["default_pipeline_1"], 2.0, at_most=False)

@@ -416,6 +416,39 @@ def test_speed_targets_reads_the_sessions_figures(tmp_path):
     )
 
 
+def test_speed_targets_compares_each_settings_runs_by_their_median(tmp_path):
+    """GLUE_ENVS' settings (another commit's workflow against this one's), each in rounds: one
+    row per setting and --cores, the median of its runs that did not fail."""
+    from speed_targets import rows
+
+    def write(name, figures):
+        (tmp_path / name).write_text(json.dumps(figures))
+
+    write("glue_engine.json", {"total_s": 20.0})
+    new, old = "GLUE_SNAKEFILE=Snakefile", "GLUE_SNAKEFILE=.carry-old-Snakefile"
+    write(f"jobs_glue_cores1_{new}_r0.json", {"wall_s": 30.0, "exit": 0})
+    write(f"jobs_glue_cores1_{new}_r1.json", {"wall_s": 34.0, "exit": 0})
+    write(f"jobs_glue_cores1_{new}_r2.json", {"wall_s": 31.0, "exit": 0})
+    write(f"jobs_glue_cores1_{old}_r0.json", {"wall_s": 36.0, "exit": 0})
+    write(f"jobs_glue_cores1_{old}_r1.json", {"wall_s": 20.0, "exit": 1})  # failed: left out
+    write(f"jobs_glue_coresN_{new}.json", {"wall_s": 27.0, "exit": 0})
+    found = {label: (seconds, met) for label, seconds, _, _, met, _ in rows(tmp_path)}
+    assert found == {
+        f"GLUE: pipeline --cores 1, {new}, median of 3 / one process, engine": (
+            "31.00 / 20.00",
+            True,
+        ),
+        f"GLUE: pipeline --cores 1, {old}, median of 1 / one process, engine": (
+            "36.00 / 20.00",
+            False,
+        ),
+        f"GLUE: pipeline --cores N, {new}, median of 1 / one process, engine": (
+            "27.00 / 20.00",
+            False,
+        ),
+    }
+
+
 def test_warmup_probe_splits_the_fixed_cost_per_model_and_names_its_kernel_loading(
     tmp_path, varied_model, tiny_model, monkeypatch, capsys
 ):
