@@ -19,30 +19,20 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 
 def measure(tokenizer_dir: str, data: str, glue_task: str, repeats: int) -> dict[str, list]:
     """Seconds of each repeat, by how the first chunk was tokenized."""
-    from tokenizers import Tokenizer
+    from tokenizer_scaling import engine_tokenizer
 
-    from glueperf.engine import ChunkTokenizer, chunk_inputs, chunk_positions
-    from glueperf.tasks import dataset_spec
+    from glueperf.engine import chunk_inputs, chunk_positions
     from glueperf.tokenizer_process import spare_ready, start_spare
-    from glueperf.validation import load_dataset
 
-    # What ChunkTokenizer reads of a transformers tokenizer, without importing transformers.
-    tokenizer = SimpleNamespace(
-        backend_tokenizer=Tokenizer.from_file(str(Path(tokenizer_dir) / "tokenizer.json")),
-        pad_token_id=0,
-        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
-    )
-    read = load_dataset(data, dataset_spec("bench", {"path": data, "glue_task": glue_task}))
+    tokenize, read = engine_tokenizer(tokenizer_dir, data, glue_task)
     texts, pairs = read.texts, read.pairs
     first = chunk_inputs(next(chunk_positions(texts, pairs)), texts, pairs)
-    tokenize = ChunkTokenizer(tokenizer, 512)
 
     def through_process(ahead: bool) -> float:
         if ahead:

@@ -23,24 +23,31 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 
-def measure(tokenizer_dir: str, data: str, glue_task: str, repeats: int) -> dict:
-    """In this process: seconds of each repeat of the engine's tokenization, and its tokens."""
+def engine_tokenizer(tokenizer_dir: str, data: str, glue_task: str):
+    """The engine's tokenizer (``ChunkTokenizer``, at the engine's default max_length) of
+    ``tokenizer_dir``'s tokenizer.json, without importing transformers, and the dataset."""
     from tokenizers import Tokenizer
 
-    from glueperf.engine import Batching, ChunkTokenizer, tokenized_chunks
+    from glueperf.engine import Batching, ChunkTokenizer
     from glueperf.tasks import dataset_spec
     from glueperf.validation import load_dataset
 
-    # What ChunkTokenizer reads of a transformers tokenizer, without importing transformers.
+    # What ChunkTokenizer reads of a transformers tokenizer.
     backend = Tokenizer.from_file(str(Path(tokenizer_dir) / "tokenizer.json"))
     tokenizer = SimpleNamespace(
         backend_tokenizer=backend,
         pad_token_id=0,
         model_input_names=["input_ids", "token_type_ids", "attention_mask"],
     )
-    spec = dataset_spec("bench", {"path": data, "glue_task": glue_task})
-    loaded = load_dataset(data, spec)
-    tokenize = ChunkTokenizer(tokenizer, Batching.max_length)
+    loaded = load_dataset(data, dataset_spec("bench", {"path": data, "glue_task": glue_task}))
+    return ChunkTokenizer(tokenizer, Batching.max_length), loaded
+
+
+def measure(tokenizer_dir: str, data: str, glue_task: str, repeats: int) -> dict:
+    """In this process: seconds of each repeat of the engine's tokenization, and its tokens."""
+    from glueperf.engine import tokenized_chunks
+
+    tokenize, loaded = engine_tokenizer(tokenizer_dir, data, glue_task)
     seconds, tokens = [], 0
     for _ in range(repeats):
         start = time.perf_counter()

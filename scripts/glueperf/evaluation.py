@@ -24,10 +24,9 @@ What the reported figures measure (also in docs/results.md):
   a 10 ms sampler; in a child of the fork server (``job_process`` ``forked``) the imports come
   with the fork, and library pages it never touches are not counted. A dataset of
   ``engine.PROCESS_TEXTS`` rows or more, on a GPU, in bfloat16 or float16, is tokenized in a
-  process of its own
-  (glueperf/tokenizer_process.py): its peak is added (a sum of two peaks, which may come at
-  different times: never less than what both held at once). GPU memory is reported apart:
-  ``gpu_peak_allocated_mb`` / ``_reserved_mb``.
+  process of its own (glueperf/tokenizer_process.py): its peak is added (a sum of two peaks,
+  which may come at different times: never less than what both held at once). GPU memory is
+  reported apart: ``gpu_peak_allocated_mb`` / ``_reserved_mb``.
 """
 
 from __future__ import annotations
