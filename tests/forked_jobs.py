@@ -46,6 +46,7 @@ def describe(job) -> None:
         "age_s": job_age_s(),
         "has_module": NOT_PRELOADED in sys.modules,
         "has_bert": BERT in sys.modules,
+        "loading_prepared": loading_prepared(),
         "has_pyplot": "matplotlib.pyplot" in sys.modules,
         "started_ahead_at": STARTED_AHEAD_AT[0] if STARTED_AHEAD_AT else None,
         "ahead_environ_nvml": STARTED_AHEAD_NVML[0] if STARTED_AHEAD_NVML else None,
@@ -53,6 +54,13 @@ def describe(job) -> None:
     Path(job.out).write_text(json.dumps(record))
     print("a line on standard output", flush=True)
     print("a line on standard error", file=sys.stderr, flush=True)
+
+
+def loading_prepared() -> bool:
+    """Whether transformers' table of checkpoint conversions is built in this process
+    (glueperf.models.prepare_loading)."""
+    table = sys.modules.get("transformers.conversion_mapping")
+    return getattr(table, "_checkpoint_conversion_mapping_cache", None) is not None
 
 
 def one_more_module(job, cwd) -> list[str]:

@@ -33,7 +33,9 @@ is killed.
 - The server also imports the module of each of the run's models' architectures (transformers
   imports it on a model's first load: two seconds for BERT's on a CPU), once for all their
   evaluations: those whose directory exists when it starts (``run_models``), and any other that
-  a job names (``server_imports``) before it is forked; every later child has them.
+  a job names (``server_imports``) before it is forked; every later child has them. With
+  models, it also builds what transformers builds on any process's first load (0.05 s a job on
+  a CPU: glueperf.models.prepare_loading).
 - The server never touches the GPU: nothing it imports may start CUDA, whose state a forked
   child cannot use. torch's CUDA check uses NVML in it (``PYTORCH_NVML_BASED_CUDA_CHECK``), and
   should the GPU driver be initialized all the same (``gpu_driver_initialized``), the server
@@ -481,15 +483,20 @@ def prepare_for(request: dict) -> bool:
 
 
 def import_architectures(model_dirs) -> None:
-    """The module of each model's architecture (glueperf.models.modeling_module)."""
+    """The module of each model's architecture (glueperf.models.modeling_module), and, for a
+    run with models, what transformers builds on any first load (``prepare_loading``)."""
     try:
-        from glueperf.models import modeling_module
+        from glueperf.models import modeling_module, prepare_loading
 
         for directory in model_dirs:
             module = modeling_module(directory)
             if module:
                 import_once(module)
-    except Exception:  # each evaluation imports its own, as without the server
+        if model_dirs:
+            began = time.perf_counter()
+            prepare_loading()
+            print(f"fork server: prepared loading {time.perf_counter() - began:.3f} s", flush=True)
+    except Exception:  # each evaluation imports and prepares its own, as without the server
         traceback.print_exc()
 
 
