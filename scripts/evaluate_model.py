@@ -3,9 +3,9 @@
 (glueperf/infra/forkserver.py)."""
 
 from glueperf.infra.evaluate_job import evaluate_job, may_run_ahead, server_imports
-from glueperf.infra.forkserver import run_job
+from glueperf.infra.forkclient import run_job
 from glueperf.infra.job import job_from_command_line
 
 if __name__ == "__main__":
     job = job_from_command_line()
-    run_job(evaluate_job, job, job.log[0], server_imports, ahead=may_run_ahead(job))
+    run_job(evaluate_job, job, job.log[0], server_imports, ahead=may_run_ahead)

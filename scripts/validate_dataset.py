@@ -1,7 +1,7 @@
 """Rule validate_dataset: check one parquet file and describe it in a JSON summary
 (glueperf/infra/validate_job.py), forked from this run's fork server when one is ready."""
 
-from glueperf.infra.forkserver import run_light_job
+from glueperf.infra.forkclient import run_light_job
 from glueperf.infra.job import job_from_command_line
 from glueperf.infra.validate_job import validate_job
 

@@ -3,13 +3,13 @@
     python tests/forked_jobs.py FUNCTION OUT LOG [light | post | ahead | IMPORTS]
     python tests/forked_jobs.py start_post
 
-Runs ``run_job(FUNCTION, job, LOG)`` as a rule's script does, ``job.out`` being OUT; with
+Runs ``run_job(FUNCTION, job, LOG)`` as a rule's script does, ``job.output.out`` being OUT; with
 ``light``, ``run_light_job`` instead; with ``post``, ``run_post_job``; with ``ahead``, ``run_job``
-for a job that a child forked ahead may run, the server's children ahead starting what
-``start_for_tests`` starts; with the name of a function of this module, ``run_job`` with it as
-``server_imports``. ``start_post`` starts the run's results' server alone, in the background,
-as the evaluations' server would. The environment decides, as
-in a pipeline run, whether a fork server is used (GLUEPERF_SNAKEMAKE_PID, GLUEPERF_FORK_SERVER,
+for a job that a child forked ahead may run (the server asks ``fits``), the server's children
+ahead starting what ``start_for_tests`` starts; with the name of a function of this module,
+``run_job`` with it as ``server_imports``. ``start_post`` starts the run's results' server alone,
+in the background, as the evaluations' server would. The environment decides, as in a pipeline
+run, whether a fork server is used (GLUEPERF_SNAKEMAKE_PID, GLUEPERF_FORK_SERVER,
 GLUEPERF_GPU_JOBS_HERE); MODEL_DIR, when set, is the one model of the job's config;
 EVALUATION_DEVICE, when set, the config's evaluation.device (a server that such a job starts
 forks a child ahead once ready, starting ``start_for_tests``).
@@ -19,15 +19,20 @@ import json
 import os
 import sys
 import time
-import types
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from glueperf import GlueperfError  # noqa: E402
 from glueperf.infra import forkclient, startup  # noqa: E402
-from glueperf.infra.forkclient import forked, run_post_job  # noqa: E402
-from glueperf.infra.forkserver import run_job, run_light_job, start_in_background  # noqa: E402
+from glueperf.infra.forkclient import (  # noqa: E402
+    forked,
+    run_job,
+    run_light_job,
+    run_post_job,
+    start_in_background,
+)
+from glueperf.infra.job import Job  # noqa: E402
 
 # A module that the fork server does not import by itself; a BERT model's architecture.
 NOT_PRELOADED = "xml.dom.minidom"
@@ -51,7 +56,7 @@ def describe(job) -> None:
         "started_ahead_at": STARTED_AHEAD_AT[0] if STARTED_AHEAD_AT else None,
         "ahead_environ_nvml": STARTED_AHEAD_NVML[0] if STARTED_AHEAD_NVML else None,
     }
-    Path(job.out).write_text(json.dumps(record))
+    Path(job.output.out).write_text(json.dumps(record))
     print("a line on standard output", flush=True)
     print("a line on standard error", file=sys.stderr, flush=True)
 
@@ -108,6 +113,12 @@ def start_for_tests(model_dirs):
     return StartedForTests()
 
 
+def fits(job) -> bool:
+    """Whether a child forked ahead may run the job, as the server asks it of the job it is
+    sent (an evaluation's: glueperf.infra.evaluate_job.may_run_ahead)."""
+    return bool(job.output.out)
+
+
 def ahead_for_tests(job, cwd) -> list[str]:
     """server_imports that make the server's children ahead start ``start_for_tests``."""
     forkclient.AHEAD[forkclient.JOBS] = "forked_jobs:start_for_tests"
@@ -115,12 +126,12 @@ def ahead_for_tests(job, cwd) -> list[str]:
 
 
 def fail(job) -> None:
-    raise GlueperfError(f"nothing good in {job.out}")
+    raise GlueperfError(f"nothing good in {job.output.out}")
 
 
 def linger(job) -> None:
     """Say who it is, then wait to be killed."""
-    Path(job.out).write_text(json.dumps({"pid": os.getpid()}))
+    Path(job.output.out).write_text(json.dumps({"pid": os.getpid()}))
     time.sleep(300)
 
 
@@ -130,10 +141,13 @@ if __name__ == "__main__":
     # A test's stand-in for another system (the fork server is for Linux alone).
     sys.platform = os.environ.get("FAKE_PLATFORM", sys.platform)
     if sys.argv[1:] == ["start_post"]:
-        start_in_background(forkclient.server_address(forkclient.POST), [], forkclient.POST)
+        start_in_background(forkclient.server_address(forkclient.POST), forkclient.POST)
         sys.exit(0)
     function, out, log, how = (sys.argv[1:5] + [""])[:4]
-    job = types.SimpleNamespace(out=out)
+    # As a rule's command gives it: the description's JSON text, which the job's process
+    # passes on unread.
+    description = {"input": {}, "output": {"out": out}, "params": {}, "wildcards": {}}
+    job = Job(json.dumps(description), [log], 1)
     # What the workflow tells a run's jobs of their server (glueperf.infra.startup), for a
     # config of MODEL_DIR and EVALUATION_DEVICE.
     config = {
@@ -148,6 +162,8 @@ if __name__ == "__main__":
     elif how == "post":
         run_post_job(getattr(forked_jobs, function), job, log)
     elif how == "ahead":
-        run_job(getattr(forked_jobs, function), job, log, forked_jobs.ahead_for_tests, ahead=True)
+        run_job(
+            getattr(forked_jobs, function), job, log, forked_jobs.ahead_for_tests, forked_jobs.fits
+        )
     else:
         run_job(getattr(forked_jobs, function), job, log, how and getattr(forked_jobs, how))

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import psutil
@@ -133,7 +134,7 @@ def test_the_server_ends_with_its_snakemake(tmp_path, owner):
     owner.wait()
     assert wait_until(lambda: ended(server), timeout=30)
     # its socket, start lock and log are gone with it
-    assert not list(socket_directory().glob(f"{owner.pid}-*"))
+    assert not list(Path(socket_directory()).glob(f"{owner.pid}-*"))
 
 
 @pytest.mark.parametrize("how", ["outside snakemake", "turned off", "snakemake gone", "macOS"])
@@ -205,7 +206,7 @@ def test_a_job_without_standard_input_is_forked_all_the_same(tmp_path, owner):
 
 
 def servers_of(owner) -> list:
-    return list(socket_directory().glob(f"{owner.pid}-*.sock"))
+    return list(Path(socket_directory()).glob(f"{owner.pid}-*.sock"))
 
 
 def test_a_light_job_never_waits_for_the_server_and_starts_it_for_the_evaluations(tmp_path, owner):

@@ -4,6 +4,7 @@ learns the run's models and whether to fork a child ahead from the workflow
 (glueperf/infra/startup.py)."""
 
 import json
+import marshal
 import os
 import subprocess
 import sys
@@ -12,9 +13,9 @@ from pathlib import Path
 import pytest
 from snakemake.iocontainers import InputFiles, OutputFiles, Wildcards
 
-from conftest import tiny_workflow
+from conftest import REPO, tiny_workflow
 from glueperf.infra import startup
-from glueperf.infra.job import job_from_command_line, job_params
+from glueperf.infra.job import Job, job_from_command_line, job_params
 
 
 def named(cls, **values):
@@ -66,6 +67,56 @@ def test_a_description_longer_than_a_shell_command_may_be_goes_in_a_file(tmp_pat
     assert describe(wildcards, named(InputFiles, metrics=files), outputs) == long  # same file
     other = describe(wildcards, named(InputFiles, metrics=files[1:]), outputs)
     assert other != long and len(list((tmp_path / ".snakemake").rglob("*.json"))) == 2
+
+
+def test_the_job_sent_to_the_fork_server_is_the_job_its_rule_describes():
+    """The job's own process passes its description on unread (as text, in ``message``); the
+    server reads the same job from it."""
+    description = job_params("hash_model", code="abc")["job"](
+        named(Wildcards, model="m"),
+        named(InputFiles, model=["m/w.bin"]),
+        named(OutputFiles, checksums="resources/checksums/m.json"),
+    )
+    job = job_from_command_line(["2", "results/logs/hash_model/m.log", description])
+    message = job.message()
+    assert message[0] == description  # unread: no json in the job's process
+    received = Job.from_message(marshal.loads(marshal.dumps(message)))
+    assert received.input.model == ["m/w.bin"] and received.params.code == "abc"
+    assert received.output.checksums == "resources/checksums/m.json"
+    assert received.log == job.log and received.threads == 2
+    assert Job.from_message(received.message()).wildcards.model == "m"  # read, then sent on
+
+
+# What the process Snakemake starts for a job forked from the fork server must not import: each
+# costs every job's start (pathlib 0.008 s, the job's frame with its logging 0.023 s).
+NOT_IN_A_JOBS_PROCESS = ("json", "pathlib", "subprocess", "logging", "glueperf.infra.script")
+JOB_SCRIPTS = (
+    "evaluate_model",
+    "hash_model",
+    "validate_dataset",
+    "aggregate_metrics",
+    "plot_results",
+)
+
+
+@pytest.mark.parametrize("script", JOB_SCRIPTS)
+def test_a_jobs_own_process_imports_only_what_asking_the_server_needs(script):
+    """Everything a forked job's own process does before it sends the job: its script's
+    imports, reading its command line, the server's address and the message."""
+    probe = f"""
+import runpy, sys
+sys.path.insert(0, {str(REPO / "scripts")!r})
+runpy.run_path({str(REPO / "scripts" / f"{script}.py")!r}, run_name="not_main")
+from glueperf.infra.forkclient import server_address
+from glueperf.infra.job import job_from_command_line
+job = job_from_command_line(["1", "x.log", '{{"input": {{}}}}'])
+job.message(), server_address()
+print(" ".join(name for name in {NOT_IN_A_JOBS_PROCESS!r} if name in sys.modules))
+"""
+    env = {**os.environ, "GLUEPERF_SNAKEMAKE_PID": str(os.getpid())}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == []
 
 
 def test_a_script_run_without_its_arguments_says_what_it_needs():

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
-PROC_STAT = Path("/proc/self/stat")
+# No pathlib: every job's own process imports this (glueperf/infra/forkclient.py).
+PROC_STAT = "/proc/self/stat"
 # When the job began, on now_s()'s clock, for a job that runs in another process than the one
 # started for it (a child of the fork server, glueperf/infra/forkserver.py): set by what runs it.
 JOB_STARTED = "GLUEPERF_JOB_STARTED"
@@ -16,15 +16,16 @@ JOB_STARTED = "GLUEPERF_JOB_STARTED"
 
 def now_s() -> float:
     """The clock that process start times are read in: seconds since boot on Linux."""
-    return time.clock_gettime(time.CLOCK_BOOTTIME) if PROC_STAT.exists() else time.time()
+    return time.clock_gettime(time.CLOCK_BOOTTIME) if os.path.exists(PROC_STAT) else time.time()
 
 
 def process_start_s(pid: int | None = None) -> float:
     """When a process started, on ``now_s()``'s clock. On Linux the kernel's own record, to its
     tick (10 ms); not psutil's ``create_time()``, which adds the boot time that the kernel
     states in whole seconds, so that every process's age came out up to 1 s too long."""
-    if PROC_STAT.exists():
-        stat = Path(f"/proc/{pid or 'self'}/stat").read_text()
+    if os.path.exists(PROC_STAT):
+        with open(f"/proc/{pid or 'self'}/stat") as file:
+            stat = file.read()
         ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime
         return ticks / os.sysconf("SC_CLK_TCK")
     import psutil

@@ -22,7 +22,6 @@ fork server for a child, imports none of them.
 import os
 
 from glueperf.clock import JOB_STARTED
-from glueperf.outputs import read_json
 
 
 def evaluate_job(job):
@@ -46,7 +45,7 @@ def evaluate_job(job):
     from glueperf.infra.forkclient import forked
     from glueperf.infra.script import tell
     from glueperf.models import load_on_cpu
-    from glueperf.outputs import write_row
+    from glueperf.outputs import read_json, write_row
     from glueperf.tasks import DatasetSpec
 
     params, settings, wildcards = job.params, job.params.settings, job.wildcards

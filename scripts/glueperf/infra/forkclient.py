@@ -1,21 +1,21 @@
 """The jobs' side of the fork servers (glueperf/infra/forkserver.py): whether a job runs forked,
 where a run's servers listen, asking one for a child, and starting one. Standard library and
 glueperf's frame alone: the process Snakemake starts for a job imports this and little more, also
-in the lean envs of the table's and the plots' jobs (``run_post_job``).
+in the lean envs of the table's and the plots' jobs (``run_post_job``). So little that its start
+is a few hundredths of a second, paid by every job: no pathlib, subprocess only to start a
+server, and each script's job module imports its own needs inside its function.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
+import marshal
 import os
-import pickle
 import socket
 import struct
-import subprocess
 import sys
-from pathlib import Path
+import time
 
 from glueperf.clock import JOB_STARTED
 from glueperf.infra.locks import directory_problem, lock_file
@@ -41,6 +41,8 @@ NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
 AHEAD = {JOBS: "glueperf.infra.evaluate_job:start_ahead"}
 # Set to "0" in the jobs' environment, the server forks no child ahead.
 AHEAD_SWITCH = "GLUEPERF_FORK_AHEAD"
+# How long a job waits for the server it started to accept it.
+START_TIMEOUT_S = 300.0
 STATUS = struct.Struct("!i")
 LENGTH = struct.Struct("!Q")
 
@@ -48,6 +50,85 @@ LENGTH = struct.Struct("!Q")
 def forked() -> bool:
     """Whether this process is a job forked from the fork server (the metrics row says so)."""
     return JOB_STARTED in os.environ
+
+
+def run_job(function, job, log_path, server_imports=None, ahead=False) -> None:
+    """Run ``function(job)`` as ``run_script`` does, in a child of this run's fork server
+    (started here if need be), and exit with its status; in this process where there is none.
+    ``server_imports(job, cwd)``: modules for the server to import first; ``ahead``: whether
+    the child forked ahead may run it (glueperf/infra/forkserver.py), or a function of the job
+    that says so. The server calls both, on the job it is sent: this process never reads the
+    job's description."""
+    address = server_address()
+    connection = address and connect(address)
+    forked_job(connection, function, job, log_path, server_imports, ahead)
+
+
+def run_light_job(function, job, log_path) -> None:
+    """``run_job`` for a job that needs none of the server's imports: forked when this run's
+    server is ready, else run here at once (starting the server in the background, for the
+    evaluations to come, where they run on this host), or forked from the results' server where
+    that one is ready."""
+    address = server_address()
+    connection = address and try_connect(address)
+    if connection is None and address and os.environ.get(GPU_JOBS_HERE) == "1":
+        start_in_background(address, JOBS)
+        results_server = server_address(POST)  # started by that one, ready sooner
+        connection = results_server and try_connect(results_server)
+    forked_job(connection, function, job, log_path, None)
+
+
+def run_models() -> list[str]:
+    """The directories of the run's models that exist (absolute): the config's, as the workflow
+    gave them to its jobs (``SERVER_START``)."""
+    return [directory for directory in server_start()["models"] if os.path.isdir(directory)]
+
+
+def ahead_at_start() -> bool:
+    """Whether the run's server forks a child ahead as soon as it is ready: where any of the
+    config's evaluations may run off the CPU, so that the first evaluation finds CUDA started
+    too (``SERVER_START``, from glueperf.infra.startup.server_start)."""
+    return bool(server_start()["ahead"])
+
+
+def server_start() -> dict:
+    """What the workflow told its jobs of the server to start: ``models``, ``ahead``; no
+    models and no child ahead where it told them nothing (a script run by hand)."""
+    import json  # only where a job starts a server
+
+    told = os.environ.get(SERVER_START)
+    return json.loads(told) if told else {"models": [], "ahead": False}
+
+
+def connect(address: str) -> socket.socket | None:
+    """A connection to the evaluations' server at ``address``, which is started if it is not
+    running; None if it cannot be started (its log says why)."""
+    connection = try_connect(address)
+    if connection:
+        return connection
+    # One process starts the server and hands it the start lock, which the server keeps until
+    # it accepts jobs: the others wait for it here, then connect.
+    starting = lock_file(f"{address}.start", wait=True)
+    try:
+        connection = try_connect(address)
+        if connection:
+            return connection
+        server = start_server(address, starting, JOBS)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while server.poll() is None and time.monotonic() < deadline:
+            connection = try_connect(address)
+            if connection:
+                return connection
+            time.sleep(0.02)
+    finally:
+        os.close(starting)
+    log = f"{address}.log"
+    why = f"see {log}" if os.path.exists(log) else "its Snakemake has ended"
+    print(
+        f"glueperf: the fork server did not start ({why}); this job imports for itself",
+        file=sys.stderr,
+    )
+    return None
 
 
 def run_post_job(function, job, log_path) -> None:
@@ -62,23 +143,23 @@ def run_post_job(function, job, log_path) -> None:
 def forked_job(connection, function, job, log_path, server_imports, ahead=False) -> None:
     """The job run in a child through ``connection`` to the server, exiting with its status;
     in this process when there is no connection, or the server forked no child. ``ahead``:
-    whether a child forked ahead of the job may run it (glueperf/infra/forkserver.py)."""
+    whether a child forked ahead of the job may run it, or a function of the job that says so
+    (``run_job``)."""
     from glueperf.clock import process_start_s
-    from glueperf.infra.script import run_script
 
     if connection is None:
-        run_script(lambda: function(job), log_path)
+        run_here(function, job, log_path)
         return
     request = {
         "function": qualified_name(function),
         "server_imports": server_imports and qualified_name(server_imports),
-        "ahead": ahead,
-        "job": job,
+        "ahead": qualified_name(ahead) if callable(ahead) else bool(ahead),
+        "job": job.message(),
         "log": str(log_path),
         "cwd": os.getcwd(),
         "environ": {**os.environ, JOB_STARTED: repr(process_start_s())},
     }
-    payload = pickle.dumps(request)
+    payload = marshal.dumps(request)
     sys.stdout.flush()
     sys.stderr.flush()
     socket.send_fds(connection, [LENGTH.pack(len(payload))], standard_streams())
@@ -91,7 +172,7 @@ def forked_job(connection, function, job, log_path, server_imports, ahead=False)
             "own process",
             file=sys.stderr,
         )
-        run_script(lambda: function(job), log_path)
+        run_here(function, job, log_path)
         return
     status = receive_status(connection)
     if status is None:
@@ -102,6 +183,14 @@ def forked_job(connection, function, job, log_path, server_imports, ahead=False)
         )
         status = 1
     sys.exit(status)
+
+
+def run_here(function, job, log_path) -> None:
+    """The job in this process, as its script runs it. The frame is imported here, not with
+    this module: it costs a job that is forked 0.02 s."""
+    from glueperf.infra.script import run_script
+
+    run_script(lambda: function(job), log_path)
 
 
 def standard_streams() -> list[int]:
@@ -127,15 +216,15 @@ def server_address(role: str = JOBS) -> str | None:
     directory = socket_directory()
     if directory is None:
         return None
-    key = hashlib.sha256(json.dumps([sys.executable, search_path(), owner]).encode()).hexdigest()
-    return str(directory / f"{owner}-{key[:12]}{'' if role == JOBS else f'-{role}'}.sock")
+    key = hashlib.sha256("\0".join([sys.executable, *search_path(), owner]).encode()).hexdigest()
+    return os.path.join(directory, f"{owner}-{key[:12]}{'' if role == JOBS else f'-{role}'}.sock")
 
 
-def socket_directory() -> Path | None:
+def socket_directory() -> str | None:
     """Where this user's servers listen: a directory only they may enter, since whoever can
     connect has the server run code as them (also checked on every connection). None if it is
     not theirs alone."""
-    directory = Path("/tmp") / f"glueperf-forkserver-{os.getuid()}"
+    directory = f"/tmp/glueperf-forkserver-{os.getuid()}"
     return None if directory_problem(directory, private=True) else directory
 
 
@@ -157,11 +246,10 @@ def connect_when_started(address: str) -> socket.socket | None:
     return try_connect(address)
 
 
-def start_in_background(
-    address: str, model_dirs: list[str], role: str = JOBS, ahead: bool = False
-) -> None:
-    """Start the server at ``address`` without waiting for it, unless it is being started or
-    running already, or this Python lacks what it serves (a light job's own environment)."""
+def start_in_background(address: str, role: str = JOBS) -> None:
+    """Start the ``role`` server at ``address`` without waiting for it, unless it is being
+    started or running already, or this Python lacks what it serves (a light job's own
+    environment)."""
     from importlib.util import find_spec
 
     if not all(find_spec(name) for name in NEEDED[role]):
@@ -174,23 +262,24 @@ def start_in_background(
         if running:
             running.close()
         else:
-            start_server(address, starting, model_dirs, role, ahead)
+            start_server(address, starting, role)
     finally:
         os.close(starting)  # the server holds its own copy until it accepts jobs
 
 
-def start_server(
-    address: str, start_lock: int, model_dirs: list[str], role: str = JOBS, ahead: bool = False
-) -> subprocess.Popen:
-    """The server process for ``address``, given the start lock's descriptor to keep until it
-    accepts jobs (or ends), the model directories whose architectures it imports, its ``role``
-    (what it imports), and whether it forks a child ahead as soon as it is ready (``ahead``:
-    the run's evaluations may run off the CPU)."""
+def start_server(address: str, start_lock: int, role: str = JOBS) -> object:
+    """The server process (a ``subprocess.Popen``) for ``address``, given the start lock's
+    descriptor to keep until it accepts jobs (or ends), and its ``role`` (what it imports).
+    The evaluations' server is also given the run's model directories, whose architectures it
+    imports, and whether it forks a child ahead as soon as it is ready (the run's evaluations
+    may run off the CPU): ``run_models``, ``ahead_at_start``."""
     # Above the standard streams (the lock is fd 0 in a job started without standard input),
     # which the server's own take.
     start_lock = fcntl.fcntl(start_lock, fcntl.F_DUPFD_CLOEXEC, 3)
     try:
-        return spawn_server(address, start_lock, model_dirs, role, ahead)
+        if role == JOBS:
+            return spawn_server(address, start_lock, role, run_models(), ahead_at_start())
+        return spawn_server(address, start_lock, role, [], False)
     finally:
         os.close(start_lock)
 
@@ -202,8 +291,13 @@ def server_settings(role: str) -> dict[str, str]:
 
 
 def spawn_server(
-    address: str, start_lock: int, model_dirs: list[str], role: str = JOBS, ahead: bool = False
-) -> subprocess.Popen:
+    address: str, start_lock: int, role: str, model_dirs: list[str], ahead: bool
+) -> object:
+    """The server's process (a ``subprocess.Popen``: imported here, as only a job that starts
+    a server needs it, as json is)."""
+    import json
+    import subprocess
+
     settings = server_settings(role)
     # What the server needs to fork a child ahead in the jobs' environment before any job came:
     # what starts it, and this job's values of what the server's environment sets.

@@ -64,9 +64,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
+import marshal
 import os
-import pickle
 import select
 import signal
 import socket
@@ -82,19 +81,14 @@ from glueperf.clock import JOB_STARTED
 from glueperf.infra.forkclient import (
     AHEAD,
     AHEAD_SWITCH,
-    GPU_JOBS_HERE,
     JOBS,
     LENGTH,
     POST,
-    SERVER_START,
     STATUS,
-    forked_job,
     server_address,
     start_in_background,
-    start_server,
-    try_connect,
 )
-from glueperf.infra.locks import lock_file
+from glueperf.infra.job import Job
 
 # What the jobs import (glueperf/infra/*_job.py, inside their functions).
 PRELOAD = (
@@ -113,7 +107,7 @@ PRELOAD = (
     "glueperf.infra.evaluate_job",
     "glueperf.infra.validate_job",
     "glueperf.infra.hash_job",
-    "glueperf.infra.job",  # the job's description is unpickled with it
+    "glueperf.infra.job",  # the job's description is read with it
 )
 # What the results' jobs import (glueperf/infra/aggregate_job.py and plot_job.py):
 # a second server, ``POST``, holds these for them, apart from the evaluations' server, so that no
@@ -132,7 +126,7 @@ POST_PRELOAD = (
     "glueperf.infra.script",
     "glueperf.infra.aggregate_job",
     "glueperf.infra.plot_job",
-    "glueperf.infra.job",  # the job's description is unpickled with it
+    "glueperf.infra.job",  # the job's description is read with it
 )
 # What each of a run's servers imports (glueperf/infra/forkclient.py: JOBS, POST).
 ROLES = {JOBS: PRELOAD, POST: POST_PRELOAD}
@@ -142,83 +136,6 @@ IDLE_S = 3600.0
 # How long a server that has just become ready looks for jobs already waiting to connect (they
 # connect within milliseconds of the start lock's release) before it forks a child ahead.
 WAITING_JOBS_S = 0.05
-START_TIMEOUT_S = 300.0
-
-
-def run_job(function, job, log_path, server_imports=None, ahead=False) -> None:
-    """Run ``function(job)`` as ``run_script`` does, in a child of this run's fork server
-    (started here if need be), and exit with its status; in this process where there is none.
-    ``server_imports(job, cwd)``: modules for the server to import first; ``ahead``:
-    whether the child forked ahead may run it (see above)."""
-    address = server_address()
-    connection = address and connect(address, run_models(), ahead_at_start())
-    forked_job(connection, function, job, log_path, server_imports, ahead)
-
-
-def run_light_job(function, job, log_path) -> None:
-    """``run_job`` for a job that needs none of the server's imports: forked when this run's
-    server is ready, else run here at once (starting the server in the background, for the
-    evaluations to come, where they run on this host), or forked from the results' server where
-    that one is ready."""
-    address = server_address()
-    connection = address and try_connect(address)
-    if connection is None and address and os.environ.get(GPU_JOBS_HERE) == "1":
-        start_in_background(address, run_models(), JOBS, ahead_at_start())
-        results_server = server_address(POST)  # started by that one, ready sooner
-        connection = results_server and try_connect(results_server)
-    forked_job(connection, function, job, log_path, None)
-
-
-def run_models() -> list[str]:
-    """The directories of the run's models that exist (absolute): the config's, as the workflow
-    gave them to its jobs (``SERVER_START``)."""
-    return [directory for directory in server_start()["models"] if os.path.isdir(directory)]
-
-
-def ahead_at_start() -> bool:
-    """Whether the run's server forks a child ahead as soon as it is ready: where any of the
-    config's evaluations may run off the CPU, so that the first evaluation finds CUDA started
-    too (``SERVER_START``, from glueperf.infra.startup.server_start)."""
-    return bool(server_start()["ahead"])
-
-
-def server_start() -> dict:
-    """What the workflow told its jobs of the server to start: ``models``, ``ahead``; no
-    models and no child ahead where it told them nothing (a script run by hand)."""
-    told = os.environ.get(SERVER_START)
-    return json.loads(told) if told else {"models": [], "ahead": False}
-
-
-def connect(address: str, model_dirs: list[str], ahead: bool = False) -> socket.socket | None:
-    """A connection to the server at ``address``, which is started if it is not running (with
-    ``ahead``: forking a child ahead once ready); None if it cannot be started (its log says
-    why)."""
-    connection = try_connect(address)
-    if connection:
-        return connection
-    # One process starts the server and hands it the start lock, which the server keeps until
-    # it accepts jobs: the others wait for it here, then connect.
-    starting = lock_file(f"{address}.start", wait=True)
-    try:
-        connection = try_connect(address)
-        if connection:
-            return connection
-        server = start_server(address, starting, model_dirs, JOBS, ahead)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while server.poll() is None and time.monotonic() < deadline:
-            connection = try_connect(address)
-            if connection:
-                return connection
-            time.sleep(0.02)
-    finally:
-        os.close(starting)
-    log = Path(f"{address}.log")
-    why = f"see {log}" if log.exists() else "its Snakemake has ended"
-    print(
-        f"glueperf: the fork server did not start ({why}); this job imports for itself",
-        file=sys.stderr,
-    )
-    return None
 
 
 # --- the server ------------------------------------------------------------------------------
@@ -249,7 +166,7 @@ def serve(
     if role == JOBS:
         results_server = server_address(POST)
         if results_server:
-            start_in_background(results_server, [], POST)
+            start_in_background(results_server, POST)
     for name in ROLES[role]:
         began = time.perf_counter()
         try:
@@ -375,7 +292,7 @@ class ChildAhead:
         the next one is forked in the environment of this job, the jobs' from then on."""
         if self.channel is None or not request.get("ahead") or not self.has_started():
             return False
-        payload = pickle.dumps(request)
+        payload = marshal.dumps({**request, "job": request["job"].message()})
         try:
             socket.send_fds(
                 self.channel, [LENGTH.pack(len(payload))], [connection.fileno(), *streams]
@@ -452,7 +369,8 @@ def receive_job(
         header, streams, _, _ = socket.recv_fds(connection, LENGTH.size, descriptors)
         if not header:
             return None
-        request = pickle.loads(receive_exactly(connection, LENGTH.unpack(header)[0]))
+        request = marshal.loads(receive_exactly(connection, LENGTH.unpack(header)[0]))
+        request["job"] = Job.from_message(request["job"])
         connection.settimeout(None)
         return request, streams
     except Exception:
@@ -471,7 +389,9 @@ def close_job(connection: socket.socket, job) -> None:
 
 def prepare_for(request: dict) -> bool:
     """The modules the job asks the server to import (``server_imports``), imported once for
-    every later child; whether the server may still fork (``refuses_to_fork``)."""
+    every later child, and whether a child forked ahead may run it, where a function of the job
+    says (``ahead``: the job's process never reads its description); whether the server may
+    still fork (``refuses_to_fork``)."""
     name = request.get("server_imports")
     if name:
         try:
@@ -479,6 +399,12 @@ def prepare_for(request: dict) -> bool:
                 import_once(module)
         except Exception:  # the job imports for itself, as without the server
             traceback.print_exc()
+    if isinstance(request.get("ahead"), str):
+        try:
+            request["ahead"] = bool(resolve(request["ahead"])(request["job"]))
+        except Exception:  # a new child runs it, as without one ahead
+            traceback.print_exc()
+            request["ahead"] = False
     return not refuses_to_fork()
 
 

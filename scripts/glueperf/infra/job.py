@@ -14,14 +14,8 @@ experiment: about 2,000 evaluations) goes in a file that the command names inste
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import shlex
 import sys
-from pathlib import Path
-
-from glueperf.outputs import atomic_path
 
 # Set as the Snakefile is read (glueperf.infra.startup): the interpreter of a job that runs
 # without a conda env, Snakemake's own as for a `script:` (under --use-conda the variable is
@@ -42,7 +36,7 @@ JOB_COMMAND = (
 # other words and paths); a longer one is written under DESCRIPTIONS (in the working directory,
 # named by its content) and the command passes its path after FROM_FILE.
 MAX_DESCRIPTION = 120_000
-DESCRIPTIONS = Path(".snakemake") / "glueperf" / "jobs"
+DESCRIPTIONS = os.path.join(".snakemake", "glueperf", "jobs")
 FROM_FILE = "@"
 
 
@@ -58,15 +52,44 @@ class Names(dict):
 
 class Job:
     """What a script knows of its job: ``input``, ``output``, ``params`` and ``wildcards`` by
-    name, ``log`` (its files) and ``threads``."""
+    name, ``log`` (its files) and ``threads``. The description may be its JSON text, read on
+    first use: the process Snakemake starts for a job forked from the fork server only passes
+    it on (``message``), and so imports no json."""
 
-    def __init__(self, description: dict, log: list[str], threads: int):
-        self.input = Names(description["input"])
-        self.output = Names(description["output"])
-        self.params = Names(description["params"])
-        self.wildcards = Names(description["wildcards"])
+    def __init__(self, description: dict | str, log: list[str], threads: int):
+        self._description = description if isinstance(description, str) else None
+        self._named_lists = None if self._description else named_lists(description)
         self.log = log
         self.threads = threads
+
+    def _named(self, key: str) -> Names:
+        if self._named_lists is None:
+            import json
+
+            self._named_lists = named_lists(json.loads(self._description))
+        return self._named_lists[key]
+
+    def message(self) -> tuple:
+        """The job in plain values (``marshal`` sends them to the fork server): its
+        description as it came (text still unread, or the dict), log and threads."""
+        description = self._description
+        if description is None:
+            description = {key: dict(names) for key, names in self._named_lists.items()}
+        return description, self.log, self.threads
+
+    @classmethod
+    def from_message(cls, message) -> Job:
+        description, log, threads = message
+        return cls(description, list(log), threads)
+
+    input = property(lambda self: self._named("input"))
+    output = property(lambda self: self._named("output"))
+    params = property(lambda self: self._named("params"))
+    wildcards = property(lambda self: self._named("wildcards"))
+
+
+def named_lists(description: dict) -> dict[str, Names]:
+    return {key: Names(description[key]) for key in ("input", "output", "params", "wildcards")}
 
 
 def job_params(script: str, **params) -> dict:
@@ -88,7 +111,14 @@ def describe(wildcards, input, output, params: dict) -> str:  # noqa: A002
     takes a shell command of at most 128 KiB (one argument of bash; past it a job fails to start
     with "Argument list too long"): a longer description is written to a file as Snakemake
     builds the job, and FROM_FILE and its path stand for it. The file is named by its content,
-    so the command changes exactly when the description does, as an inline one would."""
+    so the command changes exactly when the description does, as an inline one would. (Run in
+    Snakemake's process: what it imports, the jobs' own processes do not.)"""
+    import hashlib
+    import json
+    import shlex
+
+    from glueperf.outputs import atomic_path
+
     description = json.dumps(
         {
             "input": named(input),
@@ -100,10 +130,11 @@ def describe(wildcards, input, output, params: dict) -> str:  # noqa: A002
     )
     if len(shlex.quote(description)) <= MAX_DESCRIPTION:
         return description
-    path = DESCRIPTIONS / f"{hashlib.sha256(description.encode()).hexdigest()[:32]}.json"
-    if not path.is_file():
-        with atomic_path(path) as staging:
-            Path(staging).write_text(description)
+    name = f"{hashlib.sha256(description.encode()).hexdigest()[:32]}.json"
+    path = os.path.join(DESCRIPTIONS, name)
+    if not os.path.isfile(path):
+        with atomic_path(path) as staging, open(staging, "w") as file:
+            file.write(description)
     return f"{FROM_FILE}{path}"
 
 
@@ -122,5 +153,6 @@ def job_from_command_line(argv: list[str] | None = None) -> Job:
         )
     threads, log, description = argv
     if description.startswith(FROM_FILE):
-        description = Path(description.removeprefix(FROM_FILE)).read_text()
-    return Job(json.loads(description), [log], int(threads))
+        with open(description.removeprefix(FROM_FILE)) as file:
+            description = file.read()
+    return Job(description, [log], int(threads))

@@ -20,7 +20,6 @@ import os
 import pwd
 import socket
 import stat
-from pathlib import Path
 
 from glueperf import GlueperfError
 
@@ -37,7 +36,7 @@ def lock_file(path, note: str = "", wait: bool = False) -> int | None:
     holds the lock until it is closed or the process ends. None while another process holds it,
     or with ``wait``, wait until it is free. ``note`` (who holds it) is written into a file of
     this user's; another user's is locked without it (read-only where it is not writable)."""
-    path = Path(path)
+    path = os.fspath(path)  # no pathlib: every job's own process imports this (forkclient.py)
     try:
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT | OPEN_FLAGS, 0o644)
     except PermissionError as error:  # another user's file, in a shared directory: read it
@@ -64,8 +63,8 @@ def lock_file(path, note: str = "", wait: bool = False) -> int | None:
     return descriptor
 
 
-def _unusable(path: Path, error: OSError) -> LockError:
-    if path.is_symlink():
+def _unusable(path: str, error: OSError) -> LockError:
+    if os.path.islink(path):
         return LockError(
             f"the lock file {path} is a symbolic link, which glueperf never follows (it could "
             "make a run write whatever file it points to): remove it"
@@ -113,9 +112,11 @@ def directory_problem(path, private: bool) -> str | None:
     several users share) others may write in it only if it is sticky (chmod +t, as /tmp is),
     so that none can remove or replace another's lock files.
     """
-    path = Path(path)
     try:
-        path.mkdir(mode=0o700, parents=not private)
+        if private:
+            os.mkdir(path, mode=0o700)
+        else:
+            os.makedirs(path, mode=0o700)
         os.chmod(path, 0o700)  # whatever the umask
     except FileExistsError:
         pass
@@ -164,15 +165,14 @@ def hold_run_lock(snakemake_dir=".snakemake") -> None:
     """
     if _held:
         return
-    directory = Path(snakemake_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / RUN_LOCK_FILE
+    os.makedirs(snakemake_dir, exist_ok=True)
+    path = os.path.join(snakemake_dir, RUN_LOCK_FILE)
     descriptor = lock_file(path, note=f"{os.getpid()} on {socket.gethostname()}\n")
     if descriptor is None:
         note, owner = read_note(path) or ("unknown", None)
         holder = note if owner is None else f"{note}, by a lock file of user {owner}"
         raise RunInProgress(
             f"another glueperf run (process {holder}) is in progress in this directory "
-            f"({Path.cwd()}); wait for it to end, or run in another directory"
+            f"({os.getcwd()}); wait for it to end, or run in another directory"
         )
     _held.append(descriptor)

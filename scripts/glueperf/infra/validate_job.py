@@ -1,12 +1,11 @@
 """Rule validate_dataset as a function of its job (glueperf/infra/job.py);
 scripts/validate_dataset.py runs it, forked from the run's fork server when one is ready
-(glueperf/infra/forkserver.py, ``run_light_job``)."""
-
-from glueperf.outputs import read_json, write_json
+(glueperf/infra/forkclient.py, ``run_light_job``)."""
 
 
 def validate_job(job):
     """Check one parquet file and describe it in a JSON summary."""
+    from glueperf.outputs import read_json, write_json
     from glueperf.tasks import DatasetSpec
     from glueperf.validation import summarize
 
