@@ -31,6 +31,9 @@ SERVER_START = "GLUEPERF_SERVER_START"
 # The servers of a run (what each imports: forkserver.ROLES): the evaluations' (and light
 # jobs'), and the results' (the table's and the plots'); the modules a Python must have for each.
 JOBS, POST = "jobs", "post"
+# The servers' code, which a server runs by name: a forked job runs in its frame, so it is the
+# job's code too, though the job's own process never imports it (glueperf/infra/plan.py).
+SERVER_MODULE = "glueperf.infra.forkserver"
 NEEDED = {JOBS: ("torch", "transformers"), POST: ("pandas", "matplotlib")}
 # In the server, torch asks NVML whether CUDA is there, which opens no CUDA context.
 NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
@@ -311,7 +314,7 @@ def spawn_server(
                 sys.executable,
                 "-c",
                 "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
-                "from glueperf.infra.forkserver import serve; "
+                f"from {SERVER_MODULE} import serve; "
                 "serve(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5]), "
                 "sys.argv[6], json.loads(sys.argv[7]))",
                 json.dumps(search_path()),

@@ -20,6 +20,7 @@ from snakemake.exceptions import WorkflowError
 from glueperf import GlueperfError
 from glueperf.checksums import model_files as local_model_files
 from glueperf.fetch import dataset_location, is_hub_model, is_remote, model_location
+from glueperf.infra.forkclient import SERVER_MODULE
 from glueperf.metrics import check_dataset_metrics
 from glueperf.models import DTYPES
 from glueperf.plotting import PLOTS_DIR
@@ -301,14 +302,25 @@ def code_fingerprint(script: str, scripts: Path = SCRIPTS) -> str:
     return digest.hexdigest()[:16]
 
 
+# Modules whose jobs run in the code of a module they do not import: a job forked from a fork
+# server runs in the server's frame, which the job's own process starts by name.
+RUNS_IN = {"glueperf.infra.forkclient": SERVER_MODULE}
+
+
 def code_files(script: Path, package: Path) -> list[Path]:
-    """The modules of ``package`` that ``script`` imports, directly or through one another."""
+    """The modules of ``package`` that ``script`` imports, directly or through one another, and
+    those that it runs in (``RUNS_IN``)."""
+    runs_in = {
+        module_file(package, client.split(".")[1:]): module_file(package, server.split(".")[1:])
+        for client, server in RUNS_IN.items()
+    }
     found, todo = set(), [script]
     while todo:
-        for path in package_imports(todo.pop(), package):
-            if path not in found:
-                found.add(path)
-                todo.append(path)
+        path = todo.pop()
+        for imported in [*package_imports(path, package), runs_in.get(path)]:
+            if imported is not None and imported not in found:
+                found.add(imported)
+                todo.append(imported)
     return sorted(found)
 
 
