@@ -3,8 +3,8 @@
 (glueperf/infra/forkserver.py)."""
 
 from glueperf.infra.evaluate_job import evaluate_job, may_run_ahead, server_imports
-from glueperf.infra.forkclient import run_job
 from glueperf.infra.job import job_from_command_line
+from glueperf.infra.jobs_client import run_job
 
 if __name__ == "__main__":
     job = job_from_command_line()

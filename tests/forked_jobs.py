@@ -25,14 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from glueperf import GlueperfError  # noqa: E402
 from glueperf.infra import forkclient, startup  # noqa: E402
-from glueperf.infra.forkclient import (  # noqa: E402
-    forked,
-    run_job,
-    run_light_job,
-    run_post_job,
-    start_in_background,
-)
+from glueperf.infra.forkclient import forked, run_post_job, start_in_background  # noqa: E402
 from glueperf.infra.job import Job  # noqa: E402
+from glueperf.infra.jobs_client import run_job, run_light_job  # noqa: E402
 
 # A module that the fork server does not import by itself; a BERT model's architecture.
 NOT_PRELOADED = "xml.dom.minidom"

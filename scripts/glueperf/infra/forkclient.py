@@ -15,7 +15,6 @@ import os
 import socket
 import struct
 import sys
-import time
 
 from glueperf.clock import JOB_STARTED
 from glueperf.infra.locks import directory_problem, lock_file
@@ -44,8 +43,6 @@ NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
 AHEAD = {JOBS: "glueperf.infra.evaluate_job:start_ahead"}
 # Set to "0" in the jobs' environment, the server forks no child ahead.
 AHEAD_SWITCH = "GLUEPERF_FORK_AHEAD"
-# How long a job waits for the server it started to accept it.
-START_TIMEOUT_S = 300.0
 STATUS = struct.Struct("!i")
 LENGTH = struct.Struct("!Q")
 
@@ -53,32 +50,6 @@ LENGTH = struct.Struct("!Q")
 def forked() -> bool:
     """Whether this process is a job forked from the fork server (the metrics row says so)."""
     return JOB_STARTED in os.environ
-
-
-def run_job(function, job, log_path, server_imports=None, ahead=False) -> None:
-    """Run ``function(job)`` as ``run_script`` does, in a child of this run's fork server
-    (started here if need be), and exit with its status; in this process where there is none.
-    ``server_imports(job, cwd)``: modules for the server to import first; ``ahead``: whether
-    the child forked ahead may run it (glueperf/infra/forkserver.py), or a function of the job
-    that says so. The server calls both, on the job it is sent: this process never reads the
-    job's description."""
-    address = server_address()
-    connection = address and connect(address)
-    forked_job(connection, function, job, log_path, server_imports, ahead)
-
-
-def run_light_job(function, job, log_path) -> None:
-    """``run_job`` for a job that needs none of the server's imports: forked when this run's
-    server is ready, else run here at once (starting the server in the background, for the
-    evaluations to come, where they run on this host), or forked from the results' server where
-    that one is ready."""
-    address = server_address()
-    connection = address and try_connect(address)
-    if connection is None and address and os.environ.get(GPU_JOBS_HERE) == "1":
-        start_in_background(address, JOBS)
-        results_server = server_address(POST)  # started by that one, ready sooner
-        connection = results_server and try_connect(results_server)
-    forked_job(connection, function, job, log_path, None)
 
 
 def run_models() -> list[str]:
@@ -103,39 +74,8 @@ def server_start() -> dict:
     return json.loads(told) if told else {"models": [], "ahead": False}
 
 
-def connect(address: str) -> socket.socket | None:
-    """A connection to the evaluations' server at ``address``, which is started if it is not
-    running; None if it cannot be started (its log says why)."""
-    connection = try_connect(address)
-    if connection:
-        return connection
-    # One process starts the server and hands it the start lock, which the server keeps until
-    # it accepts jobs: the others wait for it here, then connect.
-    starting = lock_file(f"{address}.start", wait=True)
-    try:
-        connection = try_connect(address)
-        if connection:
-            return connection
-        server = start_server(address, starting, JOBS)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while server.poll() is None and time.monotonic() < deadline:
-            connection = try_connect(address)
-            if connection:
-                return connection
-            time.sleep(0.02)
-    finally:
-        os.close(starting)
-    log = f"{address}.log"
-    why = f"see {log}" if os.path.exists(log) else "its Snakemake has ended"
-    print(
-        f"glueperf: the fork server did not start ({why}); this job imports for itself",
-        file=sys.stderr,
-    )
-    return None
-
-
 def run_post_job(function, job, log_path) -> None:
-    """``run_job`` for the jobs that make the results of the evaluations (the table, the
+    """``jobs_client.run_job`` for the jobs that make the results of the evaluations (the table, the
     plots): forked from this run's results server (``POST``) when it runs or is starting, else
     run here. The evaluations' server starts it as it starts itself, so that its imports overlap
     its own, before any evaluation runs."""
@@ -147,7 +87,7 @@ def forked_job(connection, function, job, log_path, server_imports, ahead=False)
     """The job run in a child through ``connection`` to the server, exiting with its status;
     in this process when there is no connection, or the server forked no child. ``ahead``:
     whether a child forked ahead of the job may run it, or a function of the job that says so
-    (``run_job``)."""
+    (``jobs_client.run_job``)."""
     from glueperf.clock import process_start_s
 
     if connection is None:

@@ -3,7 +3,7 @@
 A local model's files are hashed once per model, not in each of its evaluations (DistilBERT's
 268 MB take most of a second), and with no device held: every evaluation of the model records
 these checksums (``model_weights_sha256``). A Hub model's are in its fetch provenance. Needs no
-torch: the job is a light one (glueperf/infra/forkclient.py, ``run_light_job``).
+torch: the job is a light one (glueperf/infra/jobs_client.py, ``run_light_job``).
 """
 
 

@@ -304,7 +304,7 @@ def code_fingerprint(script: str, scripts: Path = SCRIPTS) -> str:
 
 # Modules whose jobs run in the code of a module they do not import: a job forked from a fork
 # server runs in the server's frame, which the job's own process starts by name.
-RUNS_IN = {"glueperf.infra.forkclient": SERVER_MODULE}
+RUNS_IN = {"glueperf.infra.jobs_client": SERVER_MODULE}
 
 
 def code_files(script: Path, package: Path) -> list[Path]:

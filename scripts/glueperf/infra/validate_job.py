@@ -1,6 +1,6 @@
 """Rule validate_dataset as a function of its job (glueperf/infra/job.py);
 scripts/validate_dataset.py runs it, forked from the run's fork server when one is ready
-(glueperf/infra/forkclient.py, ``run_light_job``)."""
+(glueperf/infra/jobs_client.py, ``run_light_job``)."""
 
 
 def validate_job(job):
