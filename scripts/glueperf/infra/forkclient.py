@@ -1,9 +1,12 @@
 """The jobs' side of the fork servers (glueperf/infra/forkserver.py): whether a job runs forked,
-where a run's servers listen, asking one for a child, and starting one. Standard library and
-glueperf's frame alone: the process Snakemake starts for a job imports this and little more, also
-in the lean envs of the table's and the plots' jobs (``run_post_job``). So little that its start
-is a few hundredths of a second, paid by every job: no pathlib, subprocess only to start a
-server, and each script's job module imports its own needs inside its function.
+where a run's servers listen, asking one for a child, and starting one; the results' jobs' way
+in (``run_post_job``; the evaluations' and light jobs' is glueperf/infra/jobs_client.py).
+
+The standard library alone, and little of it: the process Snakemake starts for a job imports
+this and little more (about 0.03 s of start, paid by every job), also in the lean envs of the
+table's and the plots' jobs. So json and subprocess are imported only where a server is started,
+the job's frame only where the job runs in this process (``run_here``), and each job module
+imports what its function needs inside it.
 """
 
 from __future__ import annotations
@@ -75,10 +78,10 @@ def server_start() -> dict:
 
 
 def run_post_job(function, job, log_path) -> None:
-    """``jobs_client.run_job`` for the jobs that make the results of the evaluations (the table, the
-    plots): forked from this run's results server (``POST``) when it runs or is starting, else
-    run here. The evaluations' server starts it as it starts itself, so that its imports overlap
-    its own, before any evaluation runs."""
+    """``jobs_client.run_job`` for the jobs that make the results of the evaluations (the
+    table, the plots): forked from this run's results server (``POST``) when it runs or is
+    starting, else run here. The evaluations' server starts it as it starts itself, so that its
+    imports overlap its own, before any evaluation runs."""
     address = server_address(POST)
     forked_job(address and connect_when_started(address), function, job, log_path, None)
 

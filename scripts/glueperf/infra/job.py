@@ -57,8 +57,9 @@ class Job:
     it on (``message``), and so imports no json."""
 
     def __init__(self, description: dict | str, log: list[str], threads: int):
-        self._description = description if isinstance(description, str) else None
-        self._named_lists = None if self._description else named_lists(description)
+        text = isinstance(description, str)
+        self._description = description if text else None
+        self._named_lists = None if text else named_lists(description)
         self.log = log
         self.threads = threads
 
@@ -111,8 +112,8 @@ def describe(wildcards, input, output, params: dict) -> str:  # noqa: A002
     takes a shell command of at most 128 KiB (one argument of bash; past it a job fails to start
     with "Argument list too long"): a longer description is written to a file as Snakemake
     builds the job, and FROM_FILE and its path stand for it. The file is named by its content,
-    so the command changes exactly when the description does, as an inline one would. (Run in
-    Snakemake's process: what it imports, the jobs' own processes do not.)"""
+    so the command changes exactly when the description does, as an inline one would. It runs in
+    Snakemake's process: its imports are made there, not in the jobs' own processes."""
     import hashlib
     import json
     import shlex
