@@ -223,9 +223,7 @@ def start_server(address: str, start_lock: int, role: str = JOBS) -> object:
     # which the server's own take.
     start_lock = fcntl.fcntl(start_lock, fcntl.F_DUPFD_CLOEXEC, 3)
     try:
-        if role == JOBS:
-            return spawn_server(address, start_lock, role, run_models(), ahead_at_start())
-        return spawn_server(address, start_lock, role, [], False)
+        return spawn_server(address, start_lock, role)
     finally:
         os.close(start_lock)
 
@@ -236,14 +234,13 @@ def server_settings(role: str) -> dict[str, str]:
     return {NVML_CHECK: "1", **({"MPLBACKEND": "Agg"} if role == POST else {})}
 
 
-def spawn_server(
-    address: str, start_lock: int, role: str, model_dirs: list[str], ahead: bool
-) -> object:
+def spawn_server(address: str, start_lock: int, role: str) -> object:
     """The server's process (a ``subprocess.Popen``: imported here, as only a job that starts
     a server needs it, as json is)."""
     import json
     import subprocess
 
+    model_dirs, ahead = (run_models(), ahead_at_start()) if role == JOBS else ([], False)
     settings = server_settings(role)
     # What the server needs to fork a child ahead in the jobs' environment before any job came:
     # what starts it, and this job's values of what the server's environment sets.
